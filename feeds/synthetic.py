@@ -15,8 +15,8 @@ benchmarks and the Monte Carlo paths. It is built to behave like real markets wh
 * **A stock-bond correlation that turns negative in high-volatility states** (flight to quality), and
   equity / real-estate correlation that rises in stress.
 * **An implied-volatility index that tracks and leads realized equity volatility**: it prices the
-  expected equity variance over the next month from the GARCH state and the volatility state a week
-  ahead, times a variance risk premium, with its own persistent log-noise.
+  expected equity variance over the next month from the GARCH state and the volatility states of
+  the next two weeks, times a variance risk premium, with its own persistent log-noise.
 * **Leading indicators that lead the phase with noise**: eight monthly series loading on a latent
   output-gap path (below trend and rising in recovery, above and rising in expansion, above and
   falling in deceleration, below and falling in recession), shifted ``MACRO_LEAD_MONTHS`` ahead, with
@@ -164,7 +164,7 @@ T_DOF = 5.0
 #: Variance risk premium of the implied-volatility index (ratio of implied to expected vol).
 VOL_PREMIUM = 1.12
 #: How many business days ahead the implied-vol index sees the volatility state.
-VOL_INDEX_LEAD_DAYS = 5
+VOL_INDEX_LEAD_DAYS = 10
 
 
 @dataclass(frozen=True)
@@ -377,8 +377,10 @@ def synthetic_market(
     # --- implied volatility index -------------------------------------------------------
     horizon = 21
     eq_persist = persistence[0]
-    ahead_state = vol_state[np.minimum(np.arange(n_days) + VOL_INDEX_LEAD_DAYS, n_days - 1)]
-    target_ahead = daily_target[0, ahead_state]
+    # The market sees the volatility state up to VOL_INDEX_LEAD_DAYS ahead (its information set is
+    # larger than a model's): average the regime variance over those days.
+    ahead = np.minimum(np.arange(n_days)[:, None] + np.arange(1, VOL_INDEX_LEAD_DAYS + 1), n_days - 1)
+    target_ahead = daily_target[0, vol_state[ahead]].mean(axis=1)
     # Expected average variance over the next month from the GARCH state, reverting to the
     # (anticipated) regime level.
     k = np.arange(1, horizon + 1)
