@@ -16,7 +16,7 @@ benchmarks and the Monte Carlo paths. It is built to behave like real markets wh
   equity / real-estate correlation that rises in stress.
 * **An implied-volatility index that tracks and leads realized equity volatility**: it prices the
   expected equity variance over the next month from the GARCH state and the volatility states of
-  the next two weeks, times a variance risk premium, with its own persistent log-noise.
+  the next month (the market anticipates regime shifts better than a model can), times a variance risk premium, with its own persistent log-noise.
 * **Leading indicators that lead the phase with noise**: eight monthly series loading on a latent
   output-gap path (below trend and rising in recovery, above and rising in expansion, above and
   falling in deceleration, below and falling in recession), shifted ``MACRO_LEAD_MONTHS`` ahead, with
@@ -164,7 +164,7 @@ T_DOF = 5.0
 #: Variance risk premium of the implied-volatility index (ratio of implied to expected vol).
 VOL_PREMIUM = 1.12
 #: How many business days ahead the implied-vol index sees the volatility state.
-VOL_INDEX_LEAD_DAYS = 10
+VOL_INDEX_LEAD_DAYS = 21
 
 
 @dataclass(frozen=True)
