@@ -1,0 +1,171 @@
+"""Backtrader analyzers that record what a :class:`~strategies.bt_strategies.RiskBudgetStrategy` did.
+
+Each analyzer is thin: it reads the strategy's state after every bar and returns pandas objects from
+``get_analysis()``. Positions and transactions are built for every feed here (backtrader's built-in
+``PyFolio`` analyzer keeps only the last feed plus cash; do not use it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PortfolioRecorder",
+    "WeightsRecorder",
+    "RiskContributionRecorder",
+    "BudgetRecorder",
+    "RebalanceRecorder",
+    "ALL_ANALYZERS",
+]
+
+
+def _date(strategy: bt.Strategy) -> pd.Timestamp:
+    return pd.Timestamp(strategy.asset_datas[0].datetime.date(0))
+
+
+class PortfolioRecorder(bt.Analyzer):
+    """Daily value, cash, money positions per asset, daily returns, and every fill.
+
+    ``get_analysis()`` returns ``{"values": Series, "returns": Series, "positions": DataFrame
+    (assets + cash), "transactions": DataFrame (symbol, amount, price, commission)}``; returns start
+    on the day of the first investment.
+    """
+
+    def start(self) -> None:
+        self._dates: list[pd.Timestamp] = []
+        self._rows: list[np.ndarray] = []
+        self._cash: list[float] = []
+        self._values: list[float] = []
+
+    def next(self) -> None:
+        s = self.strategy
+        self._dates.append(_date(s))
+        self._rows.append(s.units() * s.closes())
+        self._cash.append(float(s.broker.getcash()))
+        self._values.append(float(s.broker.getvalue()))
+
+    def get_analysis(self) -> dict[str, Any]:
+        s = self.strategy
+        idx = pd.DatetimeIndex(self._dates, name="date")
+        positions = pd.DataFrame(np.array(self._rows).reshape(len(idx), -1), index=idx, columns=s.asset_names)
+        positions["cash"] = self._cash
+        values = pd.Series(self._values, index=idx, name=type(s).__name__)
+        invested = positions[s.asset_names].abs().sum(axis=1) > 0
+        if invested.any():
+            first = int(np.argmax(invested.to_numpy()))
+            rets = values.pct_change().iloc[max(first, 1) :]
+        else:
+            rets = values.iloc[0:0]
+        tx = pd.DataFrame(s.fills, columns=["date", "symbol", "amount", "price", "commission"])
+        return {"values": values, "returns": rets, "positions": positions, "transactions": tx}
+
+
+class WeightsRecorder(bt.Analyzer):
+    """Executed end-of-day weights and the latest target weights (DataFrames, one column per asset)."""
+
+    def start(self) -> None:
+        self._dates: list[pd.Timestamp] = []
+        self._w: list[np.ndarray] = []
+        self._t: list[np.ndarray] = []
+
+    def next(self) -> None:
+        s = self.strategy
+        self._dates.append(_date(s))
+        self._w.append(s.executed_weights())
+        d = s.last_decision
+        self._t.append(d.target if d is not None else np.full(len(s.asset_names), np.nan))
+
+    def get_analysis(self) -> dict[str, pd.DataFrame]:
+        s = self.strategy
+        idx = pd.DatetimeIndex(self._dates, name="date")
+        n = len(s.asset_names)
+        return {
+            "executed": pd.DataFrame(np.array(self._w).reshape(len(idx), n), index=idx, columns=s.asset_names),
+            "target": pd.DataFrame(np.array(self._t).reshape(len(idx), n), index=idx, columns=s.asset_names),
+        }
+
+
+class RiskContributionRecorder(bt.Analyzer):
+    """Relative risk contributions of the executed weights under the allocator's covariance that day."""
+
+    def start(self) -> None:
+        self._dates: list[pd.Timestamp] = []
+        self._rc: list[np.ndarray] = []
+
+    def next(self) -> None:
+        from strategies.risk import risk_contributions
+
+        s = self.strategy
+        w = s.executed_weights()
+        if not np.any(w > 0):
+            return
+        cov = s.allocator.covariance()
+        if cov is None:
+            return
+        self._dates.append(_date(s))
+        self._rc.append(risk_contributions(w, cov, relative=True))
+
+    def get_analysis(self) -> pd.DataFrame:
+        s = self.strategy
+        idx = pd.DatetimeIndex(self._dates, name="date")
+        return pd.DataFrame(np.array(self._rc).reshape(len(idx), len(s.asset_names)), index=idx, columns=s.asset_names)
+
+
+class BudgetRecorder(bt.Analyzer):
+    """Daily allocator diagnostics: regime, smoothing lambda, target and smoothed budgets.
+
+    Columns: ``phase, vol_state, regime, lambda, cycle_source, vol_source``, ``target_<asset>``,
+    ``smoothed_<asset>`` (NaN where the strategy has no such notion).
+    """
+
+    def start(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
+    def next(self) -> None:
+        s = self.strategy
+        snap = s.allocator.snapshot() if hasattr(s.allocator, "snapshot") else {}
+        row: dict[str, Any] = {"date": _date(s)}
+        for key in ("phase", "vol_state", "regime", "lambda", "cycle_source", "vol_source"):
+            row[key] = snap.get(key)
+        tgt = snap.get("budget_target")
+        cur = snap.get("budget")
+        if cur is None:
+            b = s.allocator.budget()
+            cur = b
+        for i, a in enumerate(s.asset_names):
+            row[f"target_{a}"] = float(tgt[i]) if tgt is not None else np.nan
+            row[f"smoothed_{a}"] = float(cur[i]) if cur is not None else np.nan
+        self._rows.append(row)
+
+    def get_analysis(self) -> pd.DataFrame:
+        if not self._rows:
+            return pd.DataFrame()
+        return pd.DataFrame(self._rows).set_index("date")
+
+
+class RebalanceRecorder(bt.Analyzer):
+    """One row per executed rebalance (date, strategy, trigger, turnover, max_asset_change, cost,
+    pre/post weights), plus the order issues (rejections, margin calls) that were retried."""
+
+    def get_analysis(self) -> dict[str, pd.DataFrame]:
+        s = self.strategy
+        cols = ["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"]
+        cols += [f"pre_{a}" for a in s.asset_names] + [f"post_{a}" for a in s.asset_names]
+        return {
+            "rebalances": pd.DataFrame(s.rebalances, columns=cols),
+            "order_issues": pd.DataFrame(s.order_issues, columns=["date", "symbol", "status", "size"]),
+        }
+
+
+#: (name, class) of every recorder, as the runners add them.
+ALL_ANALYZERS: tuple[tuple[str, type[bt.Analyzer]], ...] = (
+    ("portfolio", PortfolioRecorder),
+    ("weights", WeightsRecorder),
+    ("risk_contributions", RiskContributionRecorder),
+    ("budgets", BudgetRecorder),
+    ("rebalances", RebalanceRecorder),
+)

@@ -1,0 +1,136 @@
+"""Cerebro assembly and one strategy's backtest, returned as plain pandas objects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import backtrader as bt
+import pandas as pd
+
+from drb.errors import ConfigError
+from feeds.bt_feeds import add_feeds
+from feeds.market import MarketData
+from runners.analyzers import ALL_ANALYZERS
+from runners.config import DEFAULT_BROKER
+
+__all__ = ["StrategyResult", "build_cerebro", "run_backtest", "strategy_class", "STRATEGY_NAMES"]
+
+#: Every strategy a comparison runs, the dynamic model first.
+STRATEGY_NAMES: tuple[str, ...] = (
+    "DynamicRiskBudget",
+    "EqualWeight",
+    "FixedWeights",
+    "InverseVolatility",
+    "RiskParity",
+    "MinimumVariance",
+    "StaticRiskBudget",
+    "SharpeRiskBudget",
+    "MacroRiskParity",
+    "VolatilityManaged",
+)
+
+
+def strategy_class(name: str) -> type[bt.Strategy]:
+    """The strategy class of that name (from :mod:`strategies`)."""
+    import strategies
+
+    if name not in STRATEGY_NAMES:
+        raise ConfigError(f"unknown strategy '{name}' (known: {', '.join(STRATEGY_NAMES)})")
+    return getattr(strategies, name)
+
+
+def validate_strategy_params(name: str, params: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for an unknown strategy or parameter."""
+    cls = strategy_class(name)
+    known = set(cls.params._getkeys())
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"strategy.{name}: unknown parameter '{key}' (known: {', '.join(sorted(known))})")
+
+
+@dataclass
+class StrategyResult:
+    """What one backtest produced (all pandas, picklable across processes)."""
+
+    name: str
+    values: pd.Series
+    returns: pd.Series
+    weights: pd.DataFrame
+    target_weights: pd.DataFrame
+    risk_contributions: pd.DataFrame
+    positions: pd.DataFrame
+    transactions: pd.DataFrame
+    rebalances: pd.DataFrame
+    budgets: pd.DataFrame
+    order_issues: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def build_cerebro(
+    market: MarketData,
+    strategy: type[bt.Strategy],
+    params: Mapping[str, Any] | None = None,
+    broker: Mapping[str, float] | None = None,
+    *,
+    analyzers: bool = True,
+) -> bt.Cerebro:
+    """A cerebro with the market's feeds, one strategy, our broker settings and the recorders.
+
+    Uses ``cheat_on_open=True`` so orders decided at a close are sized and filled at the next open,
+    ``stdstats=False`` (observers are not needed) and a percentage commission on notional.
+    """
+    b = dict(DEFAULT_BROKER)
+    b.update(broker or {})
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True, maxcpus=1)
+    add_feeds(cerebro, market)
+    cerebro.broker.setcash(float(b["cash"]))
+    cerebro.broker.setcommission(commission=float(b["commission"]))
+    if b.get("slippage"):
+        cerebro.broker.set_slippage_perc(float(b["slippage"]), slip_open=True, slip_limit=True, slip_match=True, slip_out=False)
+    kwargs = dict(params or {})
+    kwargs.setdefault("asset_classes", dict(market.asset_classes))
+    kwargs.setdefault("cash_buffer", float(b.get("cash_buffer", 0.002)))
+    if strategy.__name__ == "DynamicRiskBudget" and market.macro is not None:
+        kwargs.setdefault("macro", market.macro)
+    cerebro.addstrategy(strategy, **kwargs)
+    if analyzers:
+        for name, cls in ALL_ANALYZERS:
+            cerebro.addanalyzer(cls, _name=name)
+    return cerebro
+
+
+def run_backtest(
+    market: MarketData,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    broker: Mapping[str, float] | None = None,
+) -> StrategyResult:
+    """Run one strategy on ``market`` and collect its records."""
+    cls = strategy_class(name)
+    validate_strategy_params(name, params or {})
+    t0 = time.perf_counter()
+    cerebro = build_cerebro(market, cls, params, broker)
+    strat = cerebro.run()[0]
+    elapsed = time.perf_counter() - t0
+    an = {n: strat.analyzers.getbyname(n).get_analysis() for n, _ in ALL_ANALYZERS}
+    alloc = strat.allocator
+    info: dict[str, Any] = {"seconds": round(elapsed, 3), "bars": len(market.prices)}
+    if hasattr(alloc, "report"):
+        info.update(alloc.report())
+    return StrategyResult(
+        name=name,
+        values=an["portfolio"]["values"],
+        returns=an["portfolio"]["returns"],
+        weights=an["weights"]["executed"],
+        target_weights=an["weights"]["target"],
+        risk_contributions=an["risk_contributions"],
+        positions=an["portfolio"]["positions"],
+        transactions=an["portfolio"]["transactions"],
+        rebalances=an["rebalances"]["rebalances"],
+        budgets=an["budgets"],
+        order_issues=an["rebalances"]["order_issues"],
+        info=info,
+    )

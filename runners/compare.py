@@ -1,0 +1,302 @@
+"""The side-by-side comparison: every strategy on the same feeds and broker, outputs to a folder.
+
+Each strategy runs in its own cerebro with its own broker, in parallel processes where cores allow,
+with a progress bar. The folder layout is documented in ``docs/outputs.md``; every file is written
+atomically (temporary file, fsync, rename), ``run.json`` last, so a folder whose ``run.json`` exists
+is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import ConfigError
+from feeds.market import MarketData
+from runners.backtest import STRATEGY_NAMES, StrategyResult, run_backtest, validate_strategy_params
+from runners.config import DEFAULT_EXECUTION, RunConfig
+from runners.io import atomic_to_csv, atomic_write_text
+
+__all__ = ["ComparisonResult", "run_comparison", "write_outputs", "strategy_params_for", "package_versions"]
+
+_PACKAGES = (
+    "dynamic-risk-budget",
+    "backtrader",
+    "numpy",
+    "pandas",
+    "scipy",
+    "arch",
+    "empyrical-reloaded",
+    "pyfolio-reloaded",
+    "matplotlib",
+    "dask",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run depends on."""
+    out = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+@dataclass
+class ComparisonResult:
+    """All strategies' results plus the metrics table."""
+
+    results: dict[str, StrategyResult]
+    metrics: pd.DataFrame
+    out_dir: Path | None
+    timings: dict[str, float]
+
+
+def strategy_params_for(name: str, config: RunConfig) -> dict[str, Any]:
+    """Parameters of one strategy: the common ``[execution]`` table, then its own table."""
+    params: dict[str, Any] = {}
+    exe = dict(DEFAULT_EXECUTION)
+    exe.update(config.execution)
+    params["total_cap"] = exe["total_cap"]
+    params["asset_cap"] = exe["asset_cap"]
+    params["warmup"] = exe["warmup"]
+    params.update(config.strategy_params.get(name, {}))
+    validate_strategy_params(name, params)
+    return params
+
+
+def _run_one(args: tuple[MarketData, str, dict[str, Any], dict[str, float]]) -> StrategyResult:
+    market, name, params, broker = args
+    import warnings
+
+    from drb.errors import DRBWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DRBWarning)
+        res = run_backtest(market, name, params, broker)
+    msgs = sorted({f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, DRBWarning)})
+    if msgs:
+        res.info["warnings"] = msgs
+    return res
+
+
+def run_comparison(
+    market: MarketData,
+    config: RunConfig | None = None,
+    *,
+    strategies: Sequence[str] | None = None,
+    out_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    extra_info: Mapping[str, Any] | None = None,
+    report: bool = True,
+) -> ComparisonResult:
+    """Run every strategy on ``market`` and (optionally) write the output folder.
+
+    Parameters
+    ----------
+    market : MarketData
+    config : RunConfig, optional
+        Broker, execution, per-strategy parameters, benchmark and risk-free rate.
+    strategies : sequence of str, optional
+        Names (default: ``config.strategies`` or all of :data:`runners.backtest.STRATEGY_NAMES`).
+    out_dir : path, optional
+        Where to write the outputs (``docs/outputs.md``); nothing written when None.
+    workers : int, optional
+        Parallel processes (default: ``config.workers`` or the number of cores); 1 runs in-process.
+    progress : bool
+        Show a progress bar on stderr.
+    extra_info : mapping, optional
+        Added to ``run.json`` (e.g. the seed of the synthetic market).
+    report : bool
+        Also write the report (``report.md``/``report.html``, figures, tear sheets).
+    """
+    config = config or RunConfig(source="<defaults>")
+    names = list(strategies or config.strategies or STRATEGY_NAMES)
+    for n in names:
+        if n not in STRATEGY_NAMES:
+            raise ConfigError(f"unknown strategy '{n}' (known: {', '.join(STRATEGY_NAMES)})")
+    bench = config.benchmark or ("EqualWeight" if "EqualWeight" in names else None)
+    if bench is not None and bench not in names:
+        raise ConfigError(f"run.benchmark: '{bench}' is not among the strategies run ({', '.join(names)})")
+    warm = int(config.execution.get("warmup", DEFAULT_EXECUTION["warmup"]))
+    if len(market.prices) <= warm + 21:
+        raise ConfigError(
+            f"history too short: {len(market.prices)} bars, the warm-up of {warm} bars plus a month needs {warm + 22}"
+        )
+    tasks = [(market, n, strategy_params_for(n, config), dict(config.broker)) for n in names]
+    n_workers = workers or config.workers or os.cpu_count() or 1
+    n_workers = max(1, min(n_workers, len(tasks)))
+    t0 = time.perf_counter()
+    results: dict[str, StrategyResult] = {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc="strategies", unit="strategy", disable=not progress, file=sys.stderr)
+    try:
+        if n_workers == 1:
+            for task in tasks:
+                res = _run_one(task)
+                results[res.name] = res
+                bar.update(1)
+                bar.set_postfix_str(res.name)
+        else:
+            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+                futures = [pool.submit(_run_one, t) for t in tasks]
+                for fut in as_completed(futures):
+                    res = fut.result()
+                    results[res.name] = res
+                    bar.update(1)
+                    bar.set_postfix_str(res.name)
+    finally:
+        bar.close()
+    results = {n: results[n] for n in names}
+    wall = time.perf_counter() - t0
+    metrics = compute_comparison_metrics(results, market, benchmark=bench, risk_free=config.risk_free)
+    timings = {"wall_seconds": round(wall, 3), "workers": n_workers}
+    timings.update({f"{n}_seconds": r.info.get("seconds", float("nan")) for n, r in results.items()})
+    out_path = None
+    if out_dir is not None:
+        out_path = write_outputs(
+            Path(out_dir), results, metrics, market, config, timings=timings, benchmark=bench, extra_info=extra_info
+        )
+        if report:
+            from runners.report import build_report
+
+            build_report(out_path)
+    return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings)
+
+
+def _returns_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:
+    return pd.DataFrame({n: r.returns for n, r in results.items()}).sort_index()
+
+
+def _rebalances_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:
+    frames = [r.rebalances for r in results.values() if len(r.rebalances)]
+    if not frames:
+        return pd.DataFrame(columns=["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"])
+    return pd.concat(frames, ignore_index=True).sort_values(["date", "strategy"], kind="stable").reset_index(drop=True)
+
+
+def compute_comparison_metrics(
+    results: Mapping[str, StrategyResult], market: MarketData, *, benchmark: str | None, risk_free: float = 0.0
+) -> pd.DataFrame:
+    """The metrics table of a comparison (``runners.metrics.compute_metrics``)."""
+    from runners.metrics import annualized_turnover, compute_metrics, extreme_months
+
+    returns = _returns_frame(results)
+    turnover = annualized_turnover(_rebalances_frame(results), returns)
+    eq = [a for a, c in market.asset_classes.items() if c == "equity"]
+    mask = extreme_months(market.prices[eq[0]]) if eq else None
+    return compute_metrics(returns, turnover=turnover, benchmark=benchmark, extreme_mask=mask, risk_free=risk_free)
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if np.isfinite(f) else None
+    if isinstance(obj, (pd.Timestamp,)):
+        return str(obj.date())
+    if isinstance(obj, (pd.DataFrame, pd.Series)):
+        return f"<{type(obj).__name__} {getattr(obj, 'shape', '')}>"
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return repr(obj)
+
+
+def write_outputs(
+    out: Path,
+    results: Mapping[str, StrategyResult],
+    metrics: pd.DataFrame,
+    market: MarketData,
+    config: RunConfig,
+    *,
+    timings: Mapping[str, Any],
+    benchmark: str | None,
+    extra_info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the run folder (``docs/outputs.md``); ``run.json`` last."""
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("weights", "risk_contributions", "positions", "transactions"):
+        (out / sub).mkdir(exist_ok=True)
+    from runners.tables import metrics_markdown
+
+    atomic_to_csv(metrics, out / "metrics.csv", float_format="%.6f")
+    atomic_write_text(out / "metrics.md", metrics_markdown(metrics))
+    atomic_to_csv(_returns_frame(results), out / "returns.csv", float_format="%.10g")
+    atomic_to_csv(pd.DataFrame({n: r.values for n, r in results.items()}), out / "values.csv", float_format="%.6f")
+    for n, r in results.items():
+        start = r.returns.index[0] if len(r.returns) else None
+        w = r.weights.loc[start:] if start is not None else r.weights
+        atomic_to_csv(w, out / "weights" / f"{n}.csv", float_format="%.8f")
+        atomic_to_csv(r.risk_contributions, out / "risk_contributions" / f"{n}.csv", float_format="%.8f")
+        pos = r.positions.loc[start:] if start is not None else r.positions
+        atomic_to_csv(pos, out / "positions" / f"{n}.csv", float_format="%.6f")
+        atomic_to_csv(r.transactions, out / "transactions" / f"{n}.csv", index=False, float_format="%.10g")
+    atomic_to_csv(_rebalances_frame(results), out / "rebalances.csv", index=False, float_format="%.8g")
+    dyn = results.get("DynamicRiskBudget")
+    fallbacks: dict[str, Any] = {}
+    if dyn is not None and len(dyn.budgets):
+        b = dyn.budgets
+        atomic_to_csv(b.drop(columns=["cycle_source", "vol_source"], errors="ignore"), out / "budgets.csv", float_format="%.8f")
+        reg = b[["phase", "vol_state", "regime", "cycle_source", "vol_source"]]
+        atomic_to_csv(reg, out / "regimes.csv")
+        from indicators import REGIMES, transition_matrix
+
+        known = reg["regime"].dropna()
+        atomic_to_csv(transition_matrix(known.to_numpy(), labels=list(REGIMES)), out / "transition_matrix.csv", float_format="%.6f")
+        fallbacks = {
+            "cycle_source": sorted(set(reg["cycle_source"].dropna())),
+            "vol_source": sorted(set(reg["vol_source"].dropna())),
+        }
+    run = {
+        "created": pd.Timestamp.now().isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+        "strategies": list(results),
+        "benchmark": benchmark,
+        "parameters": {n: strategy_params_for(n, config) for n in results},
+        "data": {
+            "start": str(market.prices.index[0].date()),
+            "end": str(market.prices.index[-1].date()),
+            "bars": len(market.prices),
+            "assets": market.asset_classes,
+            "sources": market.sources,
+            "notes": market.notes,
+            "signals": {
+                "vol_index": market.vol_index is not None,
+                "macro": market.macro is not None,
+            },
+            "first_investment": str(min(r.returns.index[0] for r in results.values() if len(r.returns)).date())
+            if any(len(r.returns) for r in results.values())
+            else None,
+        },
+        "fallbacks": fallbacks,
+        "strategy_info": {n: r.info for n, r in results.items()},
+        "order_issues": {n: len(r.order_issues) for n, r in results.items()},
+        "timings": dict(timings),
+        "versions": package_versions(),
+    }
+    run.update(dict(extra_info or {}))
+    atomic_write_text(out / "run.json", json.dumps(_to_jsonable(run), indent=2))
+    return out

@@ -1,0 +1,476 @@
+"""Allocators: the pure decision logic of every strategy, driven one bar at a time.
+
+An allocator sees bar t (date, closes, the volatility index) through :meth:`Allocator.update` and,
+given the current drifted weights, says through :meth:`Allocator.decide` whether to rebalance and
+to which weights. It imports no backtrader: the backtrader strategies in
+:mod:`strategies.bt_strategies` and the plain-loop fast path in :mod:`runners.fastpath` drive the
+same objects, so both give the same weights on the same data.
+
+Conventions: returns are simple daily returns of the closes; covariances are annualized (x252);
+weights are decimals of portfolio value, long-only, summing to at most 1 (the rest is cash).
+Nothing at bar t uses data after t: every estimator is fed incrementally.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import ConfigError
+from strategies.budget import CLASSES, class_to_asset_budget
+
+__all__ = [
+    "Decision",
+    "Allocator",
+    "EqualWeightAllocator",
+    "FixedWeightsAllocator",
+    "InverseVolatilityAllocator",
+    "RiskParityAllocator",
+    "MinimumVarianceAllocator",
+    "StaticRiskBudgetAllocator",
+    "SharpeRiskBudgetAllocator",
+    "MacroRiskParityAllocator",
+    "VolatilityManagedAllocator",
+    "is_period_start",
+    "PERIODS_PER_YEAR",
+]
+
+PERIODS_PER_YEAR = 252
+TRIGGER_ORDER = ("initial", "periodic", "regime", "eigenvalue", "rc_deviation")
+
+
+@dataclass
+class Decision:
+    """A rebalance decision taken at the close of a bar.
+
+    Attributes
+    ----------
+    target : ndarray, shape (n,)
+        Desired asset weights (sum <= 1; the rest cash), before turnover caps.
+    triggers : tuple of str
+        What fired: ``initial``, ``periodic``, ``regime``, ``eigenvalue``, ``rc_deviation``.
+    info : dict
+        Diagnostics (budget, regime, solver report).
+    """
+
+    target: np.ndarray
+    triggers: tuple[str, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trigger(self) -> str:
+        """Triggers joined by ``+`` in canonical order."""
+        return "+".join(t for t in TRIGGER_ORDER if t in self.triggers)
+
+
+def is_period_start(date: pd.Timestamp, prev: pd.Timestamp | None, rebalance: str | int, bar: int) -> bool:
+    """True on the first bar of a new period.
+
+    ``rebalance``: ``"monthly"`` (first trading day of each month, the default), ``"weekly"``,
+    ``"quarterly"``, ``"yearly"``, or an int N (every N bars).
+    """
+    if isinstance(rebalance, int):
+        return bar > 0 and bar % rebalance == 0
+    if prev is None:
+        return False
+    if rebalance == "monthly":
+        return (date.year, date.month) != (prev.year, prev.month)
+    if rebalance == "weekly":
+        return date.isocalendar()[:2] != prev.isocalendar()[:2]
+    if rebalance == "quarterly":
+        return (date.year, (date.month - 1) // 3) != (prev.year, (prev.month - 1) // 3)
+    if rebalance == "yearly":
+        return date.year != prev.year
+    raise ConfigError(f"rebalance: expected monthly, weekly, quarterly, yearly or a number of bars, got {rebalance!r}")
+
+
+class Allocator:
+    """Base allocator: bar bookkeeping, return history, warm-up, the periodic trigger.
+
+    Parameters
+    ----------
+    assets : sequence of str
+        Asset names, in order.
+    asset_classes : mapping, optional
+        ``{asset: class}``; default: asset names are class names.
+    warmup : int
+        Bars observed before the first investment (the same for every strategy of a comparison).
+    rebalance : str or int
+        Periodic trigger (see :func:`is_period_start`).
+    cov_window : int
+        Trailing window (bars) of the sample covariance used by the baselines.
+    """
+
+    name = "Allocator"
+
+    def __init__(
+        self,
+        assets: Sequence[str],
+        asset_classes: Mapping[str, str] | None = None,
+        *,
+        warmup: int = 252,
+        rebalance: str | int = "monthly",
+        cov_window: int = 60,
+    ) -> None:
+        self.assets = list(assets)
+        self.n = len(self.assets)
+        if self.n == 0:
+            raise ConfigError(f"{self.name}: no assets")
+        classes = dict(asset_classes) if asset_classes else {a: a for a in self.assets}
+        for a in self.assets:
+            if a not in classes:
+                raise ConfigError(f"{self.name}: asset '{a}' has no asset class")
+        self.asset_classes = classes
+        self.classes = [classes[a] for a in self.assets]
+        if warmup < 1:
+            raise ConfigError(f"{self.name}: warmup must be >= 1, got {warmup}")
+        self.warmup = int(warmup)
+        is_period_start(pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-01"), rebalance, 1)  # validates
+        self.rebalance = rebalance
+        if cov_window < 2:
+            raise ConfigError(f"{self.name}: cov_window must be >= 2, got {cov_window}")
+        self.cov_window = int(cov_window)
+        self.bar = -1
+        self.date: pd.Timestamp | None = None
+        self.prev_date: pd.Timestamp | None = None
+        self.prices: np.ndarray | None = None
+        self.vol_index = math.nan
+        self.invested = False
+        self.last_rebalance_bar: int | None = None
+        self.period_start = False
+        self._returns = np.empty((256, self.n))
+        self._n_returns = 0
+
+    # ----------------------------------------------------------------------------- data in
+    def update(self, date: pd.Timestamp, prices: np.ndarray, vol_index: float = math.nan) -> None:
+        """Ingest bar t: its date, closes (shape (n,)) and the volatility index (NaN if none)."""
+        prices = np.asarray(prices, dtype=float)
+        self.bar += 1
+        self.prev_date, self.date = self.date, pd.Timestamp(date)
+        self.period_start = is_period_start(self.date, self.prev_date, self.rebalance, self.bar)
+        ret = None
+        if self.prices is not None:
+            ret = prices / self.prices - 1.0
+            if self._n_returns == self._returns.shape[0]:
+                self._returns = np.concatenate([self._returns, np.empty_like(self._returns)])
+            self._returns[self._n_returns] = ret
+            self._n_returns += 1
+        self.prices = prices
+        self.vol_index = float(vol_index) if vol_index is not None else math.nan
+        self._on_bar(ret)
+
+    def _on_bar(self, ret: np.ndarray | None) -> None:
+        """Hook for estimators that update every bar (``ret`` is None on the first bar)."""
+
+    def returns(self, window: int | None = None) -> np.ndarray:
+        """Trailing simple returns, shape (min(window, T), n), oldest first."""
+        k = self._n_returns
+        lo = 0 if window is None else max(0, k - window)
+        return self._returns[lo:k]
+
+    # ----------------------------------------------------------------------------- estimates
+    def covariance(self) -> np.ndarray | None:
+        """Current annualized covariance estimate (sample, ``cov_window`` bars), or None."""
+        r = self.returns(self.cov_window)
+        if r.shape[0] < max(self.n + 1, 3):
+            return None
+        from drb.linalg import nearest_positive_definite
+
+        cov = np.atleast_2d(np.cov(r, rowvar=False)) * PERIODS_PER_YEAR
+        return nearest_positive_definite(cov, warn=False)
+
+    # ----------------------------------------------------------------------------- decisions
+    def triggers(self, weights: np.ndarray) -> list[str]:
+        """Triggers that fire at this bar given the drifted weights (baselines: periodic only)."""
+        return ["periodic"] if self.period_start else []
+
+    def target_weights(self) -> np.ndarray:
+        """Desired weights at this bar, shape (n,)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def decide(self, weights: np.ndarray | None) -> Decision | None:
+        """Rebalance decision at the close of the current bar.
+
+        Parameters
+        ----------
+        weights : ndarray (n,) or None
+            Current drifted asset weights (None or all zero before the first investment).
+
+        Returns
+        -------
+        Decision or None
+        """
+        if self.bar < self.warmup:
+            return None
+        if not self.invested:
+            fired = ["initial"]
+        else:
+            fired = self.triggers(np.asarray(weights, dtype=float))
+            if not fired:
+                return None
+        target = np.asarray(self.target_weights(), dtype=float)
+        if target.shape != (self.n,) or not np.all(np.isfinite(target)) or (target < -1e-12).any():
+            from drb.errors import SolverError
+
+            raise SolverError(f"{self.name}: invalid target weights {target!r} at {self.date}")
+        target = np.clip(target, 0.0, None)
+        self.invested = True
+        self.last_rebalance_bar = self.bar
+        decision = Decision(target=target, triggers=tuple(fired), info=self.decision_info())
+        self._after_rebalance(decision)
+        return decision
+
+    def decision_info(self) -> dict[str, Any]:
+        """Diagnostics recorded with a decision."""
+        return {}
+
+    def _after_rebalance(self, decision: Decision) -> None:
+        """Hook: update reference values at a rebalance."""
+
+    def budget(self) -> np.ndarray | None:
+        """Risk budget in force (risk-budgeting strategies), shape (n,)."""
+        return None
+
+
+# ================================================================================== baselines
+class EqualWeightAllocator(Allocator):
+    """1/n of value in each asset, rebalanced periodically."""
+
+    name = "EqualWeight"
+
+    def target_weights(self) -> np.ndarray:
+        return np.full(self.n, 1.0 / self.n)
+
+
+def _weights_by_name_or_class(
+    spec: Mapping[str, float], assets: Sequence[str], classes: Sequence[str], who: str
+) -> np.ndarray:
+    """Weights from ``{asset or class: weight}``; a class weight is split equally by its assets."""
+    w = np.zeros(len(assets))
+    for key, val in spec.items():
+        val = float(val)
+        if val < 0 or not math.isfinite(val):
+            raise ConfigError(f"{who}: weight of '{key}' must be finite and >= 0, got {val}")
+        if key in assets:
+            w[list(assets).index(key)] += val
+        elif key in classes:
+            idx = [i for i, c in enumerate(classes) if c == key]
+            w[idx] += val / len(idx)
+        else:
+            raise ConfigError(f"{who}: '{key}' is neither an asset nor an asset class of this run")
+    if w.sum() <= 0:
+        raise ConfigError(f"{who}: weights sum to zero")
+    return w
+
+
+class FixedWeightsAllocator(Allocator):
+    """Fixed weights (default 60% equity, 40% bond), rebalanced periodically.
+
+    ``weights`` maps assets or classes to weights; they are normalized to sum to 1.
+    """
+
+    name = "FixedWeights"
+
+    def __init__(self, assets, asset_classes=None, *, weights: Mapping[str, float] | None = None, **kw) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        spec = dict(weights) if weights else {"equity": 0.6, "bond": 0.4}
+        w = _weights_by_name_or_class(spec, self.assets, self.classes, self.name)
+        self.fixed = w / w.sum()
+
+    def target_weights(self) -> np.ndarray:
+        return self.fixed.copy()
+
+
+class _CovarianceAllocator(Allocator):
+    """Baselines that need a covariance: before enough history, equal weights stand in."""
+
+    def _cov_or_none(self) -> np.ndarray | None:
+        return self.covariance()
+
+    def target_weights(self) -> np.ndarray:
+        cov = self._cov_or_none()
+        if cov is None:
+            return np.full(self.n, 1.0 / self.n)
+        return self.weights_from_cov(cov)
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class InverseVolatilityAllocator(_CovarianceAllocator):
+    """Weights proportional to 1 / sigma_i (trailing ``cov_window`` bars)."""
+
+    name = "InverseVolatility"
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        from strategies.weights import inverse_volatility_weights
+
+        return inverse_volatility_weights(cov)
+
+
+class RiskParityAllocator(_CovarianceAllocator):
+    """Equal risk contributions (ERC) on the trailing sample covariance."""
+
+    name = "RiskParity"
+
+    def __init__(self, assets, asset_classes=None, **kw) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        self._prev: np.ndarray | None = None
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        from strategies.solvers import risk_budget_weights
+
+        w = risk_budget_weights(cov, np.full(self.n, 1.0 / self.n), x0=self._prev)
+        self._prev = w
+        return w
+
+    def budget(self) -> np.ndarray:
+        return np.full(self.n, 1.0 / self.n)
+
+
+class MinimumVarianceAllocator(_CovarianceAllocator):
+    """Long-only minimum variance on the trailing sample covariance."""
+
+    name = "MinimumVariance"
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        from strategies.weights import min_variance_weights
+
+        return min_variance_weights(cov)
+
+
+class StaticRiskBudgetAllocator(_CovarianceAllocator):
+    """A fixed risk budget (default the paper's initial 40/30/15/15 by class)."""
+
+    name = "StaticRiskBudget"
+
+    def __init__(self, assets, asset_classes=None, *, budget: Mapping[str, float] | None = None, **kw) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        from strategies.budget import INITIAL_BUDGET
+
+        spec = dict(budget) if budget else dict(INITIAL_BUDGET)
+        if set(spec) <= set(CLASSES) and not (set(spec) & set(self.assets) - set(CLASSES)):
+            b = class_to_asset_budget({c: spec.get(c, 0.0) for c in CLASSES}, self.classes)
+        else:
+            b = _weights_by_name_or_class(spec, self.assets, self.classes, self.name)
+        self._budget = b / b.sum()
+        self._prev: np.ndarray | None = None
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        from strategies.solvers import risk_budget_weights
+
+        w = risk_budget_weights(cov, self._budget, x0=self._prev)
+        self._prev = w
+        return w
+
+    def budget(self) -> np.ndarray:
+        return self._budget.copy()
+
+
+class SharpeRiskBudgetAllocator(_CovarianceAllocator):
+    """Sharpe-driven dynamic risk budget (seed 001): budgets from trailing Sharpe ratios."""
+
+    name = "SharpeRiskBudget"
+
+    def __init__(self, assets, asset_classes=None, *, sharpe_window: int = 126, floor: float = 0.05, **kw) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        self.sharpe_window = int(sharpe_window)
+        self.floor = float(floor)
+        self._budget = np.full(self.n, 1.0 / self.n)
+        self._prev: np.ndarray | None = None
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        from strategies.solvers import risk_budget_weights
+        from strategies.weights import sharpe_driven_budget
+
+        r = self.returns(self.sharpe_window)
+        if r.shape[0] >= min(self.sharpe_window, 20):
+            self._budget = np.asarray(sharpe_driven_budget(r, window=self.sharpe_window, floor=self.floor), dtype=float)
+        w = risk_budget_weights(cov, self._budget, x0=self._prev)
+        self._prev = w
+        return w
+
+    def budget(self) -> np.ndarray:
+        return self._budget.copy()
+
+
+class MacroRiskParityAllocator(_CovarianceAllocator):
+    """Factor risk parity (Roncalli-Weisang): equal risk from statistical (PCA) factors.
+
+    The trailing covariance is split as ``B Sigma_f B' + E`` with the top ``n_factors`` principal
+    components (default n - 1, at least 1) as factors and the residual variances as ``E``.
+    """
+
+    name = "MacroRiskParity"
+
+    def __init__(self, assets, asset_classes=None, *, n_factors: int | None = None, **kw) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        k = n_factors if n_factors is not None else max(1, self.n - 1)
+        if not 1 <= k <= self.n:
+            raise ConfigError(f"{self.name}: n_factors must be in 1..{self.n}, got {n_factors}")
+        self.n_factors = int(k)
+
+    def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
+        from strategies.weights import factor_risk_parity_weights
+
+        vals, vecs = np.linalg.eigh(cov)
+        order = np.argsort(vals)[::-1][: self.n_factors]
+        loadings = vecs[:, order]
+        # Sign convention: each factor loads positively on average (a stable labelling over time).
+        loadings = loadings * np.where(loadings.sum(axis=0) < 0, -1.0, 1.0)
+        factor_cov = np.diag(vals[order])
+        specific = np.clip(np.diag(cov - loadings @ factor_cov @ loadings.T), 1e-12, None)
+        return np.asarray(factor_risk_parity_weights(loadings, factor_cov, specific), dtype=float)
+
+
+class VolatilityManagedAllocator(Allocator):
+    """Volatility-managed portfolio (Moreira-Muir; time-axis risk parity of seed 003, section 4.1).
+
+    The risky sleeve (equal risk contributions on the trailing covariance) is scaled by
+    ``c / sigma^2_{t-1}``, the previous period's realized variance of that sleeve, capped at
+    ``max_leverage`` (1 = no borrowing; the rest is held in cash). ``c`` is the sleeve's expanding
+    mean of past realized period variances (known at t), so exposure is 1 on average over time
+    before the cap: each period then carries about the same ex-ante variance.
+    """
+
+    name = "VolatilityManaged"
+
+    def __init__(
+        self, assets, asset_classes=None, *, max_leverage: float = 1.0, target_variance: float | None = None, **kw
+    ) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        if max_leverage <= 0:
+            raise ConfigError(f"{self.name}: max_leverage must be > 0, got {max_leverage}")
+        self.max_leverage = float(max_leverage)
+        self.target_variance = target_variance
+        self._period_vars: list[float] = []
+        self._sleeve: np.ndarray = np.full(self.n, 1.0 / self.n)
+        self._period_start_idx = 0
+        self._prev: np.ndarray | None = None
+
+    def _on_bar(self, ret: np.ndarray | None) -> None:
+        if self.period_start and self._n_returns > self._period_start_idx:
+            # Close the previous period: realized variance of the sleeve's daily returns (annualized).
+            r = self._returns[self._period_start_idx : self._n_returns - 1] @ self._sleeve
+            if r.size >= 2:
+                self._period_vars.append(float(np.mean(r**2) * PERIODS_PER_YEAR))
+            self._period_start_idx = self._n_returns - 1
+
+    def target_weights(self) -> np.ndarray:
+        cov = self.covariance()
+        if cov is not None:
+            from strategies.solvers import risk_budget_weights
+
+            self._sleeve = risk_budget_weights(cov, np.full(self.n, 1.0 / self.n), x0=self._prev)
+            self._prev = self._sleeve
+        if not self._period_vars:
+            return self._sleeve.copy()
+        last = self._period_vars[-1]
+        c = self.target_variance if self.target_variance is not None else float(np.mean(self._period_vars))
+        scale = min(c / last, self.max_leverage) if last > 0 else self.max_leverage
+        return self._sleeve * scale

@@ -1,0 +1,132 @@
+"""Execution model shared by the backtrader strategies and the plain-loop fast path (pure numpy).
+
+A rebalance starts from the drifted holdings valued at the price the orders will fill at. The
+desired weights (scaled to leave ``cash_buffer`` in cash) are projected onto the turnover caps by
+:func:`strategies.turnover.project_turnover` on the vector of asset weights *plus cash*, so that the
+executed asset trades satisfy one-way turnover ``0.5 * sum |dw_i| <= total_cap`` and
+``|dw_i| <= asset_cap`` exactly (cash absorbs the difference and is itself held to the asset cap).
+The first investment out of cash is the one uncapped trade. Orders are sized at the fill price,
+sells before buys, in fractional units; with proportional slippage buys are sized at the worst fill
+price so the executed change never exceeds the planned one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TradePlan", "plan_trades", "one_way_turnover"]
+
+
+@dataclass(frozen=True)
+class TradePlan:
+    """A planned rebalance.
+
+    Attributes
+    ----------
+    pre : ndarray, shape (n,)
+        Asset weights before trading (drifted holdings at the fill price / portfolio value).
+    post : ndarray, shape (n,)
+        Planned asset weights after trading (before commissions).
+    units : ndarray, shape (n,)
+        Signed order sizes in units (negative = sell).
+    value : float
+        Portfolio value the weights refer to (currency).
+    capped : bool
+        Whether the turnover projection changed the desired trade.
+    """
+
+    pre: np.ndarray
+    post: np.ndarray
+    units: np.ndarray
+    value: float
+    capped: bool
+
+    @property
+    def turnover(self) -> float:
+        """Planned one-way turnover ``0.5 * sum |post - pre|`` over assets."""
+        return one_way_turnover(self.pre, self.post)
+
+    def order_sequence(self) -> list[int]:
+        """Asset indices to send orders for: sells first, then buys (largest first within each)."""
+        idx = np.flatnonzero(self.units != 0)
+        sells = sorted((i for i in idx if self.units[i] < 0), key=lambda i: self.units[i])
+        buys = sorted((i for i in idx if self.units[i] > 0), key=lambda i: -self.units[i])
+        return [int(i) for i in sells + buys]
+
+
+def one_way_turnover(before: np.ndarray, after: np.ndarray) -> float:
+    """One-way turnover ``0.5 * sum |after - before|`` (decimal of portfolio value)."""
+    return float(0.5 * np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float)).sum())
+
+
+def plan_trades(
+    units_held: np.ndarray,
+    prices: np.ndarray,
+    cash: float,
+    target: np.ndarray,
+    *,
+    initial: bool,
+    total_cap: float | None = 0.15,
+    asset_cap: float | None = 0.08,
+    cash_buffer: float = 0.002,
+    slippage: float = 0.0,
+    min_change: float = 1e-7,
+) -> TradePlan:
+    """Plan the orders that move the holdings toward ``target`` within the caps.
+
+    Parameters
+    ----------
+    units_held : ndarray, shape (n,)
+        Units held of each asset.
+    prices : ndarray, shape (n,)
+        Prices the orders will fill at (before slippage).
+    cash : float
+        Cash (currency).
+    target : ndarray, shape (n,)
+        Desired asset weights of the invested part (sum <= 1; the rest is cash).
+    initial : bool
+        First investment out of cash: not capped.
+    total_cap, asset_cap : float or None
+        One-way turnover cap and per-asset change cap (None disables).
+    cash_buffer : float
+        Share of value kept in cash: the invested weights are ``target * (1 - cash_buffer)``.
+    slippage : float
+        Proportional slippage the broker applies; buys are sized at ``price * (1 + slippage)``.
+    min_change : float
+        Weight changes smaller than this are not traded.
+
+    Returns
+    -------
+    TradePlan
+    """
+    units_held = np.asarray(units_held, dtype=float)
+    prices = np.asarray(prices, dtype=float)
+    target = np.clip(np.asarray(target, dtype=float), 0.0, None)
+    value = float(cash + units_held @ prices)
+    if value <= 0:
+        n = prices.size
+        return TradePlan(np.zeros(n), np.zeros(n), np.zeros(n), value, False)
+    pre = units_held * prices / value
+    desired = target * (1.0 - cash_buffer)
+    capped = False
+    if initial or (total_cap is None and asset_cap is None):
+        post = desired
+    else:
+        from strategies.turnover import project_turnover
+
+        cur_ext = np.append(pre, 1.0 - pre.sum())
+        tgt_ext = np.append(desired, 1.0 - desired.sum())
+        new_ext = project_turnover(cur_ext, tgt_ext, total_cap=total_cap, asset_cap=asset_cap)
+        post = np.asarray(new_ext[:-1], dtype=float)
+        capped = not np.allclose(post, desired, atol=1e-12, rtol=0)
+    dw = post - pre
+    dw[np.abs(dw) < min_change] = 0.0
+    post = pre + dw
+    notional = dw * value
+    fill = np.where(notional > 0, prices * (1.0 + slippage), prices)
+    units = notional / fill
+    # Never sell more than held (round-off).
+    units = np.where(units < 0, np.maximum(units, -units_held), units)
+    return TradePlan(pre=pre, post=post, units=units, value=value, capped=capped)
