@@ -289,3 +289,72 @@ VolatilityManaged = _make(
     (("max_leverage", 1.0), ("target_variance", None)),
     "Volatility-managed portfolio (Moreira-Muir), time-axis risk parity.",
 )
+
+
+class DynamicRiskBudget(RiskBudgetStrategy):
+    """Dual-layer dynamic risk budgeting (DESIGN section 3): regime budget matrix, tactical tilts,
+    Markov anticipation, adaptive smoothing, dual triggers with cooldown, exact or banded-Sharpe
+    risk-budget solver, optional volatility target. Parameters: see
+    :class:`strategies.dynamic.DynamicRiskBudgetAllocator`.
+
+    Monthly macro data is given as ``macro=`` (a DataFrame indexed by reference month); each month
+    is read only once published. Without it the price-based cycle proxy stands in; without a
+    ``vol_index`` feed the equity asset's EGARCH volatility stands in (both logged once).
+    """
+
+    params = (
+        ("macro", None),
+        ("valuation", None),
+        ("budget_matrix", None),
+        ("initial_budget", None),
+        ("anticipation", 0.0),
+        ("momentum_window", 126),
+        ("tilt_strength", 0.025),
+        ("max_tilt", 0.05),
+        ("budget_floor", 0.02),
+        ("smoothing", "vix"),
+        ("smoothing_scale", 1.0),
+        ("smoothing_base", 0.05),
+        ("smoothing_amplitude", 0.2),
+        ("smoothing_bounds", (0.05, 0.35)),
+        ("cooldown", 5),
+        ("eigen_threshold", 0.15),
+        ("rc_threshold", 0.10),
+        ("regime_trigger", True),
+        ("risk_model", "egarch_dcc"),
+        ("risk_window", 750),
+        ("risk_min_window", 250),
+        ("refit_every", 21),
+        ("dist", "t"),
+        ("solver", "exact"),
+        ("tau", 0.02),
+        ("target_vol", None),
+        ("max_leverage", 1.0),
+        ("cycle_k", 3),
+        ("publication_lag", 1),
+        ("vol_lookback", 756),
+        ("vol_thresholds", None),
+    )
+
+    def build_allocator(self) -> al.Allocator:
+        from strategies.dynamic import DynamicRiskBudgetAllocator
+
+        return DynamicRiskBudgetAllocator(self.asset_names, self.p.asset_classes, **self.allocator_kwargs())
+
+
+#: Strategy classes by name, the dynamic model first.
+STRATEGIES: dict[str, type[RiskBudgetStrategy]] = {
+    cls.__name__: cls
+    for cls in (
+        DynamicRiskBudget,
+        EqualWeight,
+        FixedWeights,
+        InverseVolatility,
+        RiskParity,
+        MinimumVariance,
+        StaticRiskBudget,
+        SharpeRiskBudget,
+        MacroRiskParity,
+        VolatilityManaged,
+    )
+}

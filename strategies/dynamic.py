@@ -1,0 +1,470 @@
+"""The dynamic risk-budgeting allocator (DESIGN section 3), pure and driven bar by bar.
+
+Per bar t (closes known): the EGARCH-DCC risk model (or a selected covariance estimator) is
+updated with the day's returns; the volatility state is classified from the implied-volatility
+index (or, without one, from the equity asset's conditional volatility); the economic phase from
+the composite leading indicator of the macro months already published (or, without macro data, the
+price-based proxy); the Markov transition counts are updated with the regime. Triggers are
+checked: periodic (first trading day of the period), regime change since the last rebalance, the
+largest correlation eigenvalue moving by more than ``eigen_threshold`` (relative) since the last
+rebalance, or a relative risk contribution of the drifted weights off its budget by more than
+``rc_threshold``; conditional triggers respect a cooldown of ``cooldown`` bars. At a rebalance the
+target budget ``b*`` (budget matrix row of the regime, optionally blended with the expected
+next-regime budget, tilted by momentum and valuation) is smoothed into the budget in force
+``b(t) = (1 - lambda_t) b(t-1) + lambda_t b*(t)``, and the weights solve the risk-budgeting problem
+(exact, or maximum Sharpe within a band ``tau`` of the budget), with an optional volatility-target
+overlay.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import (
+    ConfigError,
+    DataError,
+    SignalFallbackWarning,
+    SolverError,
+    SolverFallbackWarning,
+)
+from strategies.allocators import PERIODS_PER_YEAR, Allocator, Decision
+from strategies.budget import (
+    CLASSES,
+    INITIAL_BUDGET,
+    REGIMES,
+    anticipated_budget,
+    apply_tilts,
+    class_to_asset_budget,
+    smooth_budget,
+    smoothing_lambda,
+)
+from strategies.budget import budget_matrix as make_budget_matrix
+
+__all__ = ["DynamicRiskBudgetAllocator"]
+
+
+class DynamicRiskBudgetAllocator(Allocator):
+    """Dual-layer dynamic risk budgeting (see the module docstring).
+
+    Parameters
+    ----------
+    assets, asset_classes, warmup, rebalance, cov_window
+        As :class:`~strategies.allocators.Allocator`.
+    macro : DataFrame, optional
+        Monthly leading indicators indexed by reference month; each month is used only once
+        published (``publication_lag`` months after it ends). None: the price proxy stands in.
+    valuation : DataFrame, optional
+        Daily valuation scores per asset (higher = cheaper); tilts budgets when given. Only rows
+        dated on or before the bar are read.
+    budget_matrix : mapping or DataFrame, optional
+        Overrides rows of the 12 x 4 regime -> class budget matrix.
+    initial_budget : mapping, optional
+        Budget by class (or asset) before the first rebalance (default 40/30/15/15).
+    anticipation : float in [0, 1]
+        Weight of the expected next-regime budget under the Markov transition matrix.
+    momentum_window : int
+        Bars of the risk-adjusted momentum score (default 126).
+    tilt_strength, max_tilt, budget_floor : float
+        Tactical tilt per cross-sectional z-score (budget points), bound per tilt, floor after.
+    smoothing : "vix" or float
+        Adaptive lambda from the volatility index (``"vix"``) or a constant lambda.
+    smoothing_scale, smoothing_base, smoothing_amplitude, smoothing_bounds
+        lambda = base + amplitude * sigmoid((VIX - mean VIX) / scale), clipped to the bounds.
+    cooldown : int
+        Bars after a rebalance during which conditional triggers are ignored.
+    eigen_threshold, rc_threshold : float
+        Relative change of the largest correlation eigenvalue; absolute deviation of a relative
+        risk contribution from its budget.
+    regime_trigger : bool
+        Rebalance on a regime change.
+    risk_model : str
+        ``egarch_dcc`` (default), ``sample``, ``ewma`` or ``ledoit_wolf``.
+    risk_window, risk_min_window, refit_every, dist
+        EGARCH-DCC trailing window, minimum history, refit period (bars) and innovation law.
+    solver : str
+        ``exact`` risk budgeting or ``sharpe_band`` (max Sharpe with |RC/sigma^2 - b| <= tau).
+    tau : float
+        Band of the ``sharpe_band`` solver.
+    target_vol : float, optional
+        Volatility-target overlay: scale weights by target / sigma(w), capped at ``max_leverage``.
+    max_leverage : float
+        Cap of the overlay (1 = never borrow; the rest stays in cash).
+    cycle_k, publication_lag, vol_lookback, vol_thresholds
+        Cycle direction window (months), macro publication lag (months), trailing window of the
+        volatility-state terciles (bars) or fixed thresholds (low/medium, medium/high).
+    """
+
+    name = "DynamicRiskBudget"
+
+    def __init__(
+        self,
+        assets,
+        asset_classes=None,
+        *,
+        macro: pd.DataFrame | None = None,
+        valuation: pd.DataFrame | None = None,
+        budget_matrix: Mapping[str, Mapping[str, float]] | pd.DataFrame | None = None,
+        initial_budget: Mapping[str, float] | None = None,
+        anticipation: float = 0.0,
+        momentum_window: int = 126,
+        tilt_strength: float = 0.025,
+        max_tilt: float = 0.05,
+        budget_floor: float = 0.02,
+        smoothing: str | float = "vix",
+        smoothing_scale: float = 1.0,
+        smoothing_base: float = 0.05,
+        smoothing_amplitude: float = 0.2,
+        smoothing_bounds: tuple[float, float] = (0.05, 0.35),
+        cooldown: int = 5,
+        eigen_threshold: float = 0.15,
+        rc_threshold: float = 0.10,
+        regime_trigger: bool = True,
+        risk_model: str = "egarch_dcc",
+        risk_window: int = 750,
+        risk_min_window: int = 250,
+        refit_every: int = 21,
+        dist: str = "t",
+        solver: str = "exact",
+        tau: float = 0.02,
+        target_vol: float | None = None,
+        max_leverage: float = 1.0,
+        cycle_k: int = 3,
+        publication_lag: int = 1,
+        vol_lookback: int = 756,
+        vol_thresholds: tuple[float, float] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(assets, asset_classes, **kw)
+        from indicators import (
+            CycleClassifier,
+            MarkovTransitionEstimator,
+            RiskModel,
+            VolatilityStateClassifier,
+        )
+
+        if not 0.0 <= anticipation <= 1.0:
+            raise ConfigError(f"anticipation must be in [0, 1], got {anticipation}")
+        if solver not in ("exact", "sharpe_band"):
+            raise ConfigError(f"solver must be 'exact' or 'sharpe_band', got {solver!r}")
+        if isinstance(smoothing, str):
+            if smoothing != "vix":
+                raise ConfigError(f"smoothing must be 'vix' or a constant in (0, 1], got {smoothing!r}")
+        elif not 0.0 < float(smoothing) <= 1.0:
+            raise ConfigError(f"smoothing must be 'vix' or a constant in (0, 1], got {smoothing!r}")
+        lo, hi = smoothing_bounds
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ConfigError(f"smoothing_bounds must satisfy 0 <= low <= high <= 1, got {smoothing_bounds}")
+        for nm, v in (("cooldown", cooldown), ("momentum_window", momentum_window)):
+            if int(v) < 0:
+                raise ConfigError(f"{nm} must be >= 0, got {v}")
+        self.smoothing = smoothing
+        self.smoothing_kw = {
+            "scale": float(smoothing_scale),
+            "base": float(smoothing_base),
+            "amplitude": float(smoothing_amplitude),
+            "lower": float(lo),
+            "upper": float(hi),
+        }
+        self.cooldown = int(cooldown)
+        self.eigen_threshold = float(eigen_threshold)
+        self.rc_threshold = float(rc_threshold)
+        self.regime_trigger = bool(regime_trigger)
+        self.anticipation = float(anticipation)
+        self.momentum_window = int(momentum_window)
+        self.tilt_kw = {"strength": float(tilt_strength), "max_tilt": float(max_tilt), "floor": float(budget_floor)}
+        self.solver = solver
+        self.tau = float(tau)
+        self.target_vol = target_vol
+        self.max_leverage = float(max_leverage)
+
+        # Budgets ---------------------------------------------------------------------------
+        classes_present = set(self.classes)
+        unknown = classes_present - set(CLASSES)
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown asset class '{sorted(unknown)[0]}' (known: {', '.join(CLASSES)})")
+        bm = make_budget_matrix(budget_matrix)
+        self.matrix = np.vstack([class_to_asset_budget(bm.loc[r], self.classes) for r in REGIMES])
+        init = dict(initial_budget) if initial_budget else dict(INITIAL_BUDGET)
+        if set(init) <= set(CLASSES):
+            b0 = class_to_asset_budget({c: float(init.get(c, 0.0)) for c in CLASSES}, self.classes)
+        else:
+            missing = [a for a in self.assets if a not in init]
+            if missing:
+                raise ConfigError(f"initial_budget: give every class or every asset; '{missing[0]}' is missing")
+            b0 = np.array([float(init[a]) for a in self.assets])
+            b0 = b0 / b0.sum()
+        self.budget_now = b0
+        self.budget_target = b0.copy()
+        self.lam = math.nan
+
+        # Estimators ------------------------------------------------------------------------
+        self.risk = RiskModel(
+            self.n,
+            method=risk_model,
+            window=risk_window,
+            min_window=risk_min_window,
+            refit_every=refit_every,
+            dist=dist,
+            sample_window=20,
+        )
+        self._fallback_cov_window = max(self.n + 2, 20)
+        self.vol_classifier = VolatilityStateClassifier(lookback=vol_lookback, thresholds=vol_thresholds)
+        self.cycle = CycleClassifier(k=cycle_k, publication_lag=publication_lag)
+        self.markov = MarkovTransitionEstimator(list(REGIMES))
+        self.macro = _check_macro(macro)
+        self._macro_pos = 0
+        self.valuation = _check_valuation(valuation, self.assets)
+        eq = [i for i, c in enumerate(self.classes) if c == "equity"]
+        self._equity_idx = eq[0] if eq else 0
+        self.vol_source = "vol_index"
+        self.cycle_source = "macro" if self.macro is not None else "price_proxy"
+        self._warned: set[str] = set()
+        self._vix_sum = 0.0
+        self._vix_n = 0
+        self.phase: str | None = None
+        self.vol_state: str | None = None
+        self.regime: str | None = None
+        self.ref_regime: str | None = None
+        self.ref_eigen: float | None = None
+        self.solver_fallbacks = 0
+        self.solver_notes: list[str] = []
+        self._prev_w: np.ndarray | None = None
+        self._price_index_level = 1.0
+
+    # ------------------------------------------------------------------------------ per bar
+    def _on_bar(self, ret: np.ndarray | None) -> None:
+        if ret is not None:
+            self.risk.update(ret)
+            self._price_index_level *= 1.0 + float(ret[self._equity_idx])
+        self._update_vol_state()
+        self._update_cycle()
+        if self.phase is not None and self.vol_state is not None:
+            self.regime = f"{self.phase}/{self.vol_state}"
+            self.markov.update(self.regime)
+
+    def _warn_once(self, key: str, msg: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(msg, SignalFallbackWarning, stacklevel=3)
+
+    def _update_vol_state(self) -> None:
+        value = self.vol_index
+        if math.isfinite(value) and value > 0:
+            src = "vol_index"
+        else:
+            vol = self.risk.vol if self.risk.ready else None
+            if vol is None:
+                r = self.returns(self._fallback_cov_window)
+                if r.shape[0] < 5:
+                    return
+                value = float(r[:, self._equity_idx].std(ddof=1) * math.sqrt(PERIODS_PER_YEAR) * 100.0)
+            else:
+                value = float(vol[self._equity_idx] * 100.0)
+            src = "egarch_equity"
+            self._warn_once(
+                "vol",
+                "no implied-volatility index at some bars: the equity asset's conditional volatility "
+                "(EGARCH, annualized %) stands in for the volatility state and the smoothing lambda",
+            )
+        self.vol_source = src
+        self._vix_sum += value
+        self._vix_n += 1
+        self._vix_now = value
+        self.vol_state = self.vol_classifier.update(value)
+
+    def _update_cycle(self) -> None:
+        assert self.date is not None
+        if self.macro is not None:
+            # Feed every reference month published by today.
+            while self._macro_pos < len(self.macro):
+                ref = self.macro.index[self._macro_pos]
+                if self.cycle.publication_date(ref) > self.date:
+                    break
+                self.cycle.update_macro(ref, self.macro.iloc[self._macro_pos].to_numpy(dtype=float))
+                self._macro_pos += 1
+            self.cycle_source = "macro"
+        else:
+            self._warn_once(
+                "macro",
+                "no macro leading indicators: the price-based cycle proxy (equity trend) stands in for the economic phase",
+            )
+            self.cycle.update_price(self.date, self._price_index_level)
+            self.cycle_source = "price_proxy"
+        self.phase = self.cycle.phase
+
+    # ------------------------------------------------------------------------------ estimates
+    def covariance(self) -> np.ndarray | None:
+        if self.risk.ready:
+            return self.risk.cov
+        return super().covariance()
+
+    def _correlation_eigen(self, cov: np.ndarray) -> float:
+        sd = np.sqrt(np.diag(cov))
+        corr = cov / np.outer(sd, sd)
+        return float(np.linalg.eigvalsh(corr)[-1])
+
+    # ------------------------------------------------------------------------------ triggers
+    def triggers(self, weights: np.ndarray) -> list[str]:
+        fired = []
+        if self.period_start:
+            fired.append("periodic")
+        cooling = self.last_rebalance_bar is not None and self.bar - self.last_rebalance_bar < self.cooldown
+        if cooling and not fired:
+            return []
+        if self.regime_trigger and self.regime is not None and self.ref_regime is not None and self.regime != self.ref_regime:
+            fired.append("regime")
+        cov = self.covariance()
+        if cov is not None and self.n > 1:
+            if self.ref_eigen is not None:
+                eig = self._correlation_eigen(cov)
+                if abs(eig / self.ref_eigen - 1.0) > self.eigen_threshold:
+                    fired.append("eigenvalue")
+            w = np.clip(weights, 0.0, None)
+            if w.sum() > 0:
+                from strategies.risk import risk_contributions
+
+                rc = risk_contributions(w / w.sum(), cov, relative=True)
+                if np.max(np.abs(rc - self.budget_now)) > self.rc_threshold:
+                    fired.append("rc_deviation")
+        return fired
+
+    # ------------------------------------------------------------------------------ targets
+    def _momentum_score(self) -> np.ndarray | None:
+        r = self.returns(self.momentum_window)
+        if self.momentum_window == 0 or r.shape[0] < max(20, self.momentum_window // 2):
+            return None
+        sd = r.std(axis=0, ddof=1)
+        if np.any(sd <= 0):
+            return None
+        return r.mean(axis=0) / sd
+
+    def _valuation_score(self) -> np.ndarray | None:
+        if self.valuation is None or self.date is None:
+            return None
+        known = self.valuation.loc[: self.date]
+        if known.empty:
+            return None
+        row = known.iloc[-1].to_numpy(dtype=float)
+        return row if np.all(np.isfinite(row)) else None
+
+    def target_budget(self) -> np.ndarray:
+        """b*(t): the regime's budget (with anticipation), tilted; the initial budget before a regime."""
+        if self.regime is None:
+            base = self.budget_now.copy()
+        else:
+            rid = REGIMES.index(self.regime)
+            row = self.markov.row(self.regime) if self.anticipation > 0 else None
+            base = anticipated_budget(self.matrix, rid, None if row is None else np.asarray(row, dtype=float), self.anticipation)
+        return apply_tilts(base, [self._momentum_score(), self._valuation_score()], **self.tilt_kw)
+
+    def current_lambda(self) -> float:
+        if not isinstance(self.smoothing, str):
+            return float(self.smoothing)
+        mean = self._vix_sum / self._vix_n if self._vix_n else math.nan
+        return smoothing_lambda(getattr(self, "_vix_now", math.nan), mean, **self.smoothing_kw)
+
+    def _solve(self, cov: np.ndarray, budget: np.ndarray) -> np.ndarray:
+        from strategies.solvers import risk_budget_weights, sharpe_risk_budget_weights
+
+        try:
+            if self.solver == "sharpe_band":
+                r = self.returns(self.momentum_window)
+                mu = r.mean(axis=0) * PERIODS_PER_YEAR if r.shape[0] >= 20 else np.zeros(self.n)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", SolverFallbackWarning)
+                    w = sharpe_risk_budget_weights(cov, mu, budget, self.tau)
+                if any(issubclass(c.category, SolverFallbackWarning) for c in caught):
+                    self.solver_fallbacks += 1
+                    self.solver_notes.append(f"{self.date.date()}: banded Sharpe failed, exact risk budget used")
+                return np.asarray(w, dtype=float)
+            return np.asarray(risk_budget_weights(cov, budget, x0=self._prev_w), dtype=float)
+        except SolverError as exc:
+            # Logged fallback chain (DESIGN section 7): previous weights, then inverse volatility.
+            self.solver_fallbacks += 1
+            if self._prev_w is not None:
+                self.solver_notes.append(f"{self.date.date()}: solver failed ({exc}); previous weights kept")
+                return self._prev_w.copy()
+            self.solver_notes.append(f"{self.date.date()}: solver failed ({exc}); inverse volatility used")
+            iv = 1.0 / np.sqrt(np.diag(cov))
+            return iv / iv.sum()
+
+    def target_weights(self) -> np.ndarray:
+        cov = self.covariance()
+        self.budget_target = self.target_budget()
+        self.lam = self.current_lambda()
+        self.budget_now = smooth_budget(self.budget_now, self.budget_target, self.lam)
+        if cov is None:
+            return np.full(self.n, 1.0 / self.n)
+        w = self._solve(cov, self.budget_now)
+        self._prev_w = w.copy()
+        if self.target_vol is not None:
+            from strategies.weights import target_volatility_scale
+
+            w = w * float(target_volatility_scale(w, cov, self.target_vol, self.max_leverage))
+        return w
+
+    def _after_rebalance(self, decision: Decision) -> None:
+        self.ref_regime = self.regime
+        cov = self.covariance()
+        if cov is not None and self.n > 1:
+            self.ref_eigen = self._correlation_eigen(cov)
+
+    def decision_info(self) -> dict[str, Any]:
+        return {"regime": self.regime, "lambda": self.lam, "budget": self.budget_now.copy()}
+
+    def budget(self) -> np.ndarray:
+        return self.budget_now.copy()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Diagnostics of the current bar (for the recorders)."""
+        return {
+            "phase": self.phase,
+            "vol_state": self.vol_state,
+            "regime": self.regime,
+            "lambda": self.lam,
+            "cycle_source": self.cycle_source,
+            "vol_source": self.vol_source,
+            "budget_target": self.budget_target,
+            "budget": self.budget_now,
+        }
+
+    def report(self) -> dict[str, Any]:
+        """Counts for run.json: refits, failed fits, solver fallbacks, signal sources."""
+        return {
+            "risk_model_refits": int(getattr(self.risk, "n_refits", 0)),
+            "risk_model_failed_fits": int(getattr(self.risk, "n_failed_fits", 0)),
+            "solver_fallbacks": self.solver_fallbacks,
+            "solver_notes": self.solver_notes[:50],
+            "cycle_source": self.cycle_source,
+            "vol_source": self.vol_source,
+        }
+
+
+def _check_macro(macro: pd.DataFrame | None) -> pd.DataFrame | None:
+    if macro is None:
+        return None
+    if not isinstance(macro, pd.DataFrame) or not isinstance(macro.index, pd.DatetimeIndex):
+        raise DataError("macro: expected a DataFrame indexed by reference month (DatetimeIndex)")
+    if macro.empty:
+        return None
+    m = macro.copy()
+    m.index = m.index.to_period("M").to_timestamp()
+    return m.sort_index()
+
+
+def _check_valuation(valuation: pd.DataFrame | None, assets: list[str]) -> pd.DataFrame | None:
+    if valuation is None:
+        return None
+    if not isinstance(valuation, pd.DataFrame) or not isinstance(valuation.index, pd.DatetimeIndex):
+        raise DataError("valuation: expected a DataFrame with a DatetimeIndex and one column per asset")
+    missing = [a for a in assets if a not in valuation.columns]
+    if missing:
+        raise DataError(f"valuation: no column for asset '{missing[0]}'")
+    return valuation[assets].sort_index()
+
