@@ -35,11 +35,11 @@ STRATEGY_NAMES: tuple[str, ...] = (
 
 def strategy_class(name: str) -> type[bt.Strategy]:
     """The strategy class of that name (from :mod:`strategies`)."""
-    import strategies
+    from strategies.bt_strategies import STRATEGIES
 
-    if name not in STRATEGY_NAMES:
+    if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{name}' (known: {', '.join(STRATEGY_NAMES)})")
-    return getattr(strategies, name)
+    return STRATEGIES[name]
 
 
 def validate_strategy_params(name: str, params: Mapping[str, Any]) -> None:

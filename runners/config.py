@@ -272,7 +272,10 @@ def parse_config(
         cfg.strategy_params[name] = dict(params)
     if strategy_validator is not None:
         for name in cfg.strategies or []:
-            strategy_validator(name, {})
+            try:
+                strategy_validator(name, {})
+            except ConfigError as exc:
+                raise ConfigError(f"{label}: run.strategies: {exc}") from None
     return cfg
 
 
