@@ -1,0 +1,459 @@
+"""Baseline weight rules (DESIGN section 4), pure numpy/scipy.
+
+Units: covariances are annualized decimals, expected returns and risk-free rates annualized
+decimals, daily returns decimals; weights are fractions of capital summing to 1 unless a function
+says it returns a leverage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from drb.errors import DataError, SolverError
+from strategies._validation import check_budget, check_covariance, check_vector
+from strategies.solvers import risk_budget_weights
+
+__all__ = [
+    "FactorRiskParityResult",
+    "erc_weights",
+    "inverse_volatility_weights",
+    "min_variance_weights",
+    "max_sharpe_weights",
+    "sharpe_driven_budget",
+    "factor_risk_parity_weights",
+    "volatility_managed_weight",
+    "target_volatility_scale",
+]
+
+TRADING_DAYS: int = 252
+
+
+def erc_weights(cov: Any, tol: float = 1e-12, x0: Any = None) -> np.ndarray:
+    """Equal-risk-contribution (risk parity) weights: :func:`risk_budget_weights` with b = 1/n.
+
+    Parameters
+    ----------
+    cov : array_like, shape (n, n)
+        Annualized covariance (decimals).
+    tol : float
+        Max relative risk-contribution error.
+    x0 : array_like, shape (n,), optional
+        Warm start (previous weights).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    c = check_covariance(cov)
+    n = c.shape[0]
+    return risk_budget_weights(c, np.full(n, 1.0 / n), tol=tol, x0=x0)  # type: ignore[return-value]
+
+
+def inverse_volatility_weights(cov_or_vol: Any) -> np.ndarray:
+    """Weights proportional to ``1 / sigma_i``.
+
+    Parameters
+    ----------
+    cov_or_vol : array_like, shape (n, n) or (n,)
+        Annualized covariance (its diagonal is used) or a vector of annualized volatilities.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    arr = np.asarray(cov_or_vol, dtype=float)
+    if arr.ndim == 2:
+        vol = np.sqrt(np.diagonal(check_covariance(arr, require_pd=False)))
+    else:
+        vol = check_vector(arr, None, "vol")
+    if not (vol > 0).all():
+        raise DataError("inverse volatility: every volatility must be > 0")
+    inv = 1.0 / vol
+    return inv / inv.sum()
+
+
+def _nonneg_qp(cov: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Exact primal active-set solution of ``min 0.5 y'Sy  s.t.  a'y = 1, y >= 0``.
+
+    Requires ``max(a) > 0`` and ``S`` positive definite. Each step solves the equality-constrained
+    problem on the free set in closed form; KKT multipliers of the zero coordinates decide which
+    coordinate to free. Finite (no cycling in practice; capped at 20 n + 20 steps).
+    """
+    n = a.shape[0]
+    j = int(np.argmax(a / np.sqrt(np.diagonal(cov))))
+    y = np.zeros(n)
+    y[j] = 1.0 / a[j]
+    free = np.zeros(n, dtype=bool)
+    free[j] = True
+    for _ in range(20 * n + 20):
+        idx = np.flatnonzero(free)
+        z = np.linalg.solve(cov[np.ix_(idx, idx)], a[idx])
+        denom = float(a[idx] @ z)
+        if not denom > 0.0:
+            raise SolverError("active-set QP: singular free set")
+        y_star = z / denom
+        if (y_star > 0).all():
+            y = np.zeros(n)
+            y[idx] = y_star
+            nu = 1.0 / denom
+            lam = cov @ y - nu * a
+            lam[idx] = 0.0
+            k = int(np.argmin(lam))
+            scale = max(float(np.max(np.abs(cov @ y))), abs(nu) * float(np.max(np.abs(a))))
+            if lam[k] >= -1e-13 * scale:
+                return y
+            free[k] = True
+        else:
+            y_f = y[idx]
+            step = y_star - y_f
+            neg = step < 0
+            ratios = y_f[neg] / -step[neg]
+            alpha = float(np.min(ratios))
+            y_new = y_f + alpha * step
+            blocking = idx[neg][ratios <= alpha * (1 + 1e-12) + 1e-300]
+            y_new[np.isin(idx, blocking)] = 0.0
+            y[idx] = np.maximum(y_new, 0.0)
+            free[blocking] = False
+            if not free.any():  # pragma: no cover - defensive
+                raise SolverError("active-set QP: empty free set")
+    raise SolverError("active-set QP did not terminate")
+
+
+def min_variance_weights(cov: Any) -> np.ndarray:
+    """Long-only minimum-variance portfolio: ``min w'Sw  s.t.  sum w = 1, w >= 0`` (exact).
+
+    Parameters
+    ----------
+    cov : array_like, shape (n, n)
+        Annualized covariance (decimals).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    c = check_covariance(cov)
+    y = _nonneg_qp(c, np.ones(c.shape[0]))
+    return y / y.sum()
+
+
+def max_sharpe_weights(cov: Any, mu: Any, rf: float = 0.0) -> np.ndarray:
+    """Long-only maximum-Sharpe (tangency) portfolio, exact.
+
+    With excess returns ``a = mu - rf``: if some ``a_i > 0`` it solves the convex QP
+    ``min y'Sy s.t. a'y = 1, y >= 0`` and returns ``w = y / sum y``. If no asset has a positive
+    excess return the maximum of the (negative) ratio is attained by the single asset with the
+    highest individual Sharpe ratio ``a_i / sigma_i`` (since ``sigma(w) <= sum w_i sigma_i``),
+    which is returned.
+
+    Parameters
+    ----------
+    cov : array_like, shape (n, n)
+        Annualized covariance (decimals).
+    mu : array_like, shape (n,)
+        Annualized expected returns (decimals).
+    rf : float
+        Annualized risk-free rate (decimal).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    c = check_covariance(cov)
+    a = check_vector(mu, c.shape[0], "mu") - float(rf)
+    if not math.isfinite(rf):
+        raise DataError(f"rf: expected a finite rate, got {rf!r}")
+    if not (a > 0).any():
+        w = np.zeros(a.shape[0])
+        w[int(np.argmax(a / np.sqrt(np.diagonal(c))))] = 1.0
+        return w
+    y = _nonneg_qp(c, a)
+    return y / y.sum()
+
+
+def _floor_normalize(raw: np.ndarray, floor: float) -> np.ndarray:
+    """``b = max(floor, k * raw)`` with k chosen so that ``sum b = 1`` (exact water filling)."""
+    n = raw.shape[0]
+    if raw.sum() <= 0.0:
+        return np.full(n, 1.0 / n)
+    # sum_i max(floor, k raw_i) is increasing and piecewise linear in k: find k on sorted knots.
+    order = np.sort(raw[raw > 0])[::-1]
+    for m in range(1, order.size + 1):  # m largest entries above the floor
+        k = (1.0 - floor * (n - m)) / order[:m].sum()
+        if k * order[m - 1] >= floor and (m == order.size or k * order[m] <= floor):
+            break
+    b = np.maximum(floor, k * raw)
+    return b / b.sum()
+
+
+def sharpe_driven_budget(
+    returns: Any,
+    window: int = 126,
+    floor: float = 0.02,
+    rf: float = 0.0,
+    periods_per_year: int = TRADING_DAYS,
+) -> np.ndarray | Any:
+    """Sharpe-driven dynamic risk budget (001_8d6e6b0af70fbc2e.txt, "dynamic risk budgeting").
+
+    The broker note adjusts risk budgets "based on Sharpe ratios over the past 6 months". Made
+    precise here: over the last ``window`` rows (126 trading days = 6 months), each asset's
+    annualized Sharpe ratio ``s_i = (mean_i - rf/periods) / std_i * sqrt(periods)`` (sample
+    std, ddof=1); the budget is proportional to ``max(s_i, 0)`` and every entry is raised to at
+    least ``floor`` (exactly, by water filling: ``b_i = max(floor, k * max(s_i, 0))``, sum 1).
+    If no asset has a positive Sharpe ratio the budget is equal. An asset with zero volatility
+    over the window counts as Sharpe 0.
+
+    Parameters
+    ----------
+    returns : array_like or DataFrame, shape (T, n)
+        Daily simple returns (decimals), oldest first; ``T >= window`` and the last ``window``
+        rows must be finite.
+    window : int
+        Trailing rows used (default 126).
+    floor : float
+        Minimum budget share per asset, ``0 <= floor <= 1/n`` (default 0.02).
+    rf : float
+        Annualized risk-free rate (decimal).
+    periods_per_year : int
+        Annualization factor (252 for daily data).
+
+    Returns
+    -------
+    ndarray, shape (n,), or pandas.Series indexed by the columns when ``returns`` is a DataFrame.
+    """
+    columns = getattr(returns, "columns", None)
+    r = np.asarray(returns, dtype=float)
+    if r.ndim != 2:
+        raise DataError(f"returns: expected a (T, n) array, got shape {r.shape}")
+    t, n = r.shape
+    if not (isinstance(window, int | np.integer) and window >= 2):
+        raise DataError(f"window: expected an integer >= 2, got {window!r}")
+    if t < window:
+        raise DataError(f"returns: {t} rows, fewer than the window of {window}")
+    if not (0.0 <= floor <= 1.0 / n):
+        raise DataError(f"floor: expected 0 <= floor <= 1/n = {1.0 / n:.4g}, got {floor!r}")
+    tail = r[-window:]
+    if not np.isfinite(tail).all():
+        raise DataError("returns: NaN or infinite values in the trailing window")
+    mean = tail.mean(axis=0) - rf / periods_per_year
+    std = tail.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(std > 0, mean / std * np.sqrt(periods_per_year), 0.0)
+    b = _floor_normalize(np.maximum(sharpe, 0.0), floor)
+    if columns is not None:
+        import pandas as pd
+
+        return pd.Series(b, index=columns, name="budget")
+    return b
+
+
+@dataclass(frozen=True, slots=True)
+class FactorRiskParityResult:
+    """Outcome of :func:`factor_risk_parity_weights` with ``return_info=True``.
+
+    Attributes
+    ----------
+    weights : ndarray, shape (n,)
+    factor_exposures : ndarray, shape (k,)
+        ``B' w``.
+    factor_contributions : ndarray, shape (k,)
+        ``y_j (S_f y)_j / w'Sw``: shares of *total* variance (with the idiosyncratic share they
+        sum to 1).
+    systematic_shares : ndarray, shape (k,)
+        ``y_j (S_f y)_j / y'S_f y``: shares of *systematic* variance (sum to 1), the quantity
+        matched to the factor budget.
+    idiosyncratic_share : float
+        ``w' diag(specific_var) w / w'Sw``.
+    volatility : float
+        ``sqrt(w'Sw)`` (annualized decimal).
+    max_gap : float
+        ``max_j |systematic_shares_j - factor_budget_j|``.
+    """
+
+    weights: np.ndarray
+    factor_exposures: np.ndarray
+    factor_contributions: np.ndarray
+    systematic_shares: np.ndarray
+    idiosyncratic_share: float
+    volatility: float
+    max_gap: float
+
+
+def factor_risk_parity_weights(
+    loadings: Any,
+    factor_cov: Any,
+    specific_var: Any,
+    factor_budget: Any = None,
+    *,
+    return_info: bool = False,
+) -> np.ndarray | FactorRiskParityResult:
+    """Factor (macro) risk parity, Roncalli & Weisang (2016), long-only.
+
+    Model ``S = B S_f B' + diag(specific_var)``. With exposures ``y = B'w``, the systematic
+    variance ``y'S_f y`` splits into factor contributions ``y_j (S_f y)_j``; the idiosyncratic
+    part ``w' diag(e) w`` is reported separately. The weights minimize the squared gap
+    ``sum_j (y_j (S_f y)_j / y'S_f y - b_j)^2`` over ``sum w = 1, w >= 0`` (SLSQP with analytic
+    gradients, started from ERC, inverse-volatility and equal weights; the best end point wins).
+    The problem is not convex and, with fewer factors than assets, several portfolios can hit the
+    budget exactly; the one reached from these starts is returned.
+
+    Parameters
+    ----------
+    loadings : array_like, shape (n, k)
+        Factor exposures ``B`` of the n assets.
+    factor_cov : array_like, shape (k, k)
+        Annualized factor covariance (decimals).
+    specific_var : array_like, shape (n,)
+        Annualized idiosyncratic variances (decimals, >= 0).
+    factor_budget : array_like, shape (k,), optional
+        Budget over factors (normalized to sum 1); equal by default.
+    return_info : bool
+        Return a :class:`FactorRiskParityResult` with the idiosyncratic share.
+
+    Returns
+    -------
+    ndarray, shape (n,) or FactorRiskParityResult
+    """
+    bmat = np.asarray(loadings, dtype=float)
+    if bmat.ndim != 2:
+        raise DataError(f"loadings: expected an (n, k) matrix, got shape {bmat.shape}")
+    if not np.isfinite(bmat).all():
+        raise DataError("loadings: NaN or infinite entries")
+    n, k = bmat.shape
+    sf = check_covariance(factor_cov, "factor_cov")
+    if sf.shape[0] != k:
+        raise DataError(f"factor_cov: expected shape ({k}, {k}), got {sf.shape}")
+    e = check_vector(specific_var, n, "specific_var", nonnegative=True)
+    fb = np.full(k, 1.0 / k) if factor_budget is None else check_budget(factor_budget, k,
+                                                                         "factor_budget")
+    cov = bmat @ sf @ bmat.T + np.diag(e)
+    cov = check_covariance(cov, "factor model covariance")
+
+    def gap(w: np.ndarray) -> tuple[float, np.ndarray]:
+        y = bmat.T @ w
+        u = sf @ y
+        s = float(y @ u)
+        c = y * u / s
+        r = c - fb
+        gy = 2.0 * (r * u + sf @ (r * y) - 2.0 * float(r @ c) * u) / s
+        return float(r @ r), bmat @ gy
+
+    starts = [
+        risk_budget_weights(cov, np.full(n, 1.0 / n)),
+        inverse_volatility_weights(cov),
+        np.full(n, 1.0 / n),
+    ]
+    cons = [{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}]
+    best_w, best_f = None, np.inf
+    for w0 in starts:
+        with np.errstate(all="ignore"):
+            res = minimize(
+                gap,
+                np.asarray(w0, dtype=float),
+                jac=True,
+                method="SLSQP",
+                bounds=[(0.0, 1.0)] * n,
+                constraints=cons,
+                options={"ftol": 1e-16, "maxiter": 2000},
+            )
+        w = np.clip(np.asarray(res.x, dtype=float), 0.0, None)
+        if not (np.isfinite(w).all() and w.sum() > 0):
+            continue
+        w = w / w.sum()
+        y = bmat.T @ w
+        if not float(y @ sf @ y) > 0:
+            continue
+        f = gap(w)[0]
+        if f < best_f:
+            best_w, best_f = w, f
+    if best_w is None:
+        raise SolverError("factor risk parity: no start produced a valid portfolio")
+    if not return_info:
+        return best_w
+    w = best_w
+    y = bmat.T @ w
+    u = sf @ y
+    total = float(w @ cov @ w)
+    sys_var = float(y @ u)
+    shares = y * u / sys_var
+    return FactorRiskParityResult(
+        weights=w,
+        factor_exposures=y,
+        factor_contributions=y * u / total,
+        systematic_shares=shares,
+        idiosyncratic_share=float(w @ (e * w)) / total,
+        volatility=math.sqrt(total),
+        max_gap=float(np.max(np.abs(shares - fb))),
+    )
+
+
+def volatility_managed_weight(
+    prev_variance: Any, c: float, max_leverage: float = 2.0
+) -> float | np.ndarray:
+    """Moreira-Muir volatility-managed exposure ``min(c / sigma^2_{t-1}, max_leverage)``.
+
+    003_015d7b33d91ba260.txt section 4.1 (eq. 20): the risky position is scaled by the inverse
+    of the previous period's variance; ``c`` sets the average exposure.
+
+    Parameters
+    ----------
+    prev_variance : float or array_like
+        Previous period's variance of the managed portfolio (annualized decimal, > 0).
+    c : float
+        Scaling constant (same variance units), > 0.
+    max_leverage : float
+        Cap on the exposure (1 = no borrowing), > 0.
+
+    Returns
+    -------
+    float or ndarray
+        Exposure (multiple of capital) in ``(0, max_leverage]``; same shape as ``prev_variance``.
+    """
+    v = np.asarray(prev_variance, dtype=float)
+    if not np.isfinite(v).all() or (v <= 0).any():
+        raise DataError("prev_variance: must be finite and > 0")
+    if not (c > 0 and math.isfinite(c)):
+        raise DataError(f"c: expected a finite value > 0, got {c!r}")
+    if not (max_leverage > 0 and math.isfinite(max_leverage)):
+        raise DataError(f"max_leverage: expected a finite value > 0, got {max_leverage!r}")
+    out = np.minimum(c / v, max_leverage)
+    return float(out) if out.ndim == 0 else out
+
+
+def target_volatility_scale(
+    weights: Any, cov: Any, target: float, max_leverage: float = 2.0
+) -> float:
+    """Leverage ``min(target / sigma(w), max_leverage)`` that brings a portfolio to a target vol.
+
+    002_aa962e60684fd10f.txt step 5 (computed right: about 1.86x for its 40/20/20/20 budget and
+    a 10% target, DESIGN section 6).
+
+    Parameters
+    ----------
+    weights : array_like, shape (n,)
+    cov : array_like, shape (n, n)
+        Annualized covariance (decimals).
+    target : float
+        Target annualized volatility (decimal, e.g. 0.10), > 0.
+    max_leverage : float
+        Cap on the scale, > 0.
+
+    Returns
+    -------
+    float
+        Multiple of capital to hold in the portfolio (the rest in cash when < 1).
+    """
+    c = check_covariance(cov, require_pd=False)
+    w = check_vector(weights, c.shape[0], "weights")
+    if not (target > 0 and math.isfinite(target)):
+        raise DataError(f"target: expected a finite volatility > 0, got {target!r}")
+    if not (max_leverage > 0 and math.isfinite(max_leverage)):
+        raise DataError(f"max_leverage: expected a finite value > 0, got {max_leverage!r}")
+    var = float(w @ c @ w)
+    if not var > 0:
+        raise DataError("target volatility: portfolio volatility is zero")
+    return float(min(target / math.sqrt(var), max_leverage))
