@@ -786,12 +786,25 @@ def buy_and_hold_policy(shares: ArrayLike) -> Policy:
     return policy
 
 
-def _portfolio_return_variance(
+def _alive_variance(
     prices: np.ndarray, state: PolicyState, weights: np.ndarray
-) -> np.ndarray:
-    # money weights w -> shares w / S; price covariance -> variance of the unit-money portfolio
-    sh = weights[None, :] / prices
-    return np.einsum("pi,pij,pj->p", sh, state.price_cov, sh)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paths whose basket is tradable (positive prices where weighted, positive variance) and the
+    per-year return variance of one unit of money in the basket (``w' Sigma^ret w``)."""
+    used = weights != 0
+    alive = np.all((prices > 0) | ~used[None, :], axis=1)
+    sh = np.zeros_like(prices)
+    np.divide(np.broadcast_to(weights, prices.shape), prices, out=sh, where=alive[:, None] & used)
+    var = np.einsum("pi,pij,pj->p", sh, state.price_cov, sh)
+    alive &= var > 0
+    return alive, var
+
+
+def _money_to_shares(money: np.ndarray, prices: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    # paths with an absorbed (zero or negative) forward or a zero-volatility basket hold nothing
+    out = np.zeros_like(money)
+    np.divide(money, prices, out=out, where=alive[:, None] & (money != 0))
+    return out
 
 
 def volatility_managed_policy(
@@ -801,14 +814,16 @@ def volatility_managed_policy(
 
     ``s_t = min(target_vol / sigma_t, max_leverage)`` with ``sigma_t^2 = w' Sigma^ret_t w`` the
     instantaneous variance of the basket (known at ``t`` from the state). Each step contributes
-    ``(notional * target_vol)^2 dt`` to the terminal variance while the cap is not binding.
+    ``(notional * target_vol)^2 dt`` to the terminal variance while the cap is not binding. Paths on
+    which the basket has no risk left (an absorbed SABR forward) hold nothing.
     """
     w = np.asarray(weights, dtype=float)
 
     def policy(t: float, prices: np.ndarray, state: PolicyState) -> np.ndarray:
-        sig = np.sqrt(_portfolio_return_variance(prices, state, w))
-        scale = time_parity_weight(sig, target_vol, max_leverage)
-        return notional * scale[:, None] * w[None, :] / prices
+        alive, var = _alive_variance(prices, state, w)
+        scale = np.zeros(prices.shape[0])
+        scale[alive] = time_parity_weight(np.sqrt(var[alive]), target_vol, max_leverage)
+        return _money_to_shares(notional * scale[:, None] * w[None, :], prices, alive)
 
     return policy
 
@@ -820,9 +835,10 @@ def moreira_muir_policy(
     w = np.asarray(weights, dtype=float)
 
     def policy(t: float, prices: np.ndarray, state: PolicyState) -> np.ndarray:
-        var = _portfolio_return_variance(prices, state, w)
-        scale = moreira_muir_weight(var, c, max_leverage)
-        return notional * scale[:, None] * w[None, :] / prices
+        alive, var = _alive_variance(prices, state, w)
+        scale = np.zeros(prices.shape[0])
+        scale[alive] = moreira_muir_weight(var[alive], c, max_leverage)
+        return _money_to_shares(notional * scale[:, None] * w[None, :], prices, alive)
 
     return policy
 
