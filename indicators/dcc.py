@@ -1,0 +1,261 @@
+"""DCC(1,1) conditional correlation (Engle 2002), second step of the two-step QML estimator.
+
+No maintained Python library fits DCC for us: ``arch`` is univariate only and ``mgarch`` on PyPI is small,
+dormant and loops in Python (too slow for monthly refits), so it is written here. The recursion
+
+    Q_t = (1 - a - b) Qbar + a z_{t-1} z_{t-1}' + b Q_{t-1},   Q_0 = Qbar,
+    R_t = diag(Q_t)^{-1/2} Q_t diag(Q_t)^{-1/2}
+
+is linear in Q, so the whole path is computed at once with ``scipy.signal.lfilter`` over the
+n(n+1)/2 distinct entries (vectorized, no Python loop over time); log-determinants and quadratic forms
+are batched Cholesky solves. The likelihood evaluated inside the optimizer runs the same recursion in a
+compiled (numba) loop, ~50x faster than the batched numpy version for small n; both are tested equal. ``Qbar`` is the sample second moment of the standardized residuals
+(correlation targeting). The correlation log-likelihood
+``-1/2 sum_t (ln|R_t| + z_t' R_t^{-1} z_t - z_t'z_t)`` is maximized over ``a > 0, b > 0, a + b < 1``
+with L-BFGS-B on the box reparametrization ``s = a + b in (0, 1)``, ``p = a / (a + b) in (0, 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy.optimize import minimize
+from scipy.signal import lfilter
+
+from drb.errors import DataError
+
+__all__ = ["DCCResult", "fit_dcc", "dcc_correlation", "dcc_loglik", "dcc_step", "q_to_corr"]
+
+_EPS = 1e-6
+
+
+def q_to_corr(q: np.ndarray) -> np.ndarray:
+    """Normalize Q (..., n, n) to a correlation matrix (unit diagonal)."""
+    d = np.sqrt(np.einsum("...ii->...i", q))
+    r = q / (d[..., :, None] * d[..., None, :])
+    idx = np.arange(q.shape[-1])
+    r[..., idx, idx] = 1.0
+    return r
+
+
+def _q_path(z: np.ndarray, a: float, b: float, qbar: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """Q_t for t = 0..T (T + 1 matrices; the last is the one-step-ahead Q_{T|T-1}), vectorized."""
+    T, n = z.shape
+    iu = np.triu_indices(n)
+    zz = (z[:, iu[0]] * z[:, iu[1]])  # (T, m)
+    c = (1.0 - a - b) * qbar[iu]
+    x = np.empty((T + 1, zz.shape[1]))
+    x[0] = q0[iu]
+    x[1:] = c + a * zz
+    y = lfilter([1.0], [1.0, -b], x, axis=0)
+    q = np.empty((T + 1, n, n))
+    q[:, iu[0], iu[1]] = y
+    q[:, iu[1], iu[0]] = y
+    return q
+
+
+def dcc_loglik(z: np.ndarray, a: float, b: float, qbar: np.ndarray | None = None) -> float:
+    """DCC correlation log-likelihood of standardized residuals ``z`` (T, n) at ``(a, b)``."""
+    z = np.asarray(z, dtype=float)
+    qbar = z.T @ z / z.shape[0] if qbar is None else qbar
+    return _loglik(z, a, b, qbar)[0]
+
+
+@numba.njit(cache=True)
+def _loglik_kernel(z, a, b, qbar):  # pragma: no cover - compiled
+    """Sequential likelihood loop (compiled): Q recursion, Cholesky of R_t, log-det and quadratic form."""
+    T, n = z.shape
+    q = qbar.copy()
+    c = (1.0 - a - b) * qbar
+    L = np.zeros((n, n))
+    u = np.zeros(n)
+    d = np.zeros(n)
+    total = 0.0
+    for t in range(T):
+        if t > 0:
+            for i in range(n):
+                zi = a * z[t - 1, i]
+                for j in range(i + 1):
+                    q[i, j] = c[i, j] + zi * z[t - 1, j] + b * q[i, j]
+        # Cholesky of R_t = D^-1/2 Q D^-1/2 done on the fly
+        for i in range(n):
+            d[i] = 1.0 / np.sqrt(q[i, i])
+        for i in range(n):
+            for j in range(i + 1):
+                rij = q[i, j] * d[i] * d[j]
+                acc = rij
+                for k in range(j):
+                    acc -= L[i, k] * L[j, k]
+                if i == j:
+                    if acc <= 0.0:
+                        return -np.inf
+                    L[i, i] = np.sqrt(acc)
+                else:
+                    L[i, j] = acc / L[j, j]
+        logdet = 0.0
+        quad = 0.0
+        zz = 0.0
+        for i in range(n):
+            acc = z[t, i]
+            for k in range(i):
+                acc -= L[i, k] * u[k]
+            u[i] = acc / L[i, i]
+            logdet += 2.0 * np.log(L[i, i])
+            quad += u[i] * u[i]
+            zz += z[t, i] * z[t, i]
+        total += logdet + quad - zz
+    return -0.5 * total
+
+
+def _loglik(z, a, b, qbar):
+    q = _q_path(z, a, b, qbar, qbar)
+    r = q_to_corr(q[:-1])
+    try:
+        L = np.linalg.cholesky(r)
+    except np.linalg.LinAlgError:
+        return -np.inf, q
+    logdet = 2.0 * np.log(np.einsum("tii->ti", L)).sum()
+    u = np.linalg.solve(L, z[:, :, None])[..., 0]
+    quad = np.einsum("ti,ti->", u, u) - np.einsum("ti,ti->", z, z)
+    return -0.5 * (logdet + quad), q
+
+
+@dataclass
+class DCCResult:
+    """Fitted DCC(1,1).
+
+    Attributes
+    ----------
+    a, b : float
+        News and persistence parameters (a > 0, b > 0, a + b < 1).
+    qbar : ndarray, shape (n, n)
+        Target (sample second moment of the standardized residuals).
+    corr : ndarray, shape (T, n, n)
+        Fitted conditional correlation path R_t (uses residuals up to t - 1).
+    q_next : ndarray, shape (n, n)
+        Q_{T|T-1}: the one-step-ahead Q after the last residual (feed it to :func:`dcc_step`).
+    loglik : float
+        Correlation log-likelihood at (a, b).
+    converged : bool
+    message : str
+    """
+
+    a: float
+    b: float
+    qbar: np.ndarray
+    corr: np.ndarray
+    q_next: np.ndarray
+    loglik: float
+    converged: bool
+    message: str = ""
+
+    @property
+    def corr_next(self) -> np.ndarray:
+        """One-step-ahead correlation forecast R_{T|T-1}, shape (n, n)."""
+        return q_to_corr(self.q_next)
+
+
+def _to_ab(u: np.ndarray) -> tuple[float, float]:
+    s, p = float(u[0]), float(u[1])
+    return s * p, s * (1.0 - p)
+
+
+def fit_dcc(
+    residuals: np.ndarray,
+    start: tuple[float, float] | None = None,
+    *,
+    fallback: tuple[float, float] = (0.02, 0.95),
+) -> DCCResult:
+    """Fit DCC(1,1) by QML on standardized residuals (second step of Engle's two-step estimator).
+
+    Parameters
+    ----------
+    residuals : array_like, shape (T, n)
+        Standardized residuals e_t of the univariate (EGARCH) fits, finite, T > n.
+    start : (a, b), optional
+        Warm start; otherwise the best of a small grid.
+    fallback : (a, b)
+        Parameters returned (``converged=False``) when the optimizer fails and no ``start`` is given.
+
+    Returns
+    -------
+    DCCResult
+        Never raises for a numerical failure (``converged=False`` and ``start`` or ``fallback``).
+    """
+    z = np.asarray(residuals, dtype=float)
+    if z.ndim != 2 or z.shape[0] <= z.shape[1] or not np.all(np.isfinite(z)):
+        raise DataError(f"fit_dcc: need finite residuals of shape (T, n) with T > n, got {z.shape}")
+    T = z.shape[0]
+    qbar = z.T @ z / T
+
+    def nll(u):
+        a, b = _to_ab(u)
+        ll = _loglik_kernel(z, a, b, qbar)
+        return -ll / T if np.isfinite(ll) else 1e10
+
+    if start is not None and start[0] > 0 and start[1] > 0 and start[0] + start[1] < 1:
+        a0, b0 = start
+    else:
+        grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99)]
+        vals = [nll(np.array([ga + gb, ga / (ga + gb)])) for ga, gb in grid]
+        a0, b0 = grid[int(np.argmin(vals))]
+    u0 = np.array([a0 + b0, a0 / (a0 + b0)])
+    bounds = [(_EPS, 1.0 - _EPS), (_EPS, 1.0 - _EPS)]
+    try:
+        res = minimize(nll, u0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-12, "gtol": 1e-7, "eps": 1e-7})
+        ok = bool(np.all(np.isfinite(res.x))) and res.fun < 1e9
+        u, msg = res.x, str(res.message)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        ok, u, msg = False, u0, f"{type(exc).__name__}: {exc}"
+    if ok:
+        a, b = _to_ab(u)
+    else:
+        a, b = start if start is not None else fallback
+    ll, q = _loglik(z, a, b, qbar)
+    return DCCResult(float(a), float(b), qbar, q_to_corr(q[:-1]), q[-1], float(ll), ok, msg)
+
+
+def dcc_correlation(
+    residuals: np.ndarray,
+    a: float,
+    b: float,
+    qbar: np.ndarray | None = None,
+    q0: np.ndarray | None = None,
+    *,
+    include_forecast: bool = False,
+) -> np.ndarray:
+    """Filter DCC correlations forward with given parameters (vectorized).
+
+    Parameters
+    ----------
+    residuals : array_like, shape (T, n)
+        Standardized residuals.
+    a, b : float
+        DCC parameters.
+    qbar : ndarray (n, n), optional
+        Target; default the sample second moment of ``residuals``.
+    q0 : ndarray (n, n), optional
+        Q for the first row; default ``qbar``.
+    include_forecast : bool
+        Append R_{T|T-1} (shape becomes (T + 1, n, n)).
+
+    Returns
+    -------
+    ndarray, shape (T, n, n) or (T + 1, n, n)
+        R_t, conditional on residuals up to t - 1.
+    """
+    z = np.asarray(residuals, dtype=float)
+    if not (a >= 0 and b >= 0 and a + b < 1):
+        raise DataError(f"dcc_correlation: need a, b >= 0 and a + b < 1, got a={a}, b={b}")
+    qbar = z.T @ z / z.shape[0] if qbar is None else np.asarray(qbar, dtype=float)
+    q0 = qbar if q0 is None else np.asarray(q0, dtype=float)
+    q = _q_path(z, a, b, qbar, q0)
+    r = q_to_corr(q)
+    return r if include_forecast else r[:-1]
+
+
+def dcc_step(q: np.ndarray, z: np.ndarray, a: float, b: float, qbar: np.ndarray) -> np.ndarray:
+    """O(n^2) online step: Q_{t+1} = (1 - a - b) Qbar + a z_t z_t' + b Q_t."""
+    return (1.0 - a - b) * qbar + a * np.outer(z, z) + b * q
