@@ -160,6 +160,7 @@ class RiskBudgetStrategy(bt.Strategy):
         self.pending = None
         initial = not np.any(self.units() != 0)
         slip = float(getattr(self.broker.p, "slip_perc", 0.0) or 0.0)
+        comm = float(self.broker.getcommissioninfo(self.asset_datas[0]).p.commission or 0.0)
         plan: TradePlan = plan_trades(
             self.units(),
             prices,
@@ -170,6 +171,7 @@ class RiskBudgetStrategy(bt.Strategy):
             asset_cap=self.p.asset_cap,
             cash_buffer=self.p.cash_buffer,
             slippage=slip,
+            commission=comm,
         )
         orders = []
         for i in plan.order_sequence():

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from strategies.turnover import one_way_turnover, project_turnover
+
 __all__ = ["TradePlan", "plan_trades", "one_way_turnover"]
 
 
@@ -56,11 +58,6 @@ class TradePlan:
         return [int(i) for i in sells + buys]
 
 
-def one_way_turnover(before: np.ndarray, after: np.ndarray) -> float:
-    """One-way turnover ``0.5 * sum |after - before|`` (decimal of portfolio value)."""
-    return float(0.5 * np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float)).sum())
-
-
 def plan_trades(
     units_held: np.ndarray,
     prices: np.ndarray,
@@ -72,6 +69,7 @@ def plan_trades(
     asset_cap: float | None = 0.08,
     cash_buffer: float = 0.002,
     slippage: float = 0.0,
+    commission: float = 0.0,
     min_change: float = 1e-7,
 ) -> TradePlan:
     """Plan the orders that move the holdings toward ``target`` within the caps.
@@ -94,6 +92,9 @@ def plan_trades(
         Share of value kept in cash: the invested weights are ``target * (1 - cash_buffer)``.
     slippage : float
         Proportional slippage the broker applies; buys are sized at ``price * (1 + slippage)``.
+    commission : float
+        Proportional commission per side. Buys are scaled down, if needed, so that cash after the
+        trades (sells at the worst fill, commissions paid) stays >= 0 and no order is rejected.
     min_change : float
         Weight changes smaller than this are not traded.
 
@@ -114,8 +115,6 @@ def plan_trades(
     if initial or (total_cap is None and asset_cap is None):
         post = desired
     else:
-        from strategies.turnover import project_turnover
-
         cur_ext = np.append(pre, 1.0 - pre.sum())
         tgt_ext = np.append(desired, 1.0 - desired.sum())
         new_ext = project_turnover(cur_ext, tgt_ext, total_cap=total_cap, asset_cap=asset_cap)
@@ -123,6 +122,15 @@ def plan_trades(
         capped = not np.allclose(post, desired, atol=1e-12, rtol=0)
     dw = post - pre
     dw[np.abs(dw) < min_change] = 0.0
+    buys = dw[dw > 0].sum()
+    if buys > 0:
+        sells = -dw[dw < 0].sum()
+        cash_w = cash / value
+        affordable = (cash_w + sells * (1.0 - slippage) * (1.0 - commission)) / (1.0 + commission)
+        if buys > affordable:
+            # Shrinking buys only shrinks |dw|: the caps still hold.
+            dw = np.where(dw > 0, dw * max(affordable, 0.0) / buys * (1.0 - 1e-9), dw)
+            capped = True
     post = pre + dw
     notional = dw * value
     fill = np.where(notional > 0, prices * (1.0 + slippage), prices)
