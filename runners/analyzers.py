@@ -43,10 +43,11 @@ class PortfolioRecorder(bt.Analyzer):
 
     def next(self) -> None:
         s = self.strategy
+        units, closes, value, cash = s._bar_state()
         self._dates.append(_date(s))
-        self._rows.append(s.units() * s.closes())
-        self._cash.append(float(s.broker.getcash()))
-        self._values.append(float(s.broker.getvalue()))
+        self._rows.append(units * closes)
+        self._cash.append(cash)
+        self._values.append(value)
 
     def get_analysis(self) -> dict[str, Any]:
         s = self.strategy

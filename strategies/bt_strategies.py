@@ -100,6 +100,9 @@ class RiskBudgetStrategy(bt.Strategy):
         self.order_issues: list[dict[str, Any]] = []
         self.last_decision: al.Decision | None = None
         self._coo = True
+        self._cache_key: tuple[int, int] | None = None
+        self._cache: tuple[np.ndarray, np.ndarray, float, float] | None = None
+        self._n_fills = 0
 
     def allocator_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the allocator: every param except the execution ones."""
@@ -118,22 +121,34 @@ class RiskBudgetStrategy(bt.Strategy):
         self.broker.set_checksubmit(False)
 
     # ------------------------------------------------------------------------- state
+    def _bar_state(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """(units, closes, value, cash) of the current bar, computed once per bar."""
+        key = (len(self), self._n_fills)
+        if self._cache_key != key:
+            units = np.array([self.getposition(d).size for d in self.asset_datas], dtype=float)
+            closes = np.array([d.close[0] for d in self.asset_datas], dtype=float)
+            self._cache = (units, closes, float(self.broker.getvalue()), float(self.broker.getcash()))
+            self._cache_key = key
+        return self._cache
+
     def units(self) -> np.ndarray:
         """Units held of each asset, shape (n,)."""
-        return np.array([self.getposition(d).size for d in self.asset_datas], dtype=float)
+        return self._bar_state()[0]
 
     def closes(self) -> np.ndarray:
-        return np.array([d.close[0] for d in self.asset_datas], dtype=float)
+        """Closes of the current bar, shape (n,)."""
+        return self._bar_state()[1]
 
     def executed_weights(self) -> np.ndarray:
         """End-of-bar asset weights: value of each holding at the close / broker value."""
-        value = self.broker.getvalue()
+        units, closes, value, _ = self._bar_state()
         if value <= 0:
             return np.zeros(len(self.asset_datas))
-        return self.units() * self.closes() / value
+        return units * closes / value
 
     # ------------------------------------------------------------------------- bar loop
     def next(self) -> None:
+        self._cache_key = None  # the broker has valued this bar's close: refresh the cached state
         date = pd.Timestamp(self.asset_datas[0].datetime.date(0))
         self._finish_rebalance(date)
         vi = self.vol_data.close[0] if self.vol_data is not None else math.nan
@@ -158,6 +173,7 @@ class RiskBudgetStrategy(bt.Strategy):
         decision = self.pending
         assert decision is not None
         self.pending = None
+        self._cache_key = None
         initial = not np.any(self.units() != 0)
         slip = float(getattr(self.broker.p, "slip_perc", 0.0) or 0.0)
         comm = float(self.broker.getcommissioninfo(self.asset_datas[0]).p.commission or 0.0)
@@ -197,6 +213,7 @@ class RiskBudgetStrategy(bt.Strategy):
             return
         name = order.data._name
         fl = self._inflight
+        self._n_fills += 1
         if order.status == order.Completed:
             size = float(order.executed.size)
             price = float(order.executed.price)
