@@ -142,7 +142,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from runners.report import report_main
 
-    return report_main([args.run_dir] + (["--no-tearsheets"] if args.no_tearsheets else []))
+    return report_main(list(args.report_args))
 
 
 def _print_summary(metrics, out: Path) -> None:
@@ -174,8 +174,8 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _report_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="output folder of drb compare / drb demo")
-    p.add_argument("--no-tearsheets", action="store_true", help="skip the pyfolio tear sheets")
+    # Options are parsed by runners.report.report_main (see `drb report --help`).
+    p.add_argument("report_args", nargs=argparse.REMAINDER, help="RUN_DIR [options]")
 
 
 COMMANDS["demo"] = ("run every strategy on the embedded market and write the report", _demo_parser, _cmd_demo)
@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``drb`` console script; returns the exit code."""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        from runners.report import report_main
+
+        return report_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
