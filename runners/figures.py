@@ -1,0 +1,574 @@
+"""Report figures (PNG) of a comparison run, drawn headless.
+
+Every function takes plain DataFrames read from the run directory (docs/outputs.md) and returns a
+:class:`matplotlib.figure.Figure` built on an Agg canvas directly (no ``pyplot``, no global state,
+no backend switch in the caller's process); :func:`save_figure` writes it atomically.
+
+Figures (file names used by :mod:`runners.report` under ``figures/``):
+
+=============================  ====================================================================
+``equity_drawdown.png``        Growth of 1 per strategy on a log scale (top) and drawdown from the
+                               running peak in % (bottom).
+``budgets.png``                Dynamic model: stacked target budgets b* (top) and smoothed budgets
+                               b(t) in force (bottom), regime shaded behind and as a strip on top.
+``risk_contributions.png``     Stacked relative risk contributions per strategy (small multiples).
+``weights.png``                Stacked executed weights per strategy, cash as the grey remainder.
+``turnover_per_year.png``      One-way turnover per calendar year and strategy (initial investment
+                               excluded); partial years marked.
+``extreme_months.png``         Average monthly return in extreme months (equity down > 5 %) per
+                               strategy: the paper's Figure 4.
+``regimes.png``                Regime timeline (top) and the Markov transition matrix (heatmap).
+=============================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colors as mcolors
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+    PercentFormatter,
+)
+
+from drb.errors import DataError
+from runners.io import atomic_savefig
+
+__all__ = [
+    "DYNAMIC",
+    "PHASES",
+    "VOL_STATES",
+    "asset_colors",
+    "strategy_colors",
+    "regime_color",
+    "plot_equity_drawdowns",
+    "plot_budgets",
+    "plot_risk_contributions",
+    "plot_weights",
+    "plot_turnover_per_year",
+    "plot_extreme_months",
+    "plot_regimes",
+    "save_figure",
+]
+
+DYNAMIC = "DynamicRiskBudget"
+PHASES: tuple[str, ...] = ("recovery", "expansion", "deceleration", "recession")
+VOL_STATES: tuple[str, ...] = ("low", "medium", "high")
+
+_ASSET_BASE = {
+    "equity": "#1f77b4",
+    "bond": "#2ca02c",
+    "commodity": "#ff7f0e",
+    "real_estate": "#9467bd",
+}
+# one colour family per phase, lighter -> darker for low -> high volatility
+_PHASE_CMAP = {"recovery": "Greens", "expansion": "Blues", "deceleration": "Oranges", "recession": "Reds"}
+_DPI = 110
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = _DPI) -> Path:
+    """Write ``fig`` as PNG atomically (white background).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or PathLike
+        Target ``.png``.
+    dpi : int, default 110
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return atomic_savefig(fig, path, dpi=dpi, facecolor="white", format="png")
+
+
+def asset_colors(assets: Sequence[str]) -> dict[str, str]:
+    """Fixed colours for the default asset classes, tab10 colours for any other asset."""
+    extra = [c for c in mcolors.TABLEAU_COLORS.values() if c not in {
+        mcolors.to_hex(v) for v in _ASSET_BASE.values()}]
+    out: dict[str, str] = {}
+    k = 0
+    for a in assets:
+        if a in _ASSET_BASE:
+            out[a] = _ASSET_BASE[a]
+        else:
+            out[a] = extra[k % len(extra)]
+            k += 1
+    return out
+
+
+def strategy_colors(strategies: Sequence[str]) -> dict[str, str]:
+    """A colour per strategy; the dynamic model is always black so it stands out."""
+    palette = list(mcolors.TABLEAU_COLORS.values())
+    out: dict[str, str] = {}
+    k = 0
+    for s in strategies:
+        if s == DYNAMIC:
+            out[s] = "#000000"
+        else:
+            out[s] = palette[k % len(palette)]
+            k += 1
+    return out
+
+
+def regime_color(regime: str) -> tuple[float, float, float, float]:
+    """Colour of a ``"<phase>/<vol_state>"`` regime: hue by phase, darker with higher volatility."""
+    phase, _, vol = str(regime).partition("/")
+    if phase not in _PHASE_CMAP:
+        return (0.6, 0.6, 0.6, 1.0)
+    level = {"low": 0.35, "medium": 0.6, "high": 0.85}.get(vol, 0.6)
+    from matplotlib import colormaps
+
+    return tuple(colormaps[_PHASE_CMAP[phase]](level))  # type: ignore[return-value]
+
+
+def _regime_order(regimes: Sequence[str]) -> list[str]:
+    canonical = [f"{p}/{v}" for p in PHASES for v in VOL_STATES]
+    seen = list(dict.fromkeys(regimes))
+    return [r for r in canonical if r in seen] + [r for r in seen if r not in canonical]
+
+
+def _spells(dates: pd.DatetimeIndex, labels: Sequence[str]) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
+    """Runs of equal labels as (start, end, label); end is the next spell's start (or last date)."""
+    labels = list(labels)
+    out = []
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            end = dates[i] if i < len(labels) else dates[-1]
+            out.append((dates[start], end, labels[start]))
+            start = i
+    return out
+
+
+def _pct_axis(ax, decimals: int = 0) -> None:
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
+
+
+def _need(frame: pd.DataFrame, cols: Sequence[str], what: str) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what}: missing column(s) {missing}")
+
+
+# ----------------------------------------------------------------------------- equity curves
+
+
+def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
+    """Growth of 1 (log scale) and drawdowns of every strategy.
+
+    Parameters
+    ----------
+    returns : pandas.DataFrame, shape (n_days, n_strategies)
+        Daily simple returns, DatetimeIndex; each strategy starts at its first non-NaN day.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if returns.empty or returns.shape[1] == 0:
+        raise DataError("returns: nothing to plot")
+    colors = strategy_colors(list(returns.columns))
+    fig = _new_figure(12, 8)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    for name in returns.columns:
+        r = returns[name].dropna()
+        if r.empty:
+            continue
+        wealth = (1.0 + r).cumprod()
+        # start the curve at 1 on the day before the first return
+        wealth = pd.concat([pd.Series([1.0], index=[r.index[0] - pd.Timedelta(days=1)]), wealth])
+        dd = wealth / wealth.cummax() - 1.0
+        lw = 2.2 if name == DYNAMIC else 1.3
+        final = wealth.iloc[-1]
+        ax1.plot(wealth.index, wealth.to_numpy(), color=colors[name], lw=lw,
+                 label=f"{name} ({final - 1:+.1%})")
+        ax2.plot(dd.index, dd.to_numpy(), color=colors[name], lw=lw, label=name)
+    ax1.set_yscale("log")
+    lo, hi = ax1.get_ylim()
+    if hi / lo < 20:
+        # a narrow log range gets one or no decade tick: put round linear values on it instead
+        ticks = MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        ax1.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi and t > 0]))
+        ax1.yaxis.set_minor_locator(NullLocator())
+    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2f}"))
+    ax1.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax1.set_ylabel("value of 1 invested (log scale)")
+    ax1.set_title("Equity curves after costs (legend: total return)")
+    ax1.legend(loc="upper left", fontsize=9, ncols=2 if returns.shape[1] > 5 else 1)
+    ax1.grid(True, which="major", alpha=0.3)
+    ax2.set_ylabel("drawdown from running peak")
+    _pct_axis(ax2)
+    ax2.set_title("Drawdowns")
+    ax2.grid(True, alpha=0.3)
+    ax2.set_xlabel("date")
+    return fig
+
+
+# ----------------------------------------------------------------------------- budgets
+
+
+def _shade_regimes(ax, dates: pd.DatetimeIndex, regimes: Sequence[str], *, strip: tuple[float, float]) -> None:
+    spells = _spells(dates, regimes)
+    for k, (start, end, reg) in enumerate(spells):
+        col = regime_color(reg)
+        ax.axvspan(start, end, color=col, alpha=0.18, lw=0, zorder=0)
+        ax.axvspan(start, end, ymin=strip[0], ymax=strip[1], color=col, alpha=1.0, lw=0, zorder=3)
+        if k > 0:  # mark each regime change through the stack
+            ax.axvline(start, color="white", lw=1.0, ls="--", zorder=4)
+
+
+def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
+    """Stacked target and smoothed risk budgets of the dynamic model, regime shaded behind.
+
+    Parameters
+    ----------
+    budgets : pandas.DataFrame
+        ``budgets.csv`` with a DatetimeIndex: ``regime``, ``target_<asset>``, ``smoothed_<asset>``.
+    assets : sequence of str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _need(budgets, ["regime", *(f"target_{a}" for a in assets), *(f"smoothed_{a}" for a in assets)], "budgets")
+    colors = asset_colors(assets)
+    dates = pd.DatetimeIndex(budgets.index)
+    regimes = budgets["regime"].astype(str).tolist()
+    fig = _new_figure(12, 8.5)
+    axes = fig.subplots(2, 1, sharex=True)
+    top = 1.08
+    for ax, kind, title in (
+        (axes[0], "target", "Target risk budgets b* (regime budget matrix + tactical tilts)"),
+        (axes[1], "smoothed", "Smoothed risk budgets b(t) in force (updated at each rebalance)"),
+    ):
+        _shade_regimes(ax, dates, regimes, strip=(1.0 / top + 0.005, 1.0))
+        values = [budgets[f"{kind}_{a}"].to_numpy(dtype=float) for a in assets]
+        ax.stackplot(dates, values, labels=list(assets), colors=[colors[a] for a in assets],
+                     alpha=0.85, lw=0, zorder=2)
+        ax.set_ylim(0, top)
+        ax.set_yticks(np.linspace(0, 1, 6))
+        _pct_axis(ax)
+        ax.set_ylabel("share of portfolio risk")
+        ax.set_title(title)
+        ax.margins(x=0)
+    regime_handles = [Patch(color=regime_color(r), label=r) for r in _regime_order(regimes)]
+    asset_handles = [Patch(color=colors[a], alpha=0.85, label=a) for a in assets]
+    axes[0].legend(handles=asset_handles, title="asset", loc="upper left",
+                   bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    axes[1].legend(handles=regime_handles, title="regime (strip on top)", loc="upper left",
+                   bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    axes[1].set_xlabel("date")
+    fig.suptitle("Dynamic risk budgets over time, regime shaded behind", fontsize=13)
+    return fig
+
+
+# ----------------------------------------------------------------------------- per-strategy stacks
+
+
+def _small_multiples(
+    frames: Mapping[str, pd.DataFrame], *, ylabel: str, title: str, cash_remainder: bool
+) -> Figure:
+    names = [n for n, f in frames.items() if f is not None and not f.empty]
+    if not names:
+        raise DataError(f"{title}: no strategy has data")
+    assets: list[str] = []
+    for n in names:
+        for c in frames[n].columns:
+            if c not in assets:
+                assets.append(c)
+    colors = asset_colors(assets)
+    ncols = 1 if len(names) == 1 else 2
+    nrows = int(np.ceil(len(names) / ncols))
+    fig = _new_figure(12, 2.9 * nrows + 0.8)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
+    for ax, name in zip(axes, names):
+        f = frames[name].reindex(columns=assets).fillna(0.0)
+        vals = [f[a].to_numpy(dtype=float) for a in assets]
+        labels = list(assets)
+        cols = [colors[a] for a in assets]
+        if cash_remainder:
+            vals.append(np.clip(1.0 - f.sum(axis=1).to_numpy(), 0.0, None))
+            labels.append("cash")
+            cols.append("#bbbbbb")
+        ax.stackplot(f.index, vals, labels=labels, colors=cols, lw=0, alpha=0.9)
+        lo = min(0.0, float(np.min(np.cumsum(vals, axis=0))))
+        ax.set_ylim(lo, max(1.0, float(np.max(np.sum(vals, axis=0)))))
+        ax.set_title(name, fontsize=11, fontweight="bold" if name == DYNAMIC else "normal")
+        _pct_axis(ax)
+        ax.margins(x=0)
+        ax.tick_params(axis="x", labelsize=8, labelbottom=True)
+        ax.set_ylabel(ylabel, fontsize=9)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    handles = [Patch(color=colors[a], label=a) for a in assets]
+    if cash_remainder:
+        handles.append(Patch(color="#bbbbbb", label="cash"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=10)
+    fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def plot_risk_contributions(risk_contributions: Mapping[str, pd.DataFrame]) -> Figure:
+    """Stacked relative risk contributions (sum 1) per strategy, one panel each.
+
+    Parameters
+    ----------
+    risk_contributions : mapping of str to pandas.DataFrame
+        Strategy -> ``risk_contributions/<strategy>.csv`` (DatetimeIndex, one column per asset).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    return _small_multiples(
+        risk_contributions,
+        ylabel="share of risk",
+        title="Relative risk contributions of the end-of-day weights (Euler, sum = 100%)",
+        cash_remainder=False,
+    )
+
+
+def plot_weights(weights: Mapping[str, pd.DataFrame]) -> Figure:
+    """Stacked executed end-of-day weights per strategy, cash as the grey remainder.
+
+    Parameters
+    ----------
+    weights : mapping of str to pandas.DataFrame
+        Strategy -> ``weights/<strategy>.csv`` (DatetimeIndex, one column per asset).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    return _small_multiples(
+        weights, ylabel="weight (share of value)", title="Executed portfolio weights",
+        cash_remainder=True,
+    )
+
+
+# ----------------------------------------------------------------------------- turnover
+
+
+def turnover_by_year(
+    rebalances: pd.DataFrame, strategies: Sequence[str], *, include_initial: bool = False
+) -> pd.DataFrame:
+    """Sum of one-way rebalance turnover per calendar year and strategy.
+
+    Parameters
+    ----------
+    rebalances : pandas.DataFrame
+        ``rebalances.csv``: ``date`` (datetime), ``strategy``, ``trigger``, ``turnover``.
+    strategies : sequence of str
+        Columns of the result (strategies that never rebalanced get 0).
+    include_initial : bool, default False
+        Count the first investment out of cash.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: year (int), columns: strategies, values: decimal turnover (1.0 = 100 %).
+    """
+    _need(rebalances, ["date", "strategy", "trigger", "turnover"], "rebalances")
+    reb = rebalances
+    if not include_initial:
+        reb = reb[reb["trigger"].astype(str) != "initial"]
+    if reb.empty:
+        return pd.DataFrame(columns=list(strategies), dtype=float)
+    years = pd.DatetimeIndex(reb["date"]).year
+    table = reb.groupby([years, reb["strategy"]])["turnover"].sum().unstack("strategy")
+    table.index.name = "year"
+    return table.reindex(columns=list(strategies)).fillna(0.0)
+
+
+def plot_turnover_per_year(rebalances: pd.DataFrame, returns: pd.DataFrame) -> Figure:
+    """Grouped bars of one-way turnover per calendar year and strategy.
+
+    Parameters
+    ----------
+    rebalances : pandas.DataFrame
+        ``rebalances.csv`` with ``date`` parsed.
+    returns : pandas.DataFrame
+        Daily returns (for the strategies, their order, and which years are partial).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    strategies = list(returns.columns)
+    table = turnover_by_year(rebalances, strategies)
+    all_years = sorted(set(pd.DatetimeIndex(returns.index).year))
+    table = table.reindex(all_years).fillna(0.0)
+    days = pd.Series(pd.DatetimeIndex(returns.dropna(how="all").index).year).value_counts()
+    full = int(days.max()) if len(days) else 0
+    colors = strategy_colors(strategies)
+    fig = _new_figure(12, 5.5)
+    ax = fig.subplots()
+    n = len(strategies)
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(all_years))
+    for k, s in enumerate(strategies):
+        ax.bar(x + (k - (n - 1) / 2) * width, table[s].to_numpy(), width=width, color=colors[s],
+               label=s, edgecolor="white", lw=0.5)
+    labels = []
+    for y in all_years:
+        d = int(days.get(y, 0))
+        labels.append(f"{y}\n({d} days)*" if (len(all_years) > 1 and d < 0.9 * max(full, 250)) else str(y))
+    ax.set_xticks(x, labels)
+    _pct_axis(ax)
+    ax.set_ylabel("one-way turnover in the year (sum of 0.5·Σ|Δw|)")
+    ax.set_title("Turnover per calendar year (initial investment excluded; * partial year)")
+    ax.legend(fontsize=9, ncols=2 if n > 5 else 1)
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+# ----------------------------------------------------------------------------- extreme months
+
+
+def plot_extreme_months(
+    extreme_returns: pd.Series,
+    *,
+    n_months: int | None = None,
+    counts: pd.Series | None = None,
+    threshold: float = -0.05,
+) -> Figure:
+    """Average monthly return in extreme months per strategy (the paper's Figure 4).
+
+    Parameters
+    ----------
+    extreme_returns : pandas.Series
+        Strategy -> mean monthly return over the extreme months (decimal; the
+        ``extreme_month_return`` column of the metrics table). NaN bars are shown as "n/a".
+    n_months : int, optional
+        Number of extreme months in the run, for the title.
+    counts : pandas.Series, optional
+        Strategy -> number of extreme months inside its own span (a strategy that started late
+        may miss some), shown under each bar.
+    threshold : float, default -0.05
+        Equity monthly return below which a month is extreme, for the title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    vals = extreme_returns.astype(float)
+    strategies = list(vals.index)
+    colors = strategy_colors(strategies)
+    fig = _new_figure(max(7.0, 1.1 * len(strategies) + 3), 5.5)
+    ax = fig.subplots()
+    x = np.arange(len(strategies))
+    heights = np.nan_to_num(vals.to_numpy(), nan=0.0)
+    bars = ax.bar(x, heights, color=[colors[s] for s in strategies], edgecolor="white")
+    for b, v, s in zip(bars, vals.to_numpy(), strategies):
+        label = "n/a" if np.isnan(v) else f"{v:+.2%}"
+        if counts is not None and s in counts.index:
+            label += f"\n(n={int(counts[s])})"
+        y = b.get_height()
+        ax.annotate(label, (b.get_x() + b.get_width() / 2, y), xytext=(0, -3 if y < 0 else 3),
+                    textcoords="offset points", ha="center", va="top" if y < 0 else "bottom",
+                    fontsize=9)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(x, strategies, rotation=20 if len(strategies) > 4 else 0, ha="right" if len(strategies) > 4 else "center")
+    _pct_axis(ax, decimals=1)
+    lo = min(0.0, float(np.nanmin(heights)) if len(heights) else 0.0)
+    hi = max(0.0, float(np.nanmax(heights)) if len(heights) else 0.0)
+    pad = 0.2 * max(hi - lo, 1e-3)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylabel("average monthly return")
+    count = f"{n_months} months" if n_months is not None else "months"
+    ax.set_title(f"Average monthly return in extreme months\n({count} in which the equity asset "
+                 f"returned less than {threshold:.0%})")
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+# ----------------------------------------------------------------------------- regimes
+
+
+def plot_regimes(regimes: pd.DataFrame, transition: pd.DataFrame | None) -> Figure:
+    """Regime timeline and the Markov transition matrix as a heatmap.
+
+    Parameters
+    ----------
+    regimes : pandas.DataFrame
+        ``regimes.csv`` with a DatetimeIndex and a ``regime`` column (``"<phase>/<vol_state>"``).
+    transition : pandas.DataFrame or None
+        ``transition_matrix.csv``: from-regime rows x to-regime columns, rows sum to 1.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _need(regimes, ["regime"], "regimes")
+    labels = regimes["regime"].astype(str).tolist()
+    dates = pd.DatetimeIndex(regimes.index)
+    order = [f"{p}/{v}" for p in PHASES for v in VOL_STATES]
+    order += [r for r in dict.fromkeys(labels) if r not in order]
+    fig = _new_figure(12, 13 if transition is not None else 5.5)
+    if transition is not None:
+        ax1, ax2 = fig.subplots(2, 1, height_ratios=[1, 1.6])
+    else:
+        ax1, ax2 = fig.subplots(), None
+    ypos = {r: i for i, r in enumerate(order)}
+    for start, end, reg in _spells(dates, labels):
+        ax1.barh(ypos[reg], (end - start).days or 1, left=start, height=0.8, color=regime_color(reg),
+                 edgecolor="none")
+    ax1.set_yticks(range(len(order)), order, fontsize=8)
+    ax1.invert_yaxis()
+    ax1.set_ylim(len(order) - 0.5, -0.5)
+    ax1.xaxis_date()
+    ax1.set_xlim(dates[0], dates[-1])
+    ax1.grid(True, axis="x", alpha=0.3)
+    n_switch = sum(1 for a, b in zip(labels[:-1], labels[1:]) if a != b)
+    sources = []
+    for col, name in (("cycle_source", "cycle"), ("vol_source", "volatility state")):
+        if col in regimes.columns:
+            sources.append(f"{name} from {', '.join(pd.unique(regimes[col].astype(str)))}")
+    ax1.set_title(
+        f"Regime timeline (phase / volatility state): {n_switch} transitions"
+        + (f"; {'; '.join(sources)}" if sources else ""), fontsize=11
+    )
+    ax1.set_xlabel("date")
+
+    if ax2 is not None and transition is not None:
+        tm = transition.astype(float)
+        rows = [r for r in order if r in tm.index] + [r for r in tm.index if r not in order]
+        cols = [c for c in order if c in tm.columns] + [c for c in tm.columns if c not in order]
+        tm = tm.reindex(index=rows, columns=cols)
+        observed = set(labels)
+        im = ax2.imshow(tm.to_numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                v = tm.iat[i, j]
+                if np.isnan(v):
+                    continue
+                txt = f"{v:.2f}" if v >= 0.005 else "·"
+                ax2.text(j, i, txt, ha="center", va="center", fontsize=7,
+                         color="black" if v > 0.6 else "white")
+        ylabels = [r if r in observed else f"{r} (never seen: uniform)" for r in rows]
+        ax2.set_yticks(range(len(rows)), ylabels, fontsize=8)
+        ax2.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
+        ax2.set_ylabel("from regime")
+        ax2.set_xlabel("to regime (next step of the regime sequence)")
+        ax2.set_title("Markov transition matrix P(i → j) estimated over the whole run", fontsize=11)
+        cb = fig.colorbar(im, ax=ax2, shrink=0.8)
+        cb.set_label("transition probability")
+    return fig

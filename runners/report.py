@@ -1,0 +1,786 @@
+"""The comparison report: ``report.md`` and a self-contained ``report.html`` from a run directory.
+
+:func:`build_report` reads only saved outputs (docs/outputs.md) -- it never reruns a backtest -- and
+writes, all atomically:
+
+- ``metrics.csv`` / ``metrics.md`` when the run has no ``metrics.csv`` (computed from
+  ``returns.csv``, turnover from ``rebalances.csv``, extreme months from the equity closes implied
+  by positions and fills); an existing ``metrics.csv`` is the source of truth and is not touched;
+- ``tables/``: ``per_year_returns``, ``budget_log`` (paper's Table 1 shape, for ``window``) and
+  ``triggers`` (trigger log summary), each as ``.csv`` and ``.md``;
+- ``figures/*.png`` (see :mod:`runners.figures`) and ``tearsheets/<strategy>.png``
+  (see :mod:`runners.tearsheets`);
+- ``report.md`` (figures linked by relative path) and ``report.html`` (figures embedded as base64
+  PNG; tear sheets linked, or embedded with ``embed_tearsheets=True`` -- they are large).
+
+Figures and tables whose inputs a run does not have (e.g. budgets when the dynamic model was not
+run) are left out and the report says so. :func:`report_main` is ``drb report RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import html
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import ConfigError, DataError, DRBError
+from runners import figures as F
+from runners import tables as T
+from runners.io import atomic_write_text
+from runners.metrics import METRIC_COLUMNS, annualized_turnover, compute_metrics, extreme_months
+
+__all__ = [
+    "RunData",
+    "load_run",
+    "implied_prices",
+    "build_report",
+    "report_main",
+    "FIGURE_FILES",
+]
+
+DYNAMIC = F.DYNAMIC
+
+#: Figure key -> (file name under figures/, caption).
+FIGURE_FILES: dict[str, tuple[str, str]] = {
+    "equity_drawdown": ("equity_drawdown.png",
+                        "Equity curves after costs (value of 1 invested, log scale) and drawdowns "
+                        "from the running peak."),
+    "extreme_months": ("extreme_months.png",
+                       "Average monthly return in extreme months, when the equity asset fell by "
+                       "more than 5% (the paper's Figure 4)."),
+    "budgets": ("budgets.png",
+                "Dynamic model: target budgets b* and smoothed budgets b(t) in force, stacked; the "
+                "regime is shaded behind and shown as a strip on top."),
+    "risk_contributions": ("risk_contributions.png",
+                           "Relative risk contributions of the end-of-day weights, per strategy."),
+    "weights": ("weights.png", "Executed end-of-day weights per strategy (cash in grey)."),
+    "turnover_per_year": ("turnover_per_year.png",
+                          "One-way turnover per calendar year (initial investment excluded)."),
+    "regimes": ("regimes.png",
+                "Regime timeline and the Markov transition matrix estimated over the run."),
+}
+
+
+@dataclass
+class RunData:
+    """Everything the report reads from a run directory (frames have DatetimeIndexes)."""
+
+    run_dir: Path
+    returns: pd.DataFrame
+    strategies: list[str]
+    assets: list[str]
+    run_info: dict[str, Any]
+    weights: dict[str, pd.DataFrame] = field(default_factory=dict)
+    risk_contributions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    positions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    transactions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rebalances: pd.DataFrame | None = None
+    budgets: pd.DataFrame | None = None
+    regimes: pd.DataFrame | None = None
+    transition: pd.DataFrame | None = None
+    metrics: pd.DataFrame | None = None
+    missing: list[str] = field(default_factory=list)
+
+
+def _read_csv(path: Path, *, index_date: bool = True, required: bool = True) -> pd.DataFrame | None:
+    if not path.is_file():
+        if required:
+            raise DataError(f"missing file: {path}")
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}".splitlines()[0]) from None
+    if "date" not in frame.columns:
+        if index_date:
+            raise DataError(f"{path}: no 'date' column")
+        return frame
+    try:
+        frame["date"] = pd.to_datetime(frame["date"])
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: column 'date' is not made of dates ({exc})".splitlines()[0]) from None
+    if index_date:
+        frame = frame.set_index("date")
+        if frame.index.has_duplicates:
+            raise DataError(f"{path}: duplicate date {frame.index[frame.index.duplicated()][0].date()}")
+        frame = frame.sort_index()
+    return frame
+
+
+def _numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    out = frame.apply(pd.to_numeric, errors="coerce")
+    bad = out.isna() & frame.notna()
+    if bad.to_numpy().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise DataError(f"{path}: non-numeric value {frame.iat[r, c]!r} in column {frame.columns[c]!r}")
+    return out.astype(float)
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunData:
+    """Read a run directory (docs/outputs.md). Only ``returns.csv`` is required.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+
+    Returns
+    -------
+    RunData
+        ``missing`` lists the optional inputs that were not found.
+
+    Raises
+    ------
+    DataError
+        The folder or ``returns.csv`` is missing, or a present file is malformed.
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise DataError(f"run directory not found: {root}")
+    returns_path = root / "returns.csv"
+    returns = _numeric(_read_csv(returns_path), returns_path)  # type: ignore[arg-type]
+    if returns.shape[1] == 0 or returns.dropna(how="all").empty:
+        raise DataError(f"{returns_path}: no strategy returns")
+    strategies = [str(c) for c in returns.columns]
+    missing: list[str] = []
+
+    info: dict[str, Any] = {}
+    run_json = root / "run.json"
+    if run_json.is_file():
+        try:
+            info = json.loads(run_json.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{run_json}: not valid JSON ({exc})") from None
+        if not isinstance(info, dict):
+            raise DataError(f"{run_json}: expected a JSON object")
+    else:
+        missing.append("run.json")
+
+    run = RunData(run_dir=root, returns=returns, strategies=strategies, assets=[], run_info=info,
+                  missing=missing)
+    for sub, store in (("weights", run.weights), ("risk_contributions", run.risk_contributions),
+                       ("positions", run.positions)):
+        for s in strategies:
+            p = root / sub / f"{s}.csv"
+            f = _read_csv(p, required=False)
+            if f is None:
+                missing.append(f"{sub}/{s}.csv")
+            else:
+                store[s] = _numeric(f, p)
+    for s in strategies:
+        p = root / "transactions" / f"{s}.csv"
+        f = _read_csv(p, index_date=False, required=False)
+        if f is None:
+            missing.append(f"transactions/{s}.csv")
+        else:
+            run.transactions[s] = f
+
+    assets: list[str] = []
+    if isinstance(info.get("assets"), list):
+        assets = [str(a) if not isinstance(a, dict) else str(a.get("name")) for a in info["assets"]]
+    for frames in (run.weights, run.positions):
+        for f in frames.values():
+            for c in f.columns:
+                if c != "cash" and c not in assets:
+                    assets.append(str(c))
+    run.assets = assets
+
+    reb = _read_csv(root / "rebalances.csv", index_date=False, required=False)
+    if reb is None:
+        missing.append("rebalances.csv")
+    else:
+        need = {"date", "strategy", "trigger", "turnover"} - set(reb.columns)
+        if need:
+            raise DataError(f"{root / 'rebalances.csv'}: missing column(s) {sorted(need)}")
+        run.rebalances = reb
+    for name, attr in (("budgets.csv", "budgets"), ("regimes.csv", "regimes")):
+        f = _read_csv(root / name, required=False)
+        if f is None:
+            missing.append(name)
+        else:
+            setattr(run, attr, f)
+    tm_path = root / "transition_matrix.csv"
+    if tm_path.is_file():
+        try:
+            tm = pd.read_csv(tm_path, index_col=0)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"cannot read {tm_path}: {exc}".splitlines()[0]) from None
+        run.transition = _numeric(tm, tm_path)
+    else:
+        missing.append("transition_matrix.csv")
+    mpath = root / "metrics.csv"
+    if mpath.is_file():
+        try:
+            m = pd.read_csv(mpath, index_col=0)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"cannot read {mpath}: {exc}".splitlines()[0]) from None
+        lacking = [c for c in METRIC_COLUMNS if c not in m.columns]
+        if lacking:
+            raise DataError(f"{mpath}: missing column(s) {lacking}")
+        m.index = m.index.astype(str)
+        m.index.name = "strategy"
+        run.metrics = _numeric(m[list(METRIC_COLUMNS)], mpath)
+    return run
+
+
+def implied_prices(positions: pd.DataFrame, transactions: pd.DataFrame, asset: str) -> pd.Series:
+    """End-of-day close of ``asset`` implied by a strategy's positions and fills.
+
+    ``positions[asset]`` is units held times the close; units held are the running sum of the
+    fills' signed amounts up to and including the day. Days with (almost) no units give NaN.
+
+    Parameters
+    ----------
+    positions : pandas.DataFrame
+        DatetimeIndex, money value per asset.
+    transactions : pandas.DataFrame
+        Columns ``date``, ``symbol``, ``amount``.
+    asset : str
+
+    Returns
+    -------
+    pandas.Series
+        Close per day (currency per unit), NaN where not held.
+    """
+    if asset not in positions.columns:
+        return pd.Series(np.nan, index=positions.index, dtype=float)
+    tx = transactions[transactions["symbol"].astype(str) == asset]
+    days = pd.DatetimeIndex(pd.to_datetime(tx["date"])).tz_localize(None).normalize() if len(tx) else pd.DatetimeIndex([])
+    per_day = pd.Series(tx["amount"].astype(float).to_numpy(), index=days).groupby(level=0).sum()
+    idx = pd.DatetimeIndex(positions.index).normalize()
+    units = per_day.reindex(idx.union(per_day.index)).fillna(0.0).cumsum().reindex(idx).to_numpy()
+    value = positions[asset].astype(float).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = np.where(np.abs(units) > 1e-9, value / units, np.nan)
+    px = np.where(px > 0, px, np.nan)
+    return pd.Series(px, index=positions.index, name=asset)
+
+
+def _equity_asset(run: RunData) -> str | None:
+    named = run.run_info.get("equity_asset")
+    if isinstance(named, str) and named:
+        return named
+    return "equity" if "equity" in run.assets else None
+
+
+def _extreme_mask(run: RunData) -> tuple[pd.Series | None, str]:
+    asset = _equity_asset(run)
+    if asset is None:
+        return None, "no asset named 'equity' (or run.json 'equity_asset'): extreme months unknown"
+    best: pd.Series | None = None
+    for s in run.strategies:
+        if s in run.positions and s in run.transactions:
+            px = implied_prices(run.positions[s], run.transactions[s], asset)
+            best = px if best is None else best.combine_first(px)
+    if best is None or best.dropna().size < 2:
+        return None, f"no positions/transactions to recover the {asset} closes: extreme months unknown"
+    try:
+        mask = extreme_months(best.dropna())
+    except DRBError as exc:
+        return None, f"extreme months unknown: {exc}"
+    return mask, f"{asset} closes implied by positions and fills"
+
+
+# ----------------------------------------------------------------------------- run description
+
+
+def _fmt_param(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return str(value)
+
+
+def _describe_run(run: RunData) -> list[tuple[str, str]]:
+    """Key facts about the run as (label, text) pairs."""
+    info = run.run_info
+    facts: list[tuple[str, str]] = []
+    rets = run.returns.dropna(how="all")
+    data = info.get("data") if isinstance(info.get("data"), dict) else {}
+    start = data.get("start") or info.get("start") or str(rets.index[0].date())
+    end = data.get("end") or info.get("end") or str(rets.index[-1].date())
+    span = f"{start} to {end} ({len(rets)} trading days with returns)"
+    source = data.get("source") or info.get("data_source") or info.get("source")
+    facts.append(("Data span", span + (f"; source: {source}" if source else "")))
+    if run.assets:
+        facts.append(("Assets", ", ".join(run.assets)))
+    facts.append(("Strategies", ", ".join(run.strategies)))
+
+    signals = info.get("signals")
+    sig_lines: list[str] = []
+    if isinstance(signals, dict):
+        for name, val in signals.items():
+            if isinstance(val, dict):
+                used = val.get("used")
+                stand = val.get("stand_in")
+                note = val.get("note")
+                text = "used" if used else ("missing" if used is False else "")
+                if stand and not used:
+                    text += f"; stand-in: {stand}"
+                if note:
+                    text += f" ({note})" if text else str(note)
+                sig_lines.append(f"{name}: {text.strip('; ')}")
+            else:
+                sig_lines.append(f"{name}: {_fmt_param(val)}")
+    if run.regimes is not None:
+        for col, label in (("cycle_source", "economic cycle from"), ("vol_source", "volatility state from")):
+            if col in run.regimes.columns:
+                vals = ", ".join(pd.unique(run.regimes[col].astype(str)))
+                sig_lines.append(f"{label}: {vals}")
+    if sig_lines:
+        facts.append(("Signals", "; ".join(sig_lines)))
+    for key, label in (("seed", "Seed"), ("command", "Command")):
+        if key in info:
+            facts.append((label, _fmt_param(info[key])))
+    if isinstance(info.get("fallbacks"), dict):
+        facts.append(("Fallbacks and fit failures",
+                      ", ".join(f"{k} = {_fmt_param(v)}" for k, v in info["fallbacks"].items())))
+    if isinstance(info.get("timings"), dict):
+        facts.append(("Timings", ", ".join(f"{k} = {_fmt_param(v)}" for k, v in info["timings"].items())))
+    if isinstance(info.get("versions"), dict):
+        facts.append(("Versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items())))
+    return facts
+
+
+def _parameters_table(run: RunData) -> T.FormattedTable | None:
+    params = run.run_info.get("parameters")
+    if not isinstance(params, dict) or not params:
+        return None
+    rows = []
+    for strat, p in params.items():
+        if isinstance(p, dict):
+            text = ", ".join(f"{k}={_fmt_param(v)}" for k, v in p.items())
+        else:
+            text = _fmt_param(p)
+        rows.append((str(strat), text))
+    return T.FormattedTable(("Strategy", "Parameters"), (False, False), tuple(rows))
+
+
+def _other_info(run: RunData) -> str | None:
+    known = {"data", "start", "end", "source", "data_source", "assets", "signals", "seed", "command",
+             "fallbacks", "timings", "versions", "parameters", "equity_asset"}
+    rest = {k: v for k, v in run.run_info.items() if k not in known}
+    return json.dumps(rest, indent=2, default=str) if rest else None
+
+
+# ----------------------------------------------------------------------------- document model
+# A report is a list of blocks rendered twice, to Markdown and to HTML.
+
+
+@dataclass
+class _Block:
+    kind: str  # "h2", "p", "facts", "table", "figure", "pre", "links"
+    text: str = ""
+    table: T.FormattedTable | None = None
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    path: str = ""  # relative path of a figure
+    links: list[tuple[str, str]] = field(default_factory=list)
+    collapsed: bool = False
+
+
+def _md(blocks: Sequence[_Block], title: str) -> str:
+    out = [f"# {title}", ""]
+    for b in blocks:
+        if b.kind == "h2":
+            out += [f"## {b.text}", ""]
+        elif b.kind == "p":
+            out += [b.text, ""]
+        elif b.kind == "facts":
+            out += [f"- **{k}:** {v}" for k, v in b.facts] + [""]
+        elif b.kind == "table" and b.table is not None:
+            if b.text:
+                out += [f"*{b.text}*", ""]
+            out += [b.table.markdown()]
+        elif b.kind == "figure":
+            out += [f"![{b.text}]({b.path})", "", f"*{b.text}*", ""]
+        elif b.kind == "pre":
+            out += ["```", b.text, "```", ""]
+        elif b.kind == "links":
+            out += [f"- [{name}]({href})" for name, href in b.links] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1200px;margin:0 auto;padding:24px 32px;background:#fff}
+h1{font-size:1.7em;border-bottom:2px solid #333;padding-bottom:.3em}
+h2{font-size:1.3em;margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
+table.table{border-collapse:collapse;font-size:.86em;margin:.6em 0 1.2em;display:block;overflow-x:auto}
+table.table th,table.table td{border:1px solid #ddd;padding:4px 8px;white-space:nowrap}
+table.table th{background:#f0f0f0;position:sticky;top:0}
+table.table td.num,table.table th.num{text-align:right;font-variant-numeric:tabular-nums}
+table.table tbody tr:nth-child(even){background:#fafafa}
+figure{margin:1em 0 2em}
+figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#555;margin-top:.3em}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:4px 16px}
+dl.facts dt{font-weight:600}
+dl.facts dd{margin:0}
+pre{background:#f5f5f5;padding:8px;overflow-x:auto;font-size:.85em}
+p.caption{font-style:italic;color:#555;margin-bottom:.2em}
+.muted{color:#777;font-size:.85em}
+"""
+
+
+def _html(blocks: Sequence[_Block], title: str, root: Path, *, embed_tearsheets: bool) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for b in blocks:
+        inner: str
+        if b.kind == "h2":
+            parts.append(f"<h2>{html.escape(b.text)}</h2>")
+            continue
+        if b.kind == "p":
+            inner = f"<p>{html.escape(b.text)}</p>"
+        elif b.kind == "facts":
+            inner = '<dl class="facts">' + "".join(
+                f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in b.facts) + "</dl>"
+        elif b.kind == "table" and b.table is not None:
+            cap = f'<p class="caption">{html.escape(b.text)}</p>' if b.text else ""
+            inner = cap + b.table.html()
+        elif b.kind == "figure":
+            data = base64.b64encode((root / b.path).read_bytes()).decode("ascii")
+            inner = (f'<figure data-figure="{html.escape(b.path)}"><img alt="{html.escape(b.text)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>{html.escape(b.text)} '
+                     f'<span class="muted">({html.escape(b.path)})</span></figcaption></figure>')
+        elif b.kind == "pre":
+            inner = f"<pre>{html.escape(b.text)}</pre>"
+        elif b.kind == "links":
+            items = []
+            for name, href in b.links:
+                link = f'<a href="{html.escape(href)}">{html.escape(name)}</a>'
+                if embed_tearsheets and href.endswith(".png") and (root / href).is_file():
+                    data = base64.b64encode((root / href).read_bytes()).decode("ascii")
+                    link = (f'<details><summary>{html.escape(name)}</summary>'
+                            f'<figure data-figure="{html.escape(href)}"><img alt="{html.escape(name)}" '
+                            f'src="data:image/png;base64,{data}"></figure></details>')
+                items.append(f"<li>{link}</li>")
+            inner = "<ul>" + "".join(items) + "</ul>"
+        else:
+            continue
+        if b.collapsed:
+            inner = f"<details><summary>show</summary>{inner}</details>"
+        parts.append(inner)
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f'<p class="muted">Generated {stamp} by runners.report from the saved outputs of '
+                 f"{html.escape(str(root))}.</p></main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def build_report(
+    run_dir: str | os.PathLike[str],
+    *,
+    tearsheets: bool = True,
+    window: object = None,
+    benchmark: str | None = None,
+    n_jobs: int = 2,
+    embed_tearsheets: bool = False,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Path]:
+    """Regenerate the whole report of a run directory from its saved outputs.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        The run directory written by ``drb compare`` / ``drb demo``.
+    tearsheets : bool, default True
+        Render the pyfolio tear sheets (the slow part: 1.5-3 s per strategy, 2 in parallel).
+    window : None, "START:END" or (start, end)
+        Window of the budget adjustment log (inclusive; either end may be open). Default: the
+        whole run.
+    benchmark : str, optional
+        Benchmark strategy of the information ratio, only used when ``metrics.csv`` is absent and
+        metrics are computed here; default ``run.json``'s ``benchmark`` if any.
+    n_jobs : int, default 2
+        Tear sheet worker processes.
+    embed_tearsheets : bool, default False
+        Also embed the (large) tear sheet PNGs in ``report.html`` (collapsed).
+    timings : dict, optional
+        Filled with seconds per stage (``load, metrics, tables, figures, tearsheets, report``) and
+        per tear sheet (``tearsheet:<strategy>``).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Every file written, keyed by its path relative to ``run_dir`` (e.g. ``"report.html"``,
+        ``"figures/budgets.png"``, ``"tearsheets/EqualWeight.png"``).
+
+    Raises
+    ------
+    DataError
+        Missing ``returns.csv`` / folder, or malformed files.
+    ConfigError
+        Bad window or benchmark.
+    runners.tearsheets.TearsheetError
+        pyfolio failed for a strategy.
+    """
+    clock = time.perf_counter()
+    stamps: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stamps[stage] = now - clock
+        clock = now
+
+    lo, hi = T.parse_window(window)
+    run = load_run(run_dir)
+    root = run.run_dir
+    written: dict[str, Path] = {}
+
+    def rel(p: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    lap("load")
+
+    # ---- metrics -------------------------------------------------------------------------
+    mask, mask_note = _extreme_mask(run)
+    metrics_note = "from metrics.csv written by the run"
+    if run.metrics is None:
+        bench = benchmark if benchmark is not None else run.run_info.get("benchmark")
+        if bench is not None and bench not in run.strategies:
+            raise ConfigError(f"benchmark {bench!r} is not a strategy of this run ({', '.join(run.strategies)})")
+        turnover = (annualized_turnover(run.rebalances, run.returns)
+                    if run.rebalances is not None else None)
+        run.metrics = compute_metrics(run.returns, turnover, benchmark=bench, extreme_mask=mask,
+                                      risk_free=float(run.run_info.get("risk_free", 0.0) or 0.0))
+        for name, p in T.write_metrics_table(run.metrics, root).items():
+            written[name] = p
+        metrics_note = (f"computed from returns.csv by the report (information ratio against "
+                        f"{bench or 'no benchmark'}; extreme months: {mask_note}; "
+                        f"turnover {'from rebalances.csv' if turnover is not None else 'unknown'})")
+    elif not (root / "metrics.md").is_file():
+        written["metrics.md"] = atomic_write_text(root / "metrics.md", T.metrics_markdown(run.metrics))
+    lap("metrics")
+
+    # ---- tables --------------------------------------------------------------------------
+    tdir = root / "tables"
+    per_year = T.per_year_returns(run.returns)
+    for k, p in T.write_table(per_year, T.per_year_markdown, tdir, "per_year_returns").items():
+        written[f"tables/{k}"] = p
+    budget_log = None
+    if run.budgets is not None and run.rebalances is not None:
+        budget_log = T.budget_adjustment_log(run.budgets, run.rebalances, start=lo, end=hi, strategy=DYNAMIC)
+        for k, p in T.write_table(budget_log, T.budget_log_markdown, tdir, "budget_log", index=False).items():
+            written[f"tables/{k}"] = p
+    triggers = None
+    if run.rebalances is not None:
+        triggers = T.trigger_summary(run.rebalances, run.strategies)
+        for k, p in T.write_table(triggers, T.trigger_markdown, tdir, "triggers").items():
+            written[f"tables/{k}"] = p
+    lap("tables")
+
+    # ---- figures -------------------------------------------------------------------------
+    fdir = root / "figures"
+    figs: dict[str, Path] = {}
+
+    def emit(key: str, fig: Any) -> None:
+        path = F.save_figure(fig, fdir / FIGURE_FILES[key][0])
+        figs[key] = path
+        written[rel(path)] = path
+
+    emit("equity_drawdown", F.plot_equity_drawdowns(run.returns))
+    n_extreme = None
+    if mask is not None:
+        first, last = run.returns.dropna(how="all").index[[0, -1]]
+        span = mask[(mask.index >= first.to_period("M")) & (mask.index <= last.to_period("M"))]
+        n_extreme = int(span.sum())
+    counts = None
+    if mask is not None:
+        flagged = set(mask[mask].index)
+        counts = pd.Series({
+            s: sum(1 for m in pd.unique(pd.DatetimeIndex(run.returns[s].dropna().index).to_period("M"))
+                   if m in flagged)
+            for s in run.strategies
+        })
+    emit("extreme_months", F.plot_extreme_months(run.metrics["extreme_month_return"],
+                                                 n_months=n_extreme, counts=counts))
+    assets_with_budgets = [a for a in run.assets if run.budgets is not None
+                           and f"smoothed_{a}" in run.budgets.columns]
+    if run.budgets is not None:
+        if not assets_with_budgets:
+            assets_with_budgets = [c[len("smoothed_"):] for c in run.budgets.columns if c.startswith("smoothed_")]
+        emit("budgets", F.plot_budgets(run.budgets, assets_with_budgets))
+    if run.risk_contributions:
+        emit("risk_contributions", F.plot_risk_contributions(run.risk_contributions))
+    if run.weights:
+        emit("weights", F.plot_weights(run.weights))
+    if run.rebalances is not None:
+        emit("turnover_per_year", F.plot_turnover_per_year(run.rebalances, run.returns))
+    if run.regimes is not None:
+        emit("regimes", F.plot_regimes(run.regimes, run.transition))
+    lap("figures")
+
+    # ---- tear sheets ---------------------------------------------------------------------
+    sheets: dict[str, Path] = {}
+    if tearsheets:
+        from runners.tearsheets import write_tearsheets
+
+        have = [s for s in run.strategies if s in run.positions and s in run.transactions]
+        sheet_times: dict[str, float] = {}
+        sheets = write_tearsheets(root, have, n_jobs=n_jobs, timings=sheet_times)
+        for s, p in sheets.items():
+            written[rel(p)] = p
+            stamps[f"tearsheet:{s}"] = sheet_times.get(s, float("nan"))
+    lap("tearsheets")
+
+    # ---- the document --------------------------------------------------------------------
+    blocks: list[_Block] = [_Block("h2", "The run"), _Block("facts", facts=_describe_run(run))]
+    ptable = _parameters_table(run)
+    if ptable is not None:
+        blocks.append(_Block("table", "Parameters per strategy (from run.json)", table=ptable))
+    other = _other_info(run)
+    if other:
+        blocks.append(_Block("p", "Other run information (run.json):"))
+        blocks.append(_Block("pre", other, collapsed=True))
+
+    blocks += [
+        _Block("h2", "Performance comparison"),
+        _Block("table", f"Metrics {metrics_note}. Daily returns after costs; "
+               "drawdowns, worst month and CVaR are negative returns.", table=T.metrics_formatted(run.metrics)),
+        _Block("p", "Definitions: Ann. return is the CAGR; Ann. vol the annualized standard deviation of daily "
+               "returns; Sharpe and Sortino are annualized against the risk-free rate; Max DD the deepest "
+               "fall from a running peak; Calmar = Ann. return / |Max DD|; Info ratio the annualized mean "
+               "over the standard deviation of daily returns in excess of the benchmark strategy; Win months "
+               "the share of calendar months with a gain; Monthly P/L the mean winning month over the "
+               "absolute mean losing month (inf: no losing month); Turnover /yr the annualized one-way "
+               "turnover (0.5·Σ|Δw| per rebalance); Extreme months the average monthly return in months "
+               "where the equity asset fell by more than 5%; CVaR 95 the mean of the worst 5% of daily "
+               "returns. n/a: not defined for this run."),
+        _Block("figure", FIGURE_FILES["equity_drawdown"][1], path=rel(figs["equity_drawdown"])),
+        _Block("h2", "Returns per calendar year"),
+        _Block("table", "Compounded daily returns; years with fewer trading days are partial.",
+               table=T.per_year_formatted(per_year)),
+        _Block("h2", "Extreme months"),
+        _Block("figure", FIGURE_FILES["extreme_months"][1]
+               + (f" {n_extreme} extreme months in the run." if n_extreme is not None else f" ({mask_note})"),
+               path=rel(figs["extreme_months"])),
+    ]
+    blocks.append(_Block("h2", "Dynamic risk budgets"))
+    if "budgets" in figs:
+        blocks.append(_Block("figure", FIGURE_FILES["budgets"][1], path=rel(figs["budgets"])))
+    else:
+        blocks.append(_Block("p", "No budgets.csv in this run (the dynamic model was not run)."))
+    if budget_log is not None:
+        wtxt = (f"{lo.date() if lo is not None else 'start'} to {hi.date() if hi is not None else 'end'}")
+        blocks.append(_Block("table", f"Budget adjustment log of {DYNAMIC} (shape of the paper's Table 1), "
+                             f"window {wtxt}: smoothed budgets in force at the end of each day, in %.",
+                             table=T.budget_log_formatted(budget_log),
+                             collapsed=len(budget_log) > 40))
+    if "regimes" in figs:
+        blocks += [_Block("h2", "Regimes"),
+                   _Block("figure", FIGURE_FILES["regimes"][1], path=rel(figs["regimes"]))]
+    blocks.append(_Block("h2", "Risk contributions and weights"))
+    for key in ("risk_contributions", "weights"):
+        if key in figs:
+            blocks.append(_Block("figure", FIGURE_FILES[key][1], path=rel(figs[key])))
+    blocks.append(_Block("h2", "Turnover and triggers"))
+    if "turnover_per_year" in figs:
+        blocks.append(_Block("figure", FIGURE_FILES["turnover_per_year"][1], path=rel(figs["turnover_per_year"])))
+    if triggers is not None:
+        blocks.append(_Block("table", "Trigger log: executed rebalances per strategy and trigger (a "
+                             "rebalance fired by several triggers counts under each).",
+                             table=T.trigger_formatted(triggers)))
+    blocks.append(_Block("h2", "pyfolio tear sheets"))
+    if sheets:
+        blocks.append(_Block("p", "One tall PNG per strategy: pyfolio performance statistics, returns, "
+                             "positions (every asset and cash) and transactions sheets."))
+        blocks.append(_Block("links", links=[(s, rel(p)) for s, p in sheets.items()]))
+    else:
+        blocks.append(_Block("p", "Not rendered (run `drb report RUN_DIR` without --no-tearsheets)."
+                             if not tearsheets else "No strategy has positions and transactions files."))
+    files = [(k, k) for k in sorted(written) if k.startswith("tables/") or k.startswith("metrics")]
+    if files:
+        blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]
+    if run.missing:
+        blocks += [_Block("h2", "Inputs not found"),
+                   _Block("p", "These optional files are not in the run directory, so the parts that "
+                          "need them are left out: " + ", ".join(run.missing) + ".")]
+
+    title = "Dynamic risk budgeting: comparison report"
+    written["report.md"] = atomic_write_text(root / "report.md", _md(blocks, title))
+    written["report.html"] = atomic_write_text(
+        root / "report.html", _html(blocks, title, root, embed_tearsheets=embed_tearsheets))
+    lap("report")
+    if timings is not None:
+        timings.update(stamps)
+    return written
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(
+        prog="drb report",
+        description="Regenerate report.md and report.html (metrics, tables, figures, pyfolio tear "
+                    "sheets) of a run directory from its saved outputs, without rerunning the backtest.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by drb compare / drb demo")
+    p.add_argument("--window", metavar="START:END", default=None,
+                   help="window of the budget adjustment log, ISO dates, either end may be empty "
+                        "(default: whole run)")
+    p.add_argument("--no-tearsheets", action="store_true", help="skip the pyfolio tear sheets")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="tear sheet worker processes (default 2)")
+    p.add_argument("--benchmark", default=None,
+                   help="benchmark strategy of the information ratio when metrics.csv is absent")
+    p.add_argument("--embed-tearsheets", action="store_true",
+                   help="embed the tear sheet PNGs in report.html too (large)")
+    return p
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """``drb report RUN_DIR``: rebuild the report; return the exit code.
+
+    Prints the path of ``report.html`` on success (exit 0). Every error is one line on stderr,
+    ``drb report: error: ...``, with exit code 2 and no traceback.
+    """
+    try:
+        args = _parser().parse_args(argv)
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+        written = build_report(args.run_dir, tearsheets=not args.no_tearsheets, window=args.window,
+                               benchmark=args.benchmark, n_jobs=args.jobs,
+                               embed_tearsheets=args.embed_tearsheets)
+    except SystemExit as exc:  # -h / --help
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    except (DRBError, OSError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"drb report: error: {msg}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        msg = " ".join(str(exc).split())
+        print(f"drb report: error: unexpected {type(exc).__name__}: {msg}", file=sys.stderr)
+        return 2
+    print(f"report written: {written['report.html']} ({len(written)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(report_main())

@@ -1,0 +1,553 @@
+"""Report tables: the metrics table, the budget adjustment log (paper's Table 1), per-year returns,
+and the trigger log summary -- as DataFrames, Markdown and CSV.
+
+Markdown is rendered here (no ``tabulate`` dependency). Number formats in Markdown: returns,
+volatilities, drawdowns, turnover, win rate and CVaR in percent; ratios with two decimals; NaN as
+``n/a``; infinities as ``inf`` / ``-inf``. CSV files keep full-precision decimals.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import ConfigError, DataError
+from runners.io import atomic_to_csv, atomic_write_text
+from runners.metrics import METRIC_COLUMNS, monthly_returns
+
+__all__ = [
+    "FormattedTable",
+    "format_table",
+    "metrics_formatted",
+    "budget_log_formatted",
+    "per_year_formatted",
+    "trigger_formatted",
+    "METRIC_LABELS",
+    "PERCENT_METRICS",
+    "format_value",
+    "to_markdown",
+    "metrics_markdown",
+    "write_metrics_table",
+    "parse_window",
+    "budget_adjustment_log",
+    "budget_log_markdown",
+    "per_year_returns",
+    "per_year_markdown",
+    "trigger_summary",
+    "trigger_markdown",
+    "write_table",
+]
+
+#: Human-readable column headers of the metrics table (units in the header).
+METRIC_LABELS: dict[str, str] = {
+    "ann_return": "Ann. return",
+    "ann_vol": "Ann. vol",
+    "sharpe": "Sharpe",
+    "sortino": "Sortino",
+    "max_drawdown": "Max DD",
+    "calmar": "Calmar",
+    "info_ratio": "Info ratio",
+    "monthly_win_rate": "Win months",
+    "monthly_pl_ratio": "Monthly P/L",
+    "turnover": "Turnover /yr",
+    "extreme_month_return": "Extreme months",
+    "worst_month": "Worst month",
+    "cvar95": "CVaR 95 (daily)",
+}
+
+#: Metrics shown in percent.
+PERCENT_METRICS = frozenset(
+    {"ann_return", "ann_vol", "max_drawdown", "monthly_win_rate", "turnover",
+     "extreme_month_return", "worst_month", "cvar95"}
+)
+
+_TRIGGER_TEXT = {
+    "initial": "initial investment",
+    "periodic": "periodic (scheduled)",
+    "regime": "regime change",
+    "eigenvalue": "correlation eigenvalue shift",
+    "rc_deviation": "risk-contribution deviation",
+}
+
+
+def format_value(value: object, kind: str = "ratio") -> str:
+    """Format one cell: ``kind`` is ``"pct"`` (1 decimal %), ``"pct2"``, ``"ratio"`` (2 dp),
+    ``"int"`` or ``"text"``. NaN -> ``n/a``; +-inf -> ``inf`` / ``-inf``."""
+    if kind == "text" or isinstance(value, str):
+        return str(value)
+    if value is None:
+        return "n/a"
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+    if np.isnan(v):
+        return "n/a"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if kind == "pct":
+        text = f"{v:.1%}"
+    elif kind == "pct2":
+        text = f"{v:.2%}"
+    elif kind == "int":
+        text = f"{int(round(v))}"
+    else:
+        text = f"{v:.2f}"
+    if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        text = text[1:]  # no "-0.0%"
+    return text
+
+
+def _escape_md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+@dataclass(frozen=True)
+class FormattedTable:
+    """A table whose cells are already formatted strings, renderable as Markdown or HTML.
+
+    Attributes
+    ----------
+    headers : tuple of str
+    numeric : tuple of bool
+        Per column: right-align (numbers) or left-align (text).
+    rows : tuple of tuple of str
+    """
+
+    headers: tuple[str, ...]
+    numeric: tuple[bool, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def markdown(self) -> str:
+        """GitHub-flavoured Markdown, ending with a newline."""
+        align = ["---:" if n else ":---" for n in self.numeric]
+        lines = ["| " + " | ".join(_escape_md(h) for h in self.headers) + " |",
+                 "| " + " | ".join(align) + " |"]
+        lines += ["| " + " | ".join(_escape_md(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def html(self, css_class: str = "table") -> str:
+        """An HTML ``<table>`` (cells escaped; numeric columns get class ``num``)."""
+        def cls(n: bool) -> str:
+            return ' class="num"' if n else ""
+
+        head = "".join(f"<th{cls(n)}>{html.escape(h)}</th>" for h, n in zip(self.headers, self.numeric))
+        body = "".join(
+            "<tr>" + "".join(f"<td{cls(n)}>{html.escape(c)}</td>" for c, n in zip(row, self.numeric)) + "</tr>"
+            for row in self.rows
+        )
+        return f'<table class="{html.escape(css_class)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def format_table(
+    frame: pd.DataFrame,
+    formats: Mapping[str, str] | None = None,
+    *,
+    index: bool = True,
+    index_label: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    default: str = "ratio",
+) -> FormattedTable:
+    """Format a DataFrame's cells with :func:`format_value`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    formats : mapping, optional
+        Column -> kind for :func:`format_value`; other numeric columns use ``default``,
+        non-numeric ones are printed as text.
+    index : bool, default True
+        Print the index as the first column (Timestamps as ISO dates).
+    index_label : str, optional
+        Header of the index column (default: the index name or empty).
+    headers : mapping, optional
+        Column -> header text.
+    default : str, default "ratio"
+
+    Returns
+    -------
+    FormattedTable
+    """
+    formats = dict(formats or {})
+    headers = dict(headers or {})
+    cols = list(frame.columns)
+    head = [headers.get(c, str(c)) for c in cols]
+    numeric = [bool(pd.api.types.is_numeric_dtype(frame[c])) for c in cols]
+    if index:
+        head = [index_label if index_label is not None else str(frame.index.name or "")] + head
+        numeric = [False] + numeric
+    rows = []
+    for idx, row in frame.iterrows():
+        cells = []
+        for c, is_num in zip(cols, numeric[1:] if index else numeric):
+            kind = formats.get(c, default if is_num else "text")
+            cells.append(format_value(row[c], kind))
+        if index:
+            label = idx.date().isoformat() if isinstance(idx, pd.Timestamp) else str(idx)
+            cells = [label] + cells
+        rows.append(tuple(cells))
+    return FormattedTable(tuple(head), tuple(numeric), tuple(rows))
+
+
+def to_markdown(
+    frame: pd.DataFrame,
+    formats: Mapping[str, str] | None = None,
+    *,
+    index: bool = True,
+    index_label: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    default: str = "ratio",
+) -> str:
+    """Render a DataFrame as a Markdown table (see :func:`format_table` for the arguments)."""
+    return format_table(frame, formats, index=index, index_label=index_label, headers=headers,
+                        default=default).markdown()
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def metrics_formatted(metrics: pd.DataFrame) -> FormattedTable:
+    """The metrics table formatted (percentages / 2-dp ratios; readable headers).
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Output of :func:`runners.metrics.compute_metrics` (index ``strategy``).
+    """
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise DataError(f"metrics table lacks column(s) {missing}")
+    table = metrics[list(METRIC_COLUMNS)]
+    formats = {c: ("pct" if c in PERCENT_METRICS else "ratio") for c in METRIC_COLUMNS}
+    formats["cvar95"] = "pct2"
+    return format_table(table, formats, index_label="Strategy", headers=METRIC_LABELS)
+
+
+def metrics_markdown(metrics: pd.DataFrame) -> str:
+    """The metrics table in Markdown (see :func:`metrics_formatted`)."""
+    return metrics_formatted(metrics).markdown()
+
+
+def write_metrics_table(metrics: pd.DataFrame, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``metrics.csv`` (full precision, raw column names) and ``metrics.md``.
+
+    Returns
+    -------
+    dict
+        ``{"metrics.csv": path, "metrics.md": path}``.
+    """
+    out = Path(out_dir)
+    table = metrics[list(METRIC_COLUMNS)].copy()
+    table.index.name = "strategy"
+    return {
+        "metrics.csv": atomic_to_csv(table, out / "metrics.csv"),
+        "metrics.md": atomic_write_text(out / "metrics.md", metrics_markdown(table)),
+    }
+
+
+# ----------------------------------------------------------------------------- budget log
+
+
+def parse_window(window: object) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Normalize a date window.
+
+    Parameters
+    ----------
+    window : None, str ``"START:END"`` (either side may be empty) or a (start, end) pair
+        Dates in any format :func:`pandas.Timestamp` accepts (ISO recommended). Both ends are
+        inclusive.
+
+    Returns
+    -------
+    (start, end) : tuple of Timestamp or None
+
+    Raises
+    ------
+    ConfigError
+        Unparseable window, or start after end.
+    """
+    if window is None:
+        return None, None
+    if isinstance(window, str):
+        if ":" not in window:
+            raise ConfigError(f"window must look like START:END (e.g. 2024-04-01:2024-06-30), got {window!r}")
+        parts = window.split(":")
+        if len(parts) != 2:
+            raise ConfigError(f"window must have exactly one ':' separating START and END, got {window!r}")
+        raw = [p.strip() or None for p in parts]
+    else:
+        try:
+            raw = list(window)  # type: ignore[call-overload]
+        except TypeError:
+            raise ConfigError(f"window must be 'START:END' or a (start, end) pair, got {window!r}") from None
+        if len(raw) != 2:
+            raise ConfigError(f"window must have two ends, got {window!r}")
+    out: list[pd.Timestamp | None] = []
+    for r in raw:
+        if r is None:
+            out.append(None)
+            continue
+        try:
+            out.append(pd.Timestamp(r).tz_localize(None) if pd.Timestamp(r).tz else pd.Timestamp(r))
+        except (ValueError, TypeError):
+            raise ConfigError(f"window: {r!r} is not a date") from None
+    start, end = out
+    if start is not None and end is not None and start > end:
+        raise ConfigError(f"window: start {start.date()} is after end {end.date()}")
+    return start, end
+
+
+def _describe_trigger(trigger: str, prev_regime: str | None, regime: str | None) -> str:
+    parts = []
+    for t in str(trigger).split("+"):
+        t = t.strip()
+        if t == "regime" and prev_regime and regime and prev_regime != regime:
+            parts.append(f"regime change {prev_regime} → {regime}")
+        else:
+            parts.append(_TRIGGER_TEXT.get(t, t))
+    return " + ".join(parts)
+
+
+def budget_adjustment_log(
+    budgets: pd.DataFrame,
+    rebalances: pd.DataFrame,
+    *,
+    start: object = None,
+    end: object = None,
+    strategy: str = "DynamicRiskBudget",
+    include_regime_events: bool = True,
+) -> pd.DataFrame:
+    """The budget adjustment log in the shape of the paper's Table 1.
+
+    One row for the budgets in force when the window opens ("in force at window start"), then one
+    row per rebalance of ``strategy`` inside the window (the trigger(s) that fired, spelled out,
+    with the regime transition if one fired) and, with ``include_regime_events``, one row per
+    regime change that did *not* coincide with a rebalance (e.g. inside the cooldown), where the
+    budget in force is unchanged. Budgets are the smoothed budgets b(t) in force at the end of the
+    day, in percent.
+
+    Parameters
+    ----------
+    budgets : pandas.DataFrame
+        ``budgets.csv``: ``date`` column or DatetimeIndex, ``regime``, ``smoothed_<asset>``.
+    rebalances : pandas.DataFrame
+        ``rebalances.csv``: ``date``, ``strategy``, ``trigger``.
+    start, end : date-like, optional
+        Inclusive window; default the whole run.
+    strategy : str, default "DynamicRiskBudget"
+    include_regime_events : bool, default True
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``date`` (Timestamp), ``event`` (str), ``regime`` (str), then one column per asset
+        named after it: the budget in percent (35.0 = 35 %).
+
+    Raises
+    ------
+    DataError
+        Missing columns; ConfigError for a bad window.
+    """
+    b = budgets.copy()
+    if "date" in b.columns:
+        b = b.set_index("date")
+    b.index = pd.DatetimeIndex(pd.to_datetime(b.index))
+    b = b.sort_index()
+    assets = [c[len("smoothed_"):] for c in b.columns if c.startswith("smoothed_")]
+    if not assets or "regime" not in b.columns:
+        raise DataError("budgets: need a 'regime' column and 'smoothed_<asset>' columns")
+    missing = {"date", "strategy", "trigger"} - set(rebalances.columns)
+    if missing:
+        raise DataError(f"rebalances: missing column(s) {sorted(missing)}")
+    lo, hi = parse_window((start, end))
+    lo = lo if lo is not None else b.index[0]
+    hi = hi if hi is not None else b.index[-1]
+
+    reb = rebalances[rebalances["strategy"].astype(str) == strategy].copy()
+    reb["date"] = pd.DatetimeIndex(pd.to_datetime(reb["date"])).normalize()
+    reb = reb.groupby("date", sort=True)["trigger"].agg(lambda s: "+".join(dict.fromkeys(
+        t for x in s for t in str(x).split("+"))))
+
+    regimes = b["regime"].astype(str)
+    prev_regime = regimes.shift(1)
+    rows = []
+    inside = b.loc[(b.index >= lo) & (b.index <= hi)]
+    if inside.empty:
+        return pd.DataFrame(columns=["date", "event", "regime", *assets])
+
+    first = inside.index[0]
+    before = b.loc[b.index < first]
+    anchor = before.iloc[-1] if not before.empty else inside.iloc[0]
+    anchor_date = before.index[-1] if not before.empty else first
+    if not (first in reb.index and before.empty):
+        rows.append({"date": anchor_date, "event": "in force at window start",
+                     "regime": str(anchor["regime"]),
+                     **{a: 100.0 * float(anchor[f"smoothed_{a}"]) for a in assets}})
+    for day, row in inside.iterrows():
+        pr = prev_regime.get(day)
+        pr = None if pd.isna(pr) else str(pr)
+        reg = str(row["regime"])
+        if day in reb.index:
+            event = _describe_trigger(reb[day], pr, reg)
+            if "regime" not in str(reb[day]).split("+") and pr is not None and pr != reg:
+                event += f" (regime {pr} → {reg})"
+        elif include_regime_events and pr is not None and pr != reg:
+            event = f"regime change {pr} → {reg} (no rebalance; budget unchanged)"
+        else:
+            continue
+        rows.append({"date": day, "event": event, "regime": reg,
+                     **{a: 100.0 * float(row[f"smoothed_{a}"]) for a in assets}})
+    out = pd.DataFrame(rows, columns=["date", "event", "regime", *assets])
+    return out.reset_index(drop=True)
+
+
+def budget_log_formatted(log: pd.DataFrame) -> FormattedTable:
+    """:func:`budget_adjustment_log` formatted (ISO dates, budgets in % with one decimal)."""
+    shown = log.copy()
+    shown["date"] = pd.DatetimeIndex(shown["date"]).strftime("%Y-%m-%d")
+    assets = [c for c in shown.columns if c not in {"date", "event", "regime"}]
+    for a in assets:
+        shown[a] = ["n/a" if np.isnan(v) else f"{v:.1f}" for v in shown[a].astype(float)]
+    headers = {"date": "Date", "event": "Trigger / event", "regime": "Regime",
+               **{a: f"{a} budget (%)" for a in assets}}
+    fmt = format_table(shown, index=False, headers=headers)
+    # budgets are right-aligned numbers even though they are pre-formatted strings here
+    numeric = tuple(c in assets for c in shown.columns)
+    return FormattedTable(fmt.headers, numeric, fmt.rows)
+
+
+def budget_log_markdown(log: pd.DataFrame) -> str:
+    """Markdown of :func:`budget_adjustment_log`."""
+    return budget_log_formatted(log).markdown()
+
+
+# ----------------------------------------------------------------------------- per-year returns
+
+
+def per_year_returns(returns: pd.DataFrame) -> pd.DataFrame:
+    """Calendar-year returns per strategy (compounded daily returns).
+
+    Parameters
+    ----------
+    returns : pandas.DataFrame, shape (n_days, n_strategies)
+        Daily simple returns, DatetimeIndex.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``year`` (int); one column per strategy (decimal; NaN where the strategy has no day
+        in the year); a final column ``days``: trading days of the run in that year (a partial
+        first/last year shows fewer days).
+    """
+    if returns.empty:
+        raise DataError("returns: empty")
+    idx = pd.DatetimeIndex(returns.index)
+    out = {}
+    for name in returns.columns:
+        m = monthly_returns(returns[name])
+        if m.empty:
+            out[name] = pd.Series(dtype=float)
+            continue
+        years = m.index.year
+        out[name] = np.expm1(np.log1p(m.astype(float)).groupby(years).sum())
+    table = pd.DataFrame(out)
+    all_years = sorted(set(idx[returns.notna().any(axis=1).to_numpy()].year))
+    table = table.reindex(all_years)
+    days = pd.Series(idx[returns.notna().any(axis=1).to_numpy()].year).value_counts()
+    table["days"] = [int(days.get(y, 0)) for y in all_years]
+    table.index.name = "year"
+    return table
+
+
+def per_year_formatted(table: pd.DataFrame) -> FormattedTable:
+    """:func:`per_year_returns` formatted (percent with one decimal)."""
+    formats = {c: "pct" for c in table.columns if c != "days"}
+    formats["days"] = "int"
+    return format_table(table, formats, index_label="Year", headers={"days": "Trading days"})
+
+
+def per_year_markdown(table: pd.DataFrame) -> str:
+    """Markdown of :func:`per_year_returns`."""
+    return per_year_formatted(table).markdown()
+
+
+# ----------------------------------------------------------------------------- trigger log
+
+
+def trigger_summary(rebalances: pd.DataFrame, strategies: Sequence[str] | None = None) -> pd.DataFrame:
+    """Count rebalances per strategy and trigger (a combined trigger ``a+b`` counts for both).
+
+    Parameters
+    ----------
+    rebalances : pandas.DataFrame
+        ``rebalances.csv``: ``strategy``, ``trigger``, ``turnover``, ``cost``.
+    strategies : sequence of str, optional
+        Row order (strategies without rebalances get zeros).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``strategy``; columns ``rebalances`` (executed rebalances, initial included), one
+        column per trigger kind (count), ``mean_turnover`` (decimal, initial excluded) and
+        ``total_cost`` (currency).
+    """
+    missing = {"strategy", "trigger", "turnover"} - set(rebalances.columns)
+    if missing:
+        raise DataError(f"rebalances: missing column(s) {sorted(missing)}")
+    names = list(strategies) if strategies is not None else list(dict.fromkeys(rebalances["strategy"].astype(str)))
+    kinds = [k for k in _TRIGGER_TEXT if k != "initial"]
+    extra = sorted({t for x in rebalances["trigger"].astype(str) for t in x.split("+")} - set(_TRIGGER_TEXT))
+    rows = {}
+    for s in names:
+        sub = rebalances[rebalances["strategy"].astype(str) == s]
+        trig = sub["trigger"].astype(str).str.split("+")
+        row: dict[str, float] = {"rebalances": float(len(sub))}
+        for k in [*kinds, *extra]:
+            row[k] = float(sum(k in t for t in trig))
+        not_initial = sub[sub["trigger"].astype(str) != "initial"]
+        row["mean_turnover"] = float(not_initial["turnover"].mean()) if len(not_initial) else float("nan")
+        row["total_cost"] = float(sub["cost"].sum()) if "cost" in sub.columns else float("nan")
+        rows[s] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "strategy"
+    return table
+
+
+def trigger_formatted(table: pd.DataFrame) -> FormattedTable:
+    """:func:`trigger_summary` formatted."""
+    formats: dict[str, str] = {c: "int" for c in table.columns}
+    formats["mean_turnover"] = "pct2"
+    formats["total_cost"] = "ratio"
+    headers = {"rebalances": "Rebalances", "mean_turnover": "Mean turnover", "total_cost": "Total cost",
+               **{k: v for k, v in _TRIGGER_TEXT.items()}}
+    return format_table(table, formats, index_label="Strategy", headers=headers)
+
+
+def trigger_markdown(table: pd.DataFrame) -> str:
+    """Markdown of :func:`trigger_summary`."""
+    return trigger_formatted(table).markdown()
+
+
+def write_table(
+    frame: pd.DataFrame,
+    markdown: Callable[[pd.DataFrame], str],
+    out_dir: str | os.PathLike[str],
+    stem: str,
+    *,
+    index: bool = True,
+) -> dict[str, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` of a table atomically; returns both paths."""
+    out = Path(out_dir)
+    csv = frame.copy()
+    if "date" in csv.columns:
+        csv["date"] = pd.DatetimeIndex(csv["date"]).strftime("%Y-%m-%d")
+    return {
+        f"{stem}.csv": atomic_to_csv(csv, out / f"{stem}.csv", index=index),
+        f"{stem}.md": atomic_write_text(out / f"{stem}.md", markdown(frame)),
+    }

@@ -1,0 +1,542 @@
+"""pyfolio-reloaded tear sheets per strategy, rendered headless to ``tearsheets/<strategy>.png``.
+
+Inputs come from the run directory (docs/outputs.md): ``returns.csv`` (the strategy's column),
+``positions/<strategy>.csv`` (money value of every asset and ``cash``) and
+``transactions/<strategy>.csv`` (one row per fill). We build these ourselves for every feed;
+backtrader's built-in ``PyFolio`` analyzer is not used (it keeps only the last feed plus cash).
+
+One tall PNG per strategy, stacked top to bottom from the sections of pyfolio's full tear sheet:
+
+1. a header: strategy, span, pyfolio's performance statistics (``timeseries.perf_stats`` with
+   positions and transactions: gross leverage and daily turnover included) and the five worst
+   drawdown periods (``timeseries.gen_drawdown_table``) -- the tables pyfolio would print as HTML;
+2. the returns tear sheet (cumulative returns linear and log, returns, rolling volatility and
+   Sharpe, top drawdowns, underwater, monthly heatmap, annual returns, return quantiles);
+3. the interesting-times sheet, when the run overlaps one of pyfolio's stress periods;
+4. the positions tear sheet (exposure, allocation per asset, concentration, holdings, leverage);
+5. the transactions sheet: daily turnover, daily volume and the turnover histogram. pyfolio's
+   time-of-day histogram of fills is left out: our fills come from daily bars and carry no
+   intraday time, so that panel would be empty.
+
+Console hygiene: pyfolio floods deprecation warnings and prints IPython ``HTML`` reprs on stdout.
+Rendering always happens in worker subprocesses (Agg backend) whose stdout goes to ``/dev/null``,
+whose stderr goes to a private temporary file and whose warnings are ignored, so nothing reaches
+the caller's console; failures travel back and are raised typed in the caller. :func:`render_tearsheet` renders in the calling
+process for callers who want that, silencing Python-level output and warnings while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import DataError, DRBError
+from runners.io import atomic_write_bytes
+
+__all__ = [
+    "TearsheetError",
+    "load_tearsheet_inputs",
+    "render_tearsheet",
+    "write_tearsheets",
+]
+
+#: Default resolution of the tear sheet PNGs (pyfolio figures are 14 inches wide).
+DEFAULT_DPI = 72
+
+
+class TearsheetError(DRBError, RuntimeError):
+    """pyfolio could not render a strategy's tear sheet."""
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Python-level stdout/stderr and every warning for the duration."""
+    sink = io.StringIO()
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
+            yield
+
+
+def _read_dated_csv(path: Path, what: str, date_col: str = "date") -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{what}: file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{what}: cannot read {path}: {exc}") from None
+    if date_col not in frame.columns:
+        raise DataError(f"{what}: {path} has no '{date_col}' column")
+    try:
+        frame[date_col] = pd.to_datetime(frame[date_col])
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{what}: {path} column '{date_col}' is not made of dates ({exc})") from None
+    return frame
+
+
+def load_tearsheet_inputs(
+    run_dir: str | os.PathLike[str], strategy: str
+) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame | None]:
+    """Read one strategy's returns, positions and transactions in pyfolio's format.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        The run directory.
+    strategy : str
+        Strategy name (a column of ``returns.csv``).
+
+    Returns
+    -------
+    returns : pandas.Series, shape (n_days,)
+        Daily simple returns, UTC-midnight DatetimeIndex, leading/trailing NaN dropped.
+    positions : pandas.DataFrame, shape (n_days, n_assets + 1)
+        Money value per asset plus ``cash``, aligned to the returns' days.
+    transactions : pandas.DataFrame or None
+        Columns ``symbol, amount, price`` (+ ``commission``), UTC DatetimeIndex; None when the
+        strategy has no fills.
+
+    Raises
+    ------
+    DataError
+        A file is missing or malformed.
+    """
+    root = Path(run_dir)
+    rets_all = _read_dated_csv(root / "returns.csv", "returns").set_index("date")
+    if strategy not in rets_all.columns:
+        raise DataError(f"returns: {root / 'returns.csv'} has no column {strategy!r}")
+    rets = pd.to_numeric(rets_all[strategy], errors="coerce").dropna()
+    if rets.empty:
+        raise DataError(f"returns: strategy {strategy!r} has no returns in {root / 'returns.csv'}")
+
+    pos = _read_dated_csv(root / "positions" / f"{strategy}.csv", "positions").set_index("date")
+    if "cash" not in pos.columns:
+        raise DataError(f"positions: {root / 'positions' / f'{strategy}.csv'} has no 'cash' column")
+    pos = pos.apply(pd.to_numeric, errors="coerce").reindex(rets.index).ffill().fillna(0.0)
+
+    txn_path = root / "transactions" / f"{strategy}.csv"
+    txns = _read_dated_csv(txn_path, "transactions")
+    missing = {"symbol", "amount", "price"} - set(txns.columns)
+    if missing:
+        raise DataError(f"transactions: {txn_path} lacks column(s) {sorted(missing)}")
+    txns = txns.set_index("date").sort_index(kind="stable")
+    txns["symbol"] = txns["symbol"].astype(str)
+    txns = txns[txns["amount"].astype(float) != 0.0]
+
+    def utc(ix: pd.Index) -> pd.DatetimeIndex:
+        dix = pd.DatetimeIndex(ix)
+        return dix.tz_localize("UTC") if dix.tz is None else dix.tz_convert("UTC")
+
+    rets.index = utc(rets.index)
+    rets.name = strategy
+    pos.index = utc(pos.index)
+    if txns.empty:
+        return rets, pos, None
+    txns.index = utc(txns.index)
+    return rets, pos, txns
+
+
+def _header_figure(
+    strategy: str, returns: pd.Series, positions: pd.DataFrame, transactions: pd.DataFrame | None
+):  # -> matplotlib.figure.Figure
+    import pyfolio as pf
+    from matplotlib.figure import Figure
+
+    stats = pf.timeseries.perf_stats(returns, positions=positions, transactions=transactions)
+    dd = pf.timeseries.gen_drawdown_table(returns, top=5).dropna(how="all")
+    fig = Figure(figsize=(14, 6.0))
+    fig.suptitle(f"pyfolio tear sheet: {strategy}", fontsize=22, fontweight="bold", y=0.99)
+    span = f"{returns.index[0].date()} to {returns.index[-1].date()}, {len(returns)} trading days"
+    assets = [c for c in positions.columns if c != "cash"]
+    fig.text(0.5, 0.915, f"{span}; assets: {', '.join(assets)} + cash", ha="center", fontsize=13)
+
+    ax1 = fig.add_axes((0.02, 0.02, 0.40, 0.82))
+    ax1.axis("off")
+    ax1.set_title("Performance statistics (pyfolio, daily data)", fontsize=15)
+    pct = {"Annual return", "Cumulative returns", "Annual volatility", "Max drawdown",
+           "Daily value at risk", "Daily turnover"}
+    rows = [[k, f"{v:.2%}" if k in pct else f"{v:.3f}"] for k, v in stats.items()]
+    t1 = ax1.table(cellText=rows, colLabels=["statistic", "value"], loc="upper center",
+                   colWidths=[0.62, 0.30], cellLoc="left")
+    t1.auto_set_font_size(False)
+    t1.set_fontsize(13)
+    t1.scale(1.0, 1.5)
+
+    ax2 = fig.add_axes((0.46, 0.02, 0.52, 0.82))
+    ax2.axis("off")
+    ax2.set_title("Worst drawdown periods", fontsize=15)
+    if dd.empty:
+        ax2.text(0.5, 0.8, "no drawdown", ha="center", fontsize=12)
+    else:
+        def fmt_date(v: object) -> str:
+            return "not recovered" if pd.isna(v) else str(pd.Timestamp(v).date())
+
+        drows = [
+            [f"{r['Net drawdown in %']:.2f}", fmt_date(r["Peak date"]), fmt_date(r["Valley date"]),
+             fmt_date(r["Recovery date"]), "" if pd.isna(r["Duration"]) else f"{int(r['Duration'])}"]
+            for _, r in dd.iterrows()
+        ]
+        t2 = ax2.table(cellText=drows,
+                       colLabels=["net drawdown %", "peak", "valley", "recovery", "days"],
+                       loc="upper center", cellLoc="center")
+        t2.auto_set_font_size(False)
+        t2.set_fontsize(13)
+        t2.scale(1.0, 1.5)
+    return fig
+
+
+def _txn_figure(returns: pd.Series, positions: pd.DataFrame, transactions: pd.DataFrame):
+    import matplotlib.pyplot as plt
+    import pyfolio as pf
+    from matplotlib import gridspec
+
+    with pf.plotting.plotting_context(), pf.plotting.axes_style():
+        fig = plt.figure(figsize=(14, 3 * 6))
+        gs = gridspec.GridSpec(3, 3, wspace=0.5, hspace=0.5)
+        ax_turnover = plt.subplot(gs[0, :])
+        ax_volume = plt.subplot(gs[1, :], sharex=ax_turnover)
+        ax_hist = plt.subplot(gs[2, :])
+        pf.plotting.plot_turnover(returns, transactions, positions, ax=ax_turnover)
+        pf.plotting.plot_daily_volume(returns, transactions, ax=ax_volume)
+        try:
+            pf.plotting.plot_daily_turnover_hist(transactions, positions, ax=ax_hist)
+        except ValueError:
+            ax_hist.set_title("Distribution of daily turnover rates: not enough trades")
+        for ax in fig.axes:
+            ax.tick_params(axis="x", which="major", bottom=True, top=False, labelbottom=True)
+    return fig
+
+
+def _figure_rgb(fig, dpi: int) -> np.ndarray:
+    """Draw ``fig`` once on an Agg canvas; RGB pixels with blank margins cropped.
+
+    One draw and no PNG round trip per section: ``bbox_inches="tight"`` would draw twice and
+    encoding every section only to decode it again for stacking doubles the cost.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(dpi)
+    fig.patch.set_facecolor("white")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+    ink = np.any(rgb < 250, axis=2)
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return rgb.copy()
+    pad = max(4, dpi // 6)
+    r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, rgb.shape[0])
+    c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, rgb.shape[1])
+    return rgb[r0:r1, c0:c1].copy()
+
+
+def _stack_png(parts: Sequence[np.ndarray]) -> bytes:
+    """Stack RGB sections vertically (centred, white padding) and encode one PNG."""
+    from PIL import Image
+
+    width = max(p.shape[1] for p in parts)
+    height = sum(p.shape[0] for p in parts)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    y = 0
+    for p in parts:
+        x = (width - p.shape[1]) // 2
+        canvas[y: y + p.shape[0], x: x + p.shape[1]] = p
+        y += p.shape[0]
+    out = io.BytesIO()
+    Image.fromarray(canvas, "RGB").save(out, format="PNG", compress_level=3)
+    return out.getvalue()
+
+
+def render_tearsheet(
+    returns: pd.Series,
+    positions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
+    out_path: str | os.PathLike[str],
+    *,
+    strategy: str | None = None,
+    dpi: int = DEFAULT_DPI,
+) -> Path:
+    """Render one strategy's full tear sheet to a single tall PNG, in this process.
+
+    Uses ``matplotlib.pyplot`` with whatever backend is active (workers of
+    :func:`write_tearsheets` use Agg). Python-level stdout/stderr and warnings are silenced while
+    it runs; figures are closed afterwards.
+
+    Parameters
+    ----------
+    returns : pandas.Series, shape (n_days,)
+        Daily simple returns, tz-aware (UTC) DatetimeIndex, no NaN.
+    positions : pandas.DataFrame, shape (n_days, n_assets + 1)
+        Money value per asset and ``cash`` on the returns' days.
+    transactions : pandas.DataFrame or None
+        ``symbol, amount, price`` per fill, UTC DatetimeIndex. None skips the transactions part.
+    out_path : str or PathLike
+        PNG to write (atomically).
+    strategy : str, optional
+        Title; defaults to ``returns.name``.
+    dpi : int, default 72
+        Resolution (pyfolio's figures are 14 in wide: 1008 px at 72 dpi).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    TearsheetError
+        pyfolio failed; the message names the strategy and the section.
+    """
+    import matplotlib.pyplot as plt
+
+    name = strategy or str(returns.name)
+    parts: list[np.ndarray] = []
+    section = "header"
+    with _quiet(), pd.plotting.plot_params.use("x_compat", True):
+        # x_compat: pyfolio mixes pandas and matplotlib date plotting on shared axes; pandas'
+        # period-based x axis (used for business-day indexes) would put matplotlib's fills
+        # (e.g. the exposure plot) off-screen.
+        import pyfolio as pf
+
+        try:
+            fig = _header_figure(name, returns, positions, transactions)
+            parts.append(_figure_rgb(fig, dpi))
+            section = "returns"
+            fig = pf.create_returns_tear_sheet(
+                returns, positions=positions, transactions=transactions, return_fig=True
+            )
+            parts.append(_figure_rgb(fig, dpi))
+            plt.close(fig)
+            section = "interesting times"
+            fig = pf.create_interesting_times_tear_sheet(returns, return_fig=True)
+            if fig is not None:
+                parts.append(_figure_rgb(fig, dpi))
+                plt.close(fig)
+            section = "positions"
+            fig = pf.create_position_tear_sheet(
+                returns, positions, transactions=transactions, estimate_intraday=False,
+                return_fig=True,
+            )
+            parts.append(_figure_rgb(fig, dpi))
+            plt.close(fig)
+            if transactions is not None:
+                section = "transactions"
+                fig = _txn_figure(returns, positions, transactions)
+                parts.append(_figure_rgb(fig, dpi))
+                plt.close(fig)
+        except Exception as exc:  # pyfolio raises anything from KeyError to ValueError
+            raise TearsheetError(
+                f"tear sheet of {name!r} failed in the {section} section: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            plt.close("all")
+        png = _stack_png(parts)
+    return atomic_write_bytes(out_path, png)
+
+
+# --------------------------------------------------------------------------- worker processes
+#
+# Workers are plain subprocesses (``python -m runners.tearsheets --worker``), not a
+# multiprocessing pool: a spawned pool re-imports the caller's main module, which breaks any
+# script without an ``if __name__ == "__main__"`` guard, and fork is unsafe in a process that
+# runs threads (Dask, GUI loops). Each worker imports pyfolio once and then serves tasks, one
+# JSON line in, one JSON line out, over pipes; a feeder thread per worker hands out the next
+# strategy as soon as that worker is free.
+
+
+def _worker_main() -> int:
+    """Worker loop: read one JSON task per stdin line, answer one JSON line per task."""
+    results = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # pyfolio's prints and IPython reprs go nowhere
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    warnings.simplefilter("ignore")
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    with _quiet():
+        import pyfolio  # noqa: F401
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        task = json.loads(line)
+        t0 = time.perf_counter()
+        try:
+            rets, pos, txns = load_tearsheet_inputs(task["run_dir"], task["strategy"])
+            render_tearsheet(rets, pos, txns, task["out_path"], strategy=task["strategy"],
+                             dpi=int(task["dpi"]))
+            answer = {"ok": True, "seconds": time.perf_counter() - t0}
+        except DataError as exc:
+            answer = {"ok": False, "kind": "DataError", "message": str(exc)}
+        except Exception as exc:  # reported to the parent, which raises it typed
+            answer = {"ok": False, "kind": "TearsheetError",
+                      "message": str(exc) if isinstance(exc, TearsheetError)
+                      else f"tear sheet of {task['strategy']!r} failed: {type(exc).__name__}: {exc}"}
+        answer["strategy"] = task["strategy"]
+        answer["out_path"] = task["out_path"]
+        results.write(json.dumps(answer) + "\n")
+        results.flush()
+    return 0
+
+
+def _start_worker(err_file: IO[bytes]) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    project_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH", "")) if p)
+    env["MPLBACKEND"] = "Agg"
+    env["PYTHONWARNINGS"] = "ignore"
+    return subprocess.Popen(
+        [sys.executable, "-m", "runners.tearsheets", "--worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err_file,
+        text=True,
+        encoding="utf-8",
+        env=env,
+    )
+
+
+def _feed(
+    proc: subprocess.Popen[str], err_file: IO[bytes], tasks: queue.Queue[dict], answers: list[dict]
+) -> None:
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        while True:
+            try:
+                task = tasks.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                proc.stdin.write(json.dumps(task) + "\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+            except (BrokenPipeError, OSError):
+                line = ""
+            if not line:
+                proc.wait()
+                err_file.seek(0)
+                tail = err_file.read().decode("utf-8", "replace").strip().splitlines()
+                last = tail[-1] if tail else f"exit code {proc.returncode}"
+                answers.append({"ok": False, "kind": "TearsheetError", "strategy": task["strategy"],
+                                "message": f"tear sheet worker died rendering {task['strategy']!r}: {last}"})
+                return
+            answers.append(json.loads(line))
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def write_tearsheets(
+    run_dir: str | os.PathLike[str],
+    strategies: Sequence[str] | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int = 2,
+    dpi: int = DEFAULT_DPI,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Path]:
+    """Render the tear sheet of every strategy of a run, in parallel worker processes.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        The run directory (reads ``returns.csv``, ``positions/``, ``transactions/``).
+    strategies : sequence of str, optional
+        Which strategies; default every column of ``returns.csv``.
+    out_dir : str or PathLike, optional
+        Output folder; default ``<run_dir>/tearsheets``.
+    n_jobs : int, default 2
+        Worker processes. Each imports pyfolio once (about 2 s) and then renders strategies as
+        they come (1.5-3 s each).
+    dpi : int, default 72
+        PNG resolution.
+    timings : dict, optional
+        If given, filled with the seconds each strategy took in its worker (read + render +
+        write).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Strategy -> ``<out_dir>/<strategy>.png``, in the order of ``strategies``.
+
+    Raises
+    ------
+    DataError
+        Missing or malformed inputs.
+    TearsheetError
+        pyfolio failed for a strategy, or a worker died (raised after every worker finished;
+        the other strategies' tear sheets are written).
+    """
+    root = Path(run_dir)
+    if strategies is None:
+        head = _read_dated_csv(root / "returns.csv", "returns")
+        strategies = [c for c in head.columns if c != "date"]
+    strategies = list(strategies)
+    if not strategies:
+        return {}
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+    for s in strategies:
+        if not s or any(ch in s for ch in "/\\") or s in {".", ".."}:
+            raise DataError(f"strategy name {s!r} cannot be used as a file name")
+    target = Path(out_dir) if out_dir is not None else root / "tearsheets"
+    target.mkdir(parents=True, exist_ok=True)
+
+    tasks: queue.Queue[dict] = queue.Queue()
+    for s in strategies:
+        tasks.put({"run_dir": str(root.resolve()), "strategy": s,
+                   "out_path": str((target / f"{s}.png").resolve()), "dpi": int(dpi)})
+    answers: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        threads = []
+        for _ in range(min(n_jobs, len(strategies))):
+            err_file = stack.enter_context(tempfile.TemporaryFile())
+            proc = _start_worker(err_file)
+            th = threading.Thread(target=_feed, args=(proc, err_file, tasks, answers), daemon=True)
+            th.start()
+            threads.append(th)
+        for th in threads:
+            th.join()
+
+    by_name = {a["strategy"]: a for a in answers}
+    for s in strategies:
+        ans = by_name.get(s)
+        if ans is None:
+            raise TearsheetError(f"tear sheet of {s!r} was not rendered (every worker died)")
+        if not ans["ok"]:
+            raise (DataError if ans["kind"] == "DataError" else TearsheetError)(ans["message"])
+    if timings is not None:
+        timings.update({s: float(by_name[s]["seconds"]) for s in strategies})
+    return {s: target / f"{s}.png" for s in strategies}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--worker"]:
+        raise SystemExit(_worker_main())
+    raise SystemExit("usage: python -m runners.tearsheets --worker (internal; use write_tearsheets)")
