@@ -44,9 +44,11 @@ class TimeRiskContribution(bt.Analyzer):
     Params
     ------
     lam : float
-        EWMA decay of the default covariance (RiskMetrics 0.94): ``S_t = lam S_{t-1} + (1 - lam)
-        r_t r_t'`` with bias-corrected weights and zero mean, ``r_t`` the feeds' simple close-to-close
-        returns up to and including bar ``t`` (causal; see :func:`strategies.time_axis.ewma_covariances`).
+        EWMA decay of the default covariance (RiskMetrics 0.94, zero mean):
+        ``S_t = sum_{s<=t} lam^(t-s) r_s r_s' / sum_{s<=t} lam^(t-s)``, i.e. the recursion
+        ``S_t = lam S_{t-1} + (1 - lam) r_t r_t'`` with bias-corrected start-up weights, ``r_s`` the
+        feeds' simple close-to-close returns up to and including bar ``t`` (causal; the forecast for
+        bar ``t + 1``; see :func:`strategies.time_axis.ewma_covariances`).
     covariance : callable or None
         Replaces the EWMA: called on every bar with the array of returns so far, shape (t, n), it
         returns the per-bar (not annualized) covariance of the next bar's returns, shape (n, n).
@@ -91,7 +93,8 @@ class TimeRiskContribution(bt.Analyzer):
         self._result: pd.DataFrame | None = None
 
     def next(self) -> None:
-        closes = np.array([d.close[0] for d in self.datas], dtype=float)
+        # a feed that has not started yet gives NaN, reported as a DataError by get_analysis
+        closes = np.array([d.close[0] if len(d) else np.nan for d in self.datas], dtype=float)
         sizes = np.array([self.strategy.getposition(d).size for d in self.datas], dtype=float)
         self._dates.append(pd.Timestamp(bt.num2date(self.datas[0].datetime[0])))
         self._closes.append(closes)
