@@ -869,7 +869,7 @@ def sharpe_risk_budget_weights(
                 reason = "ended below the Sharpe ratio of its feasible start"
             elif not res.success and sharpe(w) <= sharpe(w_rb):
                 reason = f"SLSQP: {res.message}"
-    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:  # pragma: no cover
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
     if reason:
         warnings.warn(
