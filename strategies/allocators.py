@@ -429,37 +429,68 @@ class MacroRiskParityAllocator(_CovarianceAllocator):
 
 
 class VolatilityManagedAllocator(Allocator):
-    """Volatility-managed portfolio (Moreira-Muir; time-axis risk parity of seed 003, section 4.1).
+    """Volatility-managed portfolio: time-axis risk parity (seed 003, section 4.1).
 
-    The risky sleeve (equal risk contributions on the trailing covariance) is scaled by
-    ``c / sigma^2_{t-1}``, the previous period's realized variance of that sleeve, capped at
-    ``max_leverage`` (1 = no borrowing; the rest is held in cash). ``c`` is the sleeve's expanding
-    mean of past realized period variances (known at t), so exposure is 1 on average over time
-    before the cap: each period then carries about the same ex-ante variance.
+    The risky sleeve (equal risk contributions on the trailing covariance) is scaled at each
+    rebalance by its ex-ante volatility ``sigma_t`` (causal EWMA covariance of daily returns, decay
+    ``ewma_lambda``, annualized):
+
+    * ``rule="parity"`` (default): ``min(target_vol / sigma_t, max_leverage)``, the time-axis
+      risk-parity solution: every period carries the same ex-ante variance ``target_vol**2``
+      while the cap does not bind (Theorem 19 of seed 003; ``strategies.time_axis``);
+    * ``rule="moreira_muir"``: ``min(target_vol**2 / sigma_t**2, max_leverage)``, the paper's
+      ``c / sigma^2`` with ``c = target_vol**2``; it budgets more risk to calm periods.
+
+    ``target_vol`` defaults to the expanding mean of the sleeve's ex-ante volatility at past
+    rebalances (known at t), so exposure is about 1 on average before the cap. ``max_leverage=1``
+    never borrows: the rest is held in cash.
     """
 
     name = "VolatilityManaged"
 
     def __init__(
-        self, assets, asset_classes=None, *, max_leverage: float = 1.0, target_variance: float | None = None, **kw
+        self,
+        assets,
+        asset_classes=None,
+        *,
+        rule: str = "parity",
+        target_vol: float | None = None,
+        max_leverage: float = 1.0,
+        ewma_lambda: float = 0.94,
+        **kw,
     ) -> None:
         super().__init__(assets, asset_classes, **kw)
+        if rule not in ("parity", "moreira_muir"):
+            raise ConfigError(f"{self.name}: rule must be 'parity' or 'moreira_muir', got {rule!r}")
         if max_leverage <= 0:
             raise ConfigError(f"{self.name}: max_leverage must be > 0, got {max_leverage}")
+        if target_vol is not None and not target_vol > 0:
+            raise ConfigError(f"{self.name}: target_vol must be > 0, got {target_vol}")
+        if not 0.0 < ewma_lambda < 1.0:
+            raise ConfigError(f"{self.name}: ewma_lambda must be in (0, 1), got {ewma_lambda}")
+        self.rule = rule
+        self.target_vol = target_vol
         self.max_leverage = float(max_leverage)
-        self.target_variance = target_variance
-        self._period_vars: list[float] = []
+        self.ewma_lambda = float(ewma_lambda)
+        self._ewma: np.ndarray | None = None
+        self._ewma_weight = 0.0
+        self._vols: list[float] = []
         self._sleeve: np.ndarray = np.full(self.n, 1.0 / self.n)
-        self._period_start_idx = 0
         self._prev: np.ndarray | None = None
+        self.exposure = 1.0
 
     def _on_bar(self, ret: np.ndarray | None) -> None:
-        if self.period_start and self._n_returns > self._period_start_idx:
-            # Close the previous period: realized variance of the sleeve's daily returns (annualized).
-            r = self._returns[self._period_start_idx : self._n_returns - 1] @ self._sleeve
-            if r.size >= 2:
-                self._period_vars.append(float(np.mean(r**2) * PERIODS_PER_YEAR))
-            self._period_start_idx = self._n_returns - 1
+        if ret is None:
+            return
+        # Bias-corrected zero-mean EWMA (RiskMetrics), as strategies.time_axis.ewma_covariances.
+        outer = np.outer(ret, ret)
+        lam = self.ewma_lambda
+        if self._ewma is None:
+            self._ewma, self._ewma_weight = outer, 1.0
+        else:
+            w_new = lam * self._ewma_weight + 1.0
+            self._ewma = (lam * self._ewma_weight * self._ewma + outer) / w_new
+            self._ewma_weight = w_new
 
     def target_weights(self) -> np.ndarray:
         cov = self.covariance()
@@ -468,9 +499,16 @@ class VolatilityManagedAllocator(Allocator):
 
             self._sleeve = risk_budget_weights(cov, np.full(self.n, 1.0 / self.n), x0=self._prev)
             self._prev = self._sleeve
-        if not self._period_vars:
+        if self._ewma is None or self._n_returns < 20:
+            self.exposure = 1.0
             return self._sleeve.copy()
-        last = self._period_vars[-1]
-        c = self.target_variance if self.target_variance is not None else float(np.mean(self._period_vars))
-        scale = min(c / last, self.max_leverage) if last > 0 else self.max_leverage
-        return self._sleeve * scale
+        sigma = float(np.sqrt(max(self._sleeve @ self._ewma @ self._sleeve, 1e-18) * PERIODS_PER_YEAR))
+        self._vols.append(sigma)
+        target = self.target_vol if self.target_vol is not None else float(np.mean(self._vols))
+        from strategies.time_axis import moreira_muir_weight, time_parity_weight
+
+        if self.rule == "parity":
+            self.exposure = float(time_parity_weight(sigma, target, self.max_leverage))
+        else:
+            self.exposure = float(moreira_muir_weight(sigma**2, target**2, self.max_leverage))
+        return self._sleeve * self.exposure

@@ -305,8 +305,8 @@ MacroRiskParity = _make(
 VolatilityManaged = _make(
     "VolatilityManaged",
     al.VolatilityManagedAllocator,
-    (("max_leverage", 1.0), ("target_variance", None)),
-    "Volatility-managed portfolio (Moreira-Muir), time-axis risk parity.",
+    (("rule", "parity"), ("target_vol", None), ("max_leverage", 1.0), ("ewma_lambda", 0.94)),
+    "Volatility-managed portfolio: time-axis risk parity (seed 003) or Moreira-Muir c / sigma^2.",
 )
 
 
