@@ -180,7 +180,8 @@ def monthly_returns(daily: pd.Series) -> pd.Series:
     if idx.tz is not None:
         idx = idx.tz_localize(None)
     periods = idx.to_period("M")
-    out = np.log1p(r.to_numpy(dtype=float))
+    with np.errstate(divide="ignore"):
+        out = np.log1p(r.to_numpy(dtype=float))
     grouped = pd.Series(out, index=periods).groupby(level=0).sum()
     res = np.expm1(grouped)
     # log1p(-1) = -inf -> expm1 = -1: a total loss stays a total loss

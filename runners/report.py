@@ -45,6 +45,7 @@ __all__ = [
     "RunData",
     "load_run",
     "implied_prices",
+    "run_metrics",
     "build_report",
     "report_main",
     "FIGURE_FILES",
@@ -290,6 +291,42 @@ def _extreme_mask(run: RunData) -> tuple[pd.Series | None, str]:
     except DRBError as exc:
         return None, f"extreme months unknown: {exc}"
     return mask, f"{asset} closes implied by positions and fills"
+
+
+def run_metrics(run: RunData, *, benchmark: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Compute the metrics table of a run from its saved outputs (when it has no metrics.csv).
+
+    Turnover is annualized from ``rebalances.csv`` (initial investment excluded); extreme months
+    come from the equity closes implied by positions and fills (:func:`implied_prices`); the
+    risk-free rate is ``run.json``'s ``risk_free`` (annual, default 0).
+
+    Parameters
+    ----------
+    run : RunData
+    benchmark : str, optional
+        Benchmark strategy of the information ratio; default ``run.json``'s ``benchmark``.
+
+    Returns
+    -------
+    metrics : pandas.DataFrame
+        As :func:`runners.metrics.compute_metrics`.
+    note : str
+        How the table was obtained, for the report.
+    """
+    bench = benchmark if benchmark is not None else run.run_info.get("benchmark")
+    if bench is not None and bench not in run.strategies:
+        raise ConfigError(f"benchmark {bench!r} is not a strategy of this run ({', '.join(run.strategies)})")
+    mask, mask_note = _extreme_mask(run)
+    turnover = annualized_turnover(run.rebalances, run.returns) if run.rebalances is not None else None
+    try:
+        rf = float(run.run_info.get("risk_free", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        raise ConfigError(f"run.json: risk_free must be a number, got {run.run_info.get('risk_free')!r}") from None
+    metrics = compute_metrics(run.returns, turnover, benchmark=bench, extreme_mask=mask, risk_free=rf)
+    note = (f"computed from returns.csv by the report (information ratio against "
+            f"{bench or 'no benchmark'}; extreme months: {mask_note}; "
+            f"turnover {'from rebalances.csv' if turnover is not None else 'unknown'})")
+    return metrics, note
 
 
 # ----------------------------------------------------------------------------- run description
@@ -557,18 +594,9 @@ def build_report(
     mask, mask_note = _extreme_mask(run)
     metrics_note = "from metrics.csv written by the run"
     if run.metrics is None:
-        bench = benchmark if benchmark is not None else run.run_info.get("benchmark")
-        if bench is not None and bench not in run.strategies:
-            raise ConfigError(f"benchmark {bench!r} is not a strategy of this run ({', '.join(run.strategies)})")
-        turnover = (annualized_turnover(run.rebalances, run.returns)
-                    if run.rebalances is not None else None)
-        run.metrics = compute_metrics(run.returns, turnover, benchmark=bench, extreme_mask=mask,
-                                      risk_free=float(run.run_info.get("risk_free", 0.0) or 0.0))
+        run.metrics, metrics_note = run_metrics(run, benchmark=benchmark)
         for name, p in T.write_metrics_table(run.metrics, root).items():
             written[name] = p
-        metrics_note = (f"computed from returns.csv by the report (information ratio against "
-                        f"{bench or 'no benchmark'}; extreme months: {mask_note}; "
-                        f"turnover {'from rebalances.csv' if turnover is not None else 'unknown'})")
     elif not (root / "metrics.md").is_file():
         written["metrics.md"] = atomic_write_text(root / "metrics.md", T.metrics_markdown(run.metrics))
     lap("metrics")

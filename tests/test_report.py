@@ -1,0 +1,270 @@
+"""report.md / report.html from a run directory, the `drb report` entry point, atomic writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+
+import pandas as pd
+import pytest
+from _fake_run import write_fake_run
+
+from drb.errors import ConfigError, DataError
+from runners.io import atomic_savefig, atomic_to_csv, atomic_write_bytes, atomic_write_text
+from runners.metrics import METRIC_COLUMNS
+from runners.report import (
+    FIGURE_FILES,
+    build_report,
+    implied_prices,
+    load_run,
+    report_main,
+    run_metrics,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    run_dir = write_fake_run(tmp_path_factory.mktemp("rep"), n_days=300)
+    timings: dict[str, float] = {}
+    written = build_report(run_dir, tearsheets=False, window="2021-04-01:2021-08-31", timings=timings)
+    return run_dir, written, timings
+
+
+def test_every_file_exists_and_is_not_empty(built):
+    run_dir, written, _ = built
+    for key, path in written.items():
+        assert path == run_dir / key
+        assert path.is_file() and path.stat().st_size > 0, key
+    figs = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
+    assert figs == sorted(name for name, _ in FIGURE_FILES.values())
+    for name in figs:
+        assert (run_dir / "figures" / name).read_bytes().startswith(PNG)
+    for stem in ("per_year_returns", "budget_log", "triggers"):
+        assert f"tables/{stem}.csv" in written and f"tables/{stem}.md" in written
+    assert {"report.md", "report.html"} <= set(written)
+    assert not list(run_dir.rglob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_html_embeds_every_figure(built):
+    run_dir, _, _ = built
+    page = (run_dir / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    embedded = re.findall(r'<figure data-figure="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+    names = {name for name, _ in embedded}
+    for png in (run_dir / "figures").glob("*.png"):
+        assert f"figures/{png.name}" in names, png.name
+    for name, data in embedded:
+        assert base64.b64decode(data) == (run_dir / name).read_bytes()
+    # self-contained: no external images, scripts or stylesheets
+    assert not re.search(r'<img[^>]+src="(?!data:)', page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_markdown_links_every_figure_and_tables(built):
+    run_dir, _, _ = built
+    md = (run_dir / "report.md").read_text()
+    for png in (run_dir / "figures").glob("*.png"):
+        assert f"](figures/{png.name})" in md
+    assert "| Strategy | Ann. return |" in md  # metrics table
+    assert "| Year |" in md  # per-year returns
+    assert "| Date | Trigger / event | Regime | equity budget (%)" in md  # Table 1 shape
+    assert "| Strategy | Rebalances |" in md  # trigger log
+
+
+def test_run_description(built):
+    run_dir, _, _ = built
+    md = (run_dir / "report.md").read_text()
+    assert "- **Data span:** 2021-01-04 to " in md
+    assert "- **Assets:** equity, bond, commodity, real_estate" in md
+    # signals and their stand-ins, from run.json and regimes.csv
+    assert "vol_index: missing; stand-in: egarch_equity" in md
+    assert "economic cycle from: price_proxy" in md
+    assert "| DynamicRiskBudget | risk_model=egarch_dcc" in md
+    assert "fit_failures = 1" in md
+
+
+def test_budget_log_window(built):
+    run_dir, _, _ = built
+    log = pd.read_csv(run_dir / "tables" / "budget_log.csv")
+    assert log["date"].iloc[0] < "2021-04-01" <= log["date"].iloc[1]
+    assert log["date"].iloc[-1] <= "2021-08-31"
+    assert log["event"].iloc[0] == "in force at window start"
+
+
+def test_existing_metrics_are_kept(built):
+    run_dir, written, timings = built
+    assert "metrics.csv" not in written  # the run's own metrics.csv is the source of truth
+    assert set(timings) >= {"load", "metrics", "tables", "figures", "report"}
+
+
+def test_metrics_recomputed_when_absent(tmp_path):
+    with_m = write_fake_run(tmp_path / "a", n_days=200)
+    without = write_fake_run(tmp_path / "b", n_days=200, with_metrics=False)
+    got, note = run_metrics(load_run(without), benchmark="EqualWeight")
+    ref = pd.read_csv(with_m / "metrics.csv", index_col="strategy")
+    assert list(got.columns) == list(METRIC_COLUMNS)
+    # the equity closes implied by positions and fills give the same extreme months
+    pd.testing.assert_frame_equal(got, ref, rtol=1e-9)
+    assert got["extreme_month_return"].notna().all()
+    assert "implied by positions and fills" in note
+    with pytest.raises(ConfigError, match="benchmark"):
+        run_metrics(load_run(without), benchmark="Nope")
+
+
+def test_build_report_writes_metrics_when_absent(tmp_path):
+    run_dir = write_fake_run(tmp_path / "r", n_days=80, strategies=("DynamicRiskBudget",),
+                             with_metrics=False)
+    written = build_report(run_dir, tearsheets=False)
+    assert {"metrics.csv", "metrics.md"} <= set(written)
+    assert "computed from returns.csv" in (run_dir / "report.md").read_text()
+
+
+def test_implied_prices_recover_closes():
+    idx = pd.bdate_range("2024-01-01", periods=4)
+    positions = pd.DataFrame({"equity": [0.0, 1000.0, 1100.0, 550.0]}, index=idx)
+    txns = pd.DataFrame({"date": [idx[1], idx[3]], "symbol": ["equity", "equity"], "amount": [10.0, -5.0]})
+    px = implied_prices(positions, txns, "equity")
+    assert pd.isna(px.iloc[0])
+    assert px.iloc[1:].tolist() == pytest.approx([100.0, 110.0, 110.0])
+
+
+def test_missing_optional_inputs_are_reported(tmp_path):
+    run_dir = write_fake_run(tmp_path / "r", n_days=120, strategies=("DynamicRiskBudget", "EqualWeight"))
+    for name in ("budgets.csv", "regimes.csv", "transition_matrix.csv", "run.json"):
+        (run_dir / name).unlink()
+    written = build_report(run_dir, tearsheets=False)
+    assert "figures/budgets.png" not in written and "figures/regimes.png" not in written
+    md = (run_dir / "report.md").read_text()
+    assert "Inputs not found" in md and "budgets.csv" in md and "run.json" in md
+    assert "- **Data span:**" in md  # described from returns.csv alone
+
+
+def test_malformed_inputs_raise_typed_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_run(tmp_path / "nowhere")
+    run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
+    (run_dir / "run.json").write_text("{not json")
+    with pytest.raises(DataError, match="run.json"):
+        build_report(run_dir, tearsheets=False)
+    (run_dir / "run.json").write_text("{}")
+    with pytest.raises(ConfigError, match="window"):
+        build_report(run_dir, tearsheets=False, window="2021-05-01")
+    (run_dir / "returns.csv").write_text("date,DynamicRiskBudget\n2021-01-04,abc\n")
+    with pytest.raises(DataError, match="non-numeric"):
+        build_report(run_dir, tearsheets=False)
+
+
+def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
+    # pyfolio rendering itself is tested in test_tearsheets.py; here a stand-in writes the PNGs
+    # so the report's handling of them (arguments, links, embedding) is tested quickly
+    from matplotlib.figure import Figure
+
+    import runners.tearsheets as ts
+
+    calls = {}
+
+    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings):
+        calls.update(strategies=list(strategies), n_jobs=n_jobs)
+        out = {}
+        for s in strategies:
+            fig = Figure(figsize=(2, 8))
+            fig.text(0.5, 0.5, s)
+            out[s] = atomic_savefig(fig, run_dir / "tearsheets" / f"{s}.png")
+            timings[s] = 0.1
+        return out
+
+    monkeypatch.setattr(ts, "write_tearsheets", fake_write_tearsheets)
+    run_dir = write_fake_run(tmp_path / "r", n_days=130, strategies=("DynamicRiskBudget", "EqualWeight"))
+    code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets"])
+    assert calls == {"strategies": ["DynamicRiskBudget", "EqualWeight"], "n_jobs": 3}
+    out, err = capfd.readouterr()
+    assert code == 0
+    assert err == ""
+    assert out.strip().splitlines() == [out.strip()]  # one line
+    assert str(run_dir / "report.html") in out
+    page = (run_dir / "report.html").read_text()
+    for s in ("DynamicRiskBudget", "EqualWeight"):
+        png = run_dir / "tearsheets" / f"{s}.png"
+        assert png.read_bytes().startswith(PNG)
+        assert f'href="tearsheets/{s}.png"' in page or f'data-figure="tearsheets/{s}.png"' in page
+        assert f'data-figure="tearsheets/{s}.png"' in page  # --embed-tearsheets
+        assert f"](tearsheets/{s}.png)" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["/definitely/not/here"], "run directory not found"),
+        ([], "RUN_DIR"),
+        (["x", "--bogus"], "unrecognized arguments"),
+        (["x", "--jobs", "0"], "--jobs"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(argv, needle, capfd):
+    assert report_main(argv) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("drb report: error: ") and needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_cli_bad_window_and_help(tmp_path, capfd):
+    run_dir = write_fake_run(tmp_path / "r", n_days=40, strategies=("DynamicRiskBudget",))
+    assert report_main([str(run_dir), "--no-tearsheets", "--window", "2021-03-01:2021-01-01"]) == 2
+    err = capfd.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "after end" in err
+    assert report_main(["--help"]) == 0
+    assert "RUN_DIR" in capfd.readouterr().out
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_writers(tmp_path):
+    p = atomic_write_text(tmp_path / "sub" / "a.txt", "héllo\n")
+    assert p.read_text(encoding="utf-8") == "héllo\n"
+    mode = stat.S_IMODE(p.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # not mkstemp's 0600
+    atomic_write_bytes(p, b"new")
+    assert p.read_bytes() == b"new"
+    csv = atomic_to_csv(pd.DataFrame({"x": [1, 2]}), tmp_path / "t.csv", index=False)
+    assert csv.read_text() == "x\n1\n2\n"
+    with pytest.raises(TypeError):
+        atomic_write_text(tmp_path / "b.txt", b"bytes")  # type: ignore[arg-type]
+    assert sorted(f.name for f in tmp_path.rglob("*") if f.is_file()) == ["a.txt", "t.csv"]
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path):
+    target = tmp_path / "fig.png"
+    target.write_bytes(b"old")
+
+    class Broken:
+        def savefig(self, *a, **k):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_savefig(Broken(), target)
+    assert target.read_bytes() == b"old"
+
+    class Exploding:
+        def __bytes__(self):
+            raise RuntimeError("half-way")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, Exploding())  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [f.name for f in tmp_path.iterdir()] == ["fig.png"]
+
+
+def test_run_json_round_trip_is_plain_json(built):
+    run_dir, _, _ = built
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["assets"] == ["equity", "bond", "commodity", "real_estate"]

@@ -1,0 +1,158 @@
+"""Tables: formats, the Table 1-shaped budget log, per-year returns, trigger summary."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drb.errors import ConfigError, DataError
+from runners import tables as T
+from runners.metrics import METRIC_COLUMNS, compute_metrics
+
+
+def test_format_value_edge_cases():
+    assert T.format_value(np.nan, "pct") == "n/a"
+    assert T.format_value(math.inf, "ratio") == "inf"
+    assert T.format_value(-math.inf, "pct") == "-inf"
+    assert T.format_value(-0.0001, "pct") == "0.0%"  # no "-0.0%"
+    assert T.format_value(-0.0123, "pct") == "-1.2%"
+    assert T.format_value(0.012345, "pct2") == "1.23%"
+    assert T.format_value(1.234, "ratio") == "1.23"
+    assert T.format_value(3.6, "int") == "4"
+    assert T.format_value("a|b", "text") == "a|b"
+
+
+def test_markdown_escapes_pipes_and_aligns_numbers():
+    df = pd.DataFrame({"name": ["a|b"], "x": [0.5]}, index=pd.Index(["r"], name="row"))
+    md = T.to_markdown(df)
+    lines = md.strip().splitlines()
+    assert lines[0] == "| row | name | x |"
+    assert lines[1] == "| :--- | :--- | ---: |"
+    assert lines[2] == "| r | a\\|b | 0.50 |"
+    html = T.format_table(df).html()
+    assert "<td>a|b</td>" in html and '<td class="num">0.50</td>' in html
+
+
+def test_metrics_table_markdown_and_csv(tmp_path):
+    rets = pd.DataFrame({"A": [0.01, -0.02, 0.03], "B": [0.0, 0.0, 0.0]},
+                        index=pd.bdate_range("2024-01-02", periods=3))
+    m = compute_metrics(rets, {"A": 0.5})
+    paths = T.write_metrics_table(m, tmp_path)
+    back = pd.read_csv(paths["metrics.csv"], index_col="strategy")
+    assert list(back.columns) == list(METRIC_COLUMNS)
+    pd.testing.assert_frame_equal(back, m, check_exact=False, rtol=1e-12)
+    md = paths["metrics.md"].read_text()
+    rows = md.strip().splitlines()
+    assert len(rows) == 2 + 2
+    assert rows[0].startswith("| Strategy | Ann. return | Ann. vol | Sharpe")
+    assert "| A |" in rows[2] and "50.0%" in rows[2]  # turnover in percent
+    assert "n/a" in rows[3]  # B: flat -> undefined Sharpe
+
+
+def _budget_fixture():
+    dates = pd.bdate_range("2024-04-01", periods=10)
+    regime = ["recovery/low"] * 3 + ["expansion/low"] * 4 + ["expansion/high"] * 3
+    eq = [0.35, 0.35, 0.40, 0.40, 0.40, 0.48, 0.48, 0.48, 0.48, 0.58]
+    budgets = pd.DataFrame({
+        "date": dates, "phase": [r.split("/")[0] for r in regime],
+        "vol_state": [r.split("/")[1] for r in regime], "regime": regime, "lambda": 0.15,
+        "target_equity": 0.6, "target_bond": 0.4,
+        "smoothed_equity": eq, "smoothed_bond": [1 - e for e in eq],
+    })
+    rebalances = pd.DataFrame({
+        "date": [dates[2], dates[5], dates[9], dates[5]],
+        "strategy": ["DynamicRiskBudget", "DynamicRiskBudget", "DynamicRiskBudget", "EqualWeight"],
+        "trigger": ["periodic", "eigenvalue", "periodic+rc_deviation", "periodic"],
+        "turnover": [0.05, 0.04, 0.03, 0.01],
+    })
+    return dates, budgets, rebalances
+
+
+def test_budget_adjustment_log_table1_shape():
+    dates, budgets, rebalances = _budget_fixture()
+    log = T.budget_adjustment_log(budgets, rebalances, start=dates[1], end=dates[9])
+    assert list(log.columns) == ["date", "event", "regime", "equity", "bond"]
+    events = log["event"].tolist()
+    # first: what was in force when the window opened (end of the day before)
+    assert events[0] == "in force at window start"
+    assert log["date"].iloc[0] == dates[0]
+    assert log["equity"].iloc[0] == pytest.approx(35.0)
+    assert events[1] == "periodic (scheduled)" and log["equity"].iloc[1] == pytest.approx(40.0)
+    # regime changed on day 3 without a rebalance: logged, budget unchanged
+    assert events[2] == "regime change recovery/low → expansion/low (no rebalance; budget unchanged)"
+    assert log["equity"].iloc[2] == pytest.approx(40.0)
+    assert events[3] == "correlation eigenvalue shift"
+    # day 7: regime change alone; day 9: two triggers
+    assert events[4].startswith("regime change expansion/low → expansion/high")
+    assert events[5] == "periodic (scheduled) + risk-contribution deviation"
+    assert (log["equity"] + log["bond"]).tolist() == pytest.approx([100.0] * len(log))
+    # EqualWeight's rebalance is not in the dynamic model's log
+    assert len(log) == 6
+    md = T.budget_log_markdown(log)
+    assert "| Date | Trigger / event | Regime | equity budget (%) | bond budget (%) |" in md
+    assert "| 2024-04-03 | periodic (scheduled) | recovery/low | 40.0 | 60.0 |" in md
+
+
+def test_budget_log_window_and_regime_trigger_text():
+    dates, budgets, rebalances = _budget_fixture()
+    rebalances = pd.concat([rebalances, pd.DataFrame({
+        "date": [dates[3]], "strategy": ["DynamicRiskBudget"], "trigger": ["regime"], "turnover": [0.02]})])
+    log = T.budget_adjustment_log(budgets, rebalances, start="2024-04-04", end="2024-04-05")
+    assert log["event"].tolist() == ["in force at window start",
+                                     "regime change recovery/low → expansion/low"]
+    whole = T.budget_adjustment_log(budgets, rebalances, include_regime_events=False)
+    # window from the first day: the first rebalance row is preceded by the day-one budget
+    assert whole["event"].iloc[0] == "in force at window start"
+    assert not any("no rebalance" in e for e in whole["event"])
+    empty = T.budget_adjustment_log(budgets, rebalances, start="2030-01-01")
+    assert empty.empty and list(empty.columns) == ["date", "event", "regime", "equity", "bond"]
+
+
+def test_parse_window():
+    assert T.parse_window(None) == (None, None)
+    assert T.parse_window("2024-04-01:2024-06-30") == (pd.Timestamp("2024-04-01"), pd.Timestamp("2024-06-30"))
+    assert T.parse_window(":2024-06-30") == (None, pd.Timestamp("2024-06-30"))
+    for bad in ("2024-04-01", "2024-06-30:2024-04-01", "x:y", "a:b:c"):
+        with pytest.raises(ConfigError):
+            T.parse_window(bad)
+
+
+def test_budget_log_needs_columns():
+    _, budgets, rebalances = _budget_fixture()
+    with pytest.raises(DataError, match="smoothed"):
+        T.budget_adjustment_log(budgets.drop(columns=["smoothed_equity", "smoothed_bond"]), rebalances)
+    with pytest.raises(DataError, match="trigger"):
+        T.budget_adjustment_log(budgets, rebalances.drop(columns=["trigger"]))
+
+
+def test_per_year_returns_by_hand():
+    idx = pd.DatetimeIndex(["2023-12-28", "2023-12-29", "2024-01-02", "2024-06-03"])
+    rets = pd.DataFrame({"A": [0.1, -0.1, 0.05, 0.05], "B": [np.nan, np.nan, 0.0, 0.01]}, index=idx)
+    t = T.per_year_returns(rets)
+    assert list(t.index) == [2023, 2024]
+    assert t.loc[2023, "A"] == pytest.approx(1.1 * 0.9 - 1)
+    assert t.loc[2024, "A"] == pytest.approx(1.05 ** 2 - 1)
+    assert math.isnan(t.loc[2023, "B"])
+    assert t.loc[2024, "B"] == pytest.approx(0.01)
+    assert t["days"].tolist() == [2, 2]
+    md = T.per_year_markdown(t)
+    assert "| 2023 | -1.0% | n/a | 2 |" in md
+
+
+def test_trigger_summary_counts_combined_triggers():
+    reb = pd.DataFrame({
+        "strategy": ["D", "D", "D", "E"],
+        "trigger": ["initial", "periodic+regime", "regime", "initial"],
+        "turnover": [0.5, 0.1, 0.3, 0.5],
+        "cost": [5.0, 1.0, 2.0, 5.0],
+    })
+    t = T.trigger_summary(reb, ["D", "E", "F"])
+    assert t.loc["D", "rebalances"] == 3 and t.loc["D", "regime"] == 2 and t.loc["D", "periodic"] == 1
+    assert t.loc["D", "mean_turnover"] == pytest.approx(0.2)
+    assert t.loc["D", "total_cost"] == pytest.approx(8.0)
+    assert t.loc["E", "rebalances"] == 1 and math.isnan(t.loc["E", "mean_turnover"])
+    assert t.loc["F", "rebalances"] == 0
+    assert "| D | 3 | 1 | 2 | 0 | 0 | 20.00% | 8.00 |" in T.trigger_markdown(t)
