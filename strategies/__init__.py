@@ -1,4 +1,4 @@
-"""strategies: allocation math (pure numpy/scipy, no backtrader import at package import).
+"""strategies: allocation math (pure numpy/scipy) and the backtrader strategies (imported lazily).
 
 Risk decomposition (:mod:`strategies.risk`), risk-budget solvers (:mod:`strategies.solvers`),
 baseline weight rules (:mod:`strategies.weights`) and the turnover-cap projection
@@ -68,3 +68,27 @@ __all__ = [
 # backtrader strategy classes (added by the lead): exposed lazily through a module __getattr__ so
 # that importing the allocation math never imports backtrader.
 # ---------------------------------------------------------------------------------------------
+
+_STRATEGY_CLASSES = (
+    "RiskBudgetStrategy",
+    "DynamicRiskBudget",
+    "EqualWeight",
+    "FixedWeights",
+    "InverseVolatility",
+    "RiskParity",
+    "MinimumVariance",
+    "StaticRiskBudget",
+    "SharpeRiskBudget",
+    "MacroRiskParity",
+    "VolatilityManaged",
+    "STRATEGIES",
+)
+__all__ += list(_STRATEGY_CLASSES)
+
+
+def __getattr__(name: str):
+    if name in _STRATEGY_CLASSES:
+        from strategies import bt_strategies
+
+        return getattr(bt_strategies, name)
+    raise AttributeError(f"module 'strategies' has no attribute {name!r}")

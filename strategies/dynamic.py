@@ -214,11 +214,18 @@ class DynamicRiskBudgetAllocator(Allocator):
             sample_window=20,
         )
         self._fallback_cov_window = max(self.n + 2, 20)
-        self.vol_classifier = VolatilityStateClassifier(lookback=vol_lookback, thresholds=vol_thresholds)
+        self.vol_classifier = VolatilityStateClassifier(
+            lookback=vol_lookback,
+            method="tercile" if vol_thresholds is None else "thresholds",
+            thresholds=None if vol_thresholds is None else tuple(vol_thresholds),
+            min_periods=min(252, vol_lookback),
+        )
         self.cycle = CycleClassifier(k=cycle_k, publication_lag=publication_lag)
         self.markov = MarkovTransitionEstimator(list(REGIMES))
         self.macro = _check_macro(macro)
-        self._macro_pos = 0
+        if self.macro is not None:
+            for ref, row in zip(self.macro.index, self.macro.to_numpy(dtype=float)):
+                self.cycle.add_macro(ref, row)
         self.valuation = _check_valuation(valuation, self.assets)
         eq = [i for i, c in enumerate(self.classes) if c == "equity"]
         self._equity_idx = eq[0] if eq else 0
@@ -280,23 +287,11 @@ class DynamicRiskBudgetAllocator(Allocator):
 
     def _update_cycle(self) -> None:
         assert self.date is not None
-        if self.macro is not None:
-            # Feed every reference month published by today.
-            while self._macro_pos < len(self.macro):
-                ref = self.macro.index[self._macro_pos]
-                if self.cycle.publication_date(ref) > self.date:
-                    break
-                self.cycle.update_macro(ref, self.macro.iloc[self._macro_pos].to_numpy(dtype=float))
-                self._macro_pos += 1
-            self.cycle_source = "macro"
-        else:
-            self._warn_once(
-                "macro",
-                "no macro leading indicators: the price-based cycle proxy (equity trend) stands in for the economic phase",
-            )
-            self.cycle.update_price(self.date, self._price_index_level)
-            self.cycle_source = "price_proxy"
-        self.phase = self.cycle.phase
+        # The classifier holds every macro month back until it is published (publication lag) and
+        # falls back to the price proxy (equity trend) while no macro phase is known, warning once.
+        self.phase = self.cycle.update(self.date, equity_close=self._price_index_level)
+        if self.cycle.source is not None:
+            self.cycle_source = self.cycle.source
 
     # ------------------------------------------------------------------------------ estimates
     def covariance(self) -> np.ndarray | None:
@@ -359,8 +354,8 @@ class DynamicRiskBudgetAllocator(Allocator):
             base = self.budget_now.copy()
         else:
             rid = REGIMES.index(self.regime)
-            row = self.markov.row(self.regime) if self.anticipation > 0 else None
-            base = anticipated_budget(self.matrix, rid, None if row is None else np.asarray(row, dtype=float), self.anticipation)
+            row = self.markov.row(self.regime).reindex(list(REGIMES)).to_numpy(dtype=float) if self.anticipation > 0 else None
+            base = anticipated_budget(self.matrix, rid, row, self.anticipation)
         return apply_tilts(base, [self._momentum_score(), self._valuation_score()], **self.tilt_kw)
 
     def current_lambda(self) -> float:

@@ -1,10 +1,12 @@
 """Execution model shared by the backtrader strategies and the plain-loop fast path (pure numpy).
 
 A rebalance starts from the drifted holdings valued at the price the orders will fill at. The
-desired weights (scaled to leave ``cash_buffer`` in cash) are projected onto the turnover caps by
-:func:`strategies.turnover.project_turnover` on the vector of asset weights *plus cash*, so that the
-executed asset trades satisfy one-way turnover ``0.5 * sum |dw_i| <= total_cap`` and
-``|dw_i| <= asset_cap`` exactly (cash absorbs the difference and is itself held to the asset cap).
+desired weights (scaled to leave ``cash_buffer`` in cash) are reached within the turnover caps in
+two moves that together satisfy one-way turnover ``0.5 * sum |dw_i| <= total_cap`` and
+``|dw_i| <= asset_cap`` exactly: the invested level moves pro rata first (restoring the cash buffer,
+or changing a volatility-managed exposure), then the exact Euclidean projection
+(:func:`strategies.turnover.project_turnover`) of the reshaping at constant level uses what is
+left of the caps.
 The first investment out of cash is the one uncapped trade. Orders are sized at the fill price,
 sells before buys, in fractional units; with proportional slippage buys are sized at the worst fill
 price so the executed change never exceeds the planned one.
@@ -12,6 +14,7 @@ price so the executed change never exceeds the planned one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +59,34 @@ class TradePlan:
         sells = sorted((i for i in idx if self.units[i] < 0), key=lambda i: self.units[i])
         buys = sorted((i for i in idx if self.units[i] > 0), key=lambda i: -self.units[i])
         return [int(i) for i in sells + buys]
+
+
+def _capped_post(pre: np.ndarray, desired: np.ndarray, total_cap: float | None, asset_cap: float | None) -> np.ndarray:
+    """Post-trade weights within the caps: first the invested level, pro rata, then the reshaping.
+
+    The change of the invested level (cash buffer restored, or a volatility-managed exposure
+    change) is applied pro rata to the holdings, limited so that it alone fits the caps; the rest of
+    the caps goes to the exact Euclidean projection of the reshaping at constant level. By the
+    triangle inequality the sum of both moves satisfies both caps.
+    """
+    tcap = math.inf if total_cap is None else float(total_cap)
+    acap = math.inf if asset_cap is None else float(asset_cap)
+    level_now = float(pre.sum())
+    level_goal = float(desired.sum())
+    limit = min(2.0 * tcap, acap * level_now / float(pre.max()) if pre.max() > 0 else math.inf)
+    level = level_now + float(np.clip(level_goal - level_now, -limit, limit))
+    scaled = pre * (level / level_now)
+    tcap_left = max(tcap - 0.5 * abs(level - level_now), 0.0)
+    acap_left = max(acap - float(np.abs(scaled - pre).max()), 0.0)
+    goal = desired * (level / level_goal) if level_goal > 0 else scaled
+    if tcap_left <= 0.0 or acap_left <= 0.0:
+        return scaled
+    return project_turnover(
+        scaled,
+        goal,
+        total_cap=None if total_cap is None else tcap_left,
+        asset_cap=None if asset_cap is None else acap_left,
+    )
 
 
 def plan_trades(
@@ -112,13 +143,11 @@ def plan_trades(
     pre = units_held * prices / value
     desired = target * (1.0 - cash_buffer)
     capped = False
-    if initial or (total_cap is None and asset_cap is None):
+    invested = float(pre.sum())
+    if initial or invested <= 0 or (total_cap is None and asset_cap is None):
         post = desired
     else:
-        cur_ext = np.append(pre, 1.0 - pre.sum())
-        tgt_ext = np.append(desired, 1.0 - desired.sum())
-        new_ext = project_turnover(cur_ext, tgt_ext, total_cap=total_cap, asset_cap=asset_cap)
-        post = np.asarray(new_ext[:-1], dtype=float)
+        post = _capped_post(pre, desired, total_cap, asset_cap)
         capped = not np.allclose(post, desired, atol=1e-12, rtol=0)
     dw = post - pre
     dw[np.abs(dw) < min_change] = 0.0
