@@ -67,7 +67,11 @@ def test_dynamic_triggers_fire(dyn_result):
 
 
 def test_dynamic_budgets_follow_the_regime(dyn_result):
-    b = dyn_result.budgets.dropna(subset=["regime"])
+    # b* is computed at each decision (the close before the rebalance executes)
+    all_b = dyn_result.budgets
+    pos = all_b.index.get_indexer(pd.DatetimeIndex(dyn_result.rebalances["date"])) - 1
+    b = all_b.iloc[pos].dropna(subset=["regime"])
+    assert len(b) > 10
     assets = ["equity", "bond", "commodity", "real_estate"]
     tgt = b[[f"target_{a}" for a in assets]].to_numpy()
     rows = DEFAULT_BUDGET_MATRIX.loc[b["regime"]].to_numpy()
