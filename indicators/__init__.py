@@ -1,1 +1,77 @@
-"""indicators package."""
+"""Risk model and regime indicators.
+
+Pure estimators (numpy / scipy / arch / pandas) are imported eagerly; the backtrader ``Indicator``
+wrappers (:mod:`indicators.bt_indicators`) are imported lazily on first attribute access, so importing
+the estimators never imports backtrader.
+"""
+
+from indicators.covariance import (
+    METHODS,
+    ledoit_wolf_covariance,
+    rolling_covariance,
+    sample_covariance,
+)
+from indicators.dcc import DCCResult, dcc_correlation, dcc_step, fit_dcc
+from indicators.egarch import (
+    EGARCHFit,
+    egarch_filter,
+    egarch_fit,
+    egarch_step,
+    rolling_egarch_volatility,
+)
+from indicators.markov import (
+    MarkovTransitionEstimator,
+    expanding_transition_matrix,
+    expanding_transition_rows,
+    transition_matrix,
+)
+from indicators.regimes import (
+    PHASES,
+    REGIMES,
+    VOL_STATES,
+    CycleClassifier,
+    VolatilityStateClassifier,
+    align_to_days,
+    classify_cycle,
+    classify_volatility_state,
+    composite_leading_indicator,
+    daily_cycle_phase,
+    price_proxy_cli,
+    regime_id,
+    regime_label,
+)
+from indicators.risk_model import RiskModel, rolling_risk_model
+from indicators.triggers import (
+    eigenvalue_change,
+    eigenvalue_trigger,
+    largest_eigenvalue,
+    rc_deviation,
+    rc_deviation_trigger,
+    regime_change_points,
+    regime_changed,
+    relative_risk_contribution,
+)
+
+_BT = ("EGARCHVolatility", "RiskModelIndicator", "RegimeState", "MarkovTransition", "RiskContribution")
+
+__all__ = [
+    "METHODS", "ledoit_wolf_covariance", "rolling_covariance", "sample_covariance",
+    "DCCResult", "dcc_correlation", "dcc_step", "fit_dcc",
+    "EGARCHFit", "egarch_filter", "egarch_fit", "egarch_step", "rolling_egarch_volatility",
+    "MarkovTransitionEstimator", "expanding_transition_matrix", "expanding_transition_rows", "transition_matrix",
+    "PHASES", "REGIMES", "VOL_STATES", "CycleClassifier", "VolatilityStateClassifier", "align_to_days",
+    "classify_cycle", "classify_volatility_state", "composite_leading_indicator", "daily_cycle_phase",
+    "price_proxy_cli", "regime_id", "regime_label",
+    "RiskModel", "rolling_risk_model",
+    "eigenvalue_change", "eigenvalue_trigger", "largest_eigenvalue", "rc_deviation", "rc_deviation_trigger",
+    "regime_change_points", "regime_changed", "relative_risk_contribution",
+    *_BT,
+]  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _BT:
+        from indicators import bt_indicators
+
+        return getattr(bt_indicators, name)
+    raise AttributeError(f"module 'indicators' has no attribute {name!r}")

@@ -389,7 +389,7 @@ def _fit_arch(y, dist, start):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            r = am.fit(disp="off", starting_values=start, show_warning=False)
+            r = am.fit(disp="off", starting_values=start, show_warning=False, options={"maxiter": 60})
         except Exception as exc:  # noqa: BLE001 - any optimizer failure is a failed fit
             return None, False, float("nan"), f"arch raised {type(exc).__name__}: {exc}"
     x = np.asarray(r.params, dtype=float)

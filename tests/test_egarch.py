@@ -1,0 +1,107 @@
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from arch import arch_model
+
+from indicators.egarch import (
+    _loglik_and_grad,
+    _prepare,
+    egarch_filter,
+    egarch_fit,
+    egarch_step,
+    rolling_egarch_volatility,
+)
+
+
+def simulate_egarch(T, seed, omega=-0.01, alpha=0.12, gamma=-0.06, beta=0.97, nu=7.0):
+    """Decimal returns from a percent-scale EGARCH-t process."""
+    rng = np.random.default_rng(seed)
+    ls, r = 0.0, np.empty(T)
+    for t in range(T):
+        e = rng.standard_t(nu) * math.sqrt((nu - 2) / nu)
+        r[t] = math.exp(ls / 2) * e
+        ls = omega + alpha * (abs(e) - math.sqrt(2 / math.pi)) + gamma * e + beta * ls
+    return r / 100.0
+
+
+R = simulate_egarch(1100, 0)
+
+
+def _arch(y, tol=None):
+    am = arch_model(y, vol="EGARCH", p=1, o=1, q=1, dist="t", rescale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return am.fit(disp="off", tol=tol, options={"maxiter": 1000})
+
+
+def test_loglik_and_gradient_match_arch():
+    y = 100 * R[:600]
+    ref = _arch(y)
+    _, bc, vb, _ = _prepare(y)
+    ll, g = _loglik_and_grad(ref.params.to_numpy(), y, bc, vb, "t")
+    assert ll == pytest.approx(ref.loglikelihood, abs=1e-8)
+    p = ref.params.to_numpy() + np.array([0.01, 0.01, 0.02, -0.01, -0.005, 1.0])
+    _, g = _loglik_and_grad(p, y, bc, vb, "t")
+    for i in range(6):
+        h = 1e-6 * max(1.0, abs(p[i]))
+        a, b = p.copy(), p.copy()
+        a[i] += h
+        b[i] -= h
+        fd = (_loglik_and_grad(a, y, bc, vb, "t")[0] - _loglik_and_grad(b, y, bc, vb, "t")[0]) / (2 * h)
+        assert g[i] == pytest.approx(fd, rel=1e-4, abs=1e-5)
+
+
+def test_own_filter_matches_arch_fixed_parameters_to_1e8():
+    W, H = 600, 200
+    fit = egarch_fit(R[:W])
+    win = arch_model(100 * R[:W], vol="EGARCH", p=1, o=1, q=1, dist="t", rescale=False)
+    v_in, _ = egarch_filter(fit.params, R[:W])
+    assert np.max(np.abs(v_in / (win.fix(fit.params).conditional_volatility / 100) - 1)) < 1e-10
+    # forward filter: start from arch's own state at W-1 on the extended sample, step H bars
+    am = arch_model(100 * R[: W + H], vol="EGARCH", p=1, o=1, q=1, dist="t", rescale=False)
+    ref = am.fix(fit.params).conditional_volatility
+    lns = np.array([2 * math.log(ref[W - 1])])
+    out = []
+    for t in range(W - 1, W + H - 1):
+        lns = egarch_step(fit.params[None, :], lns, np.array([100 * R[t] - fit.params[0]]))
+        out.append(math.exp(0.5 * lns[0]))
+    assert np.max(np.abs(np.array(out) / ref[W:] - 1)) < 1e-8
+
+
+def test_fit_matches_direct_arch_fit_at_refit_date():
+    win = R[100:850]
+    fast = egarch_fit(win)
+    ref = _arch(100 * win, tol=1e-12)
+    fc_ref = math.sqrt(ref.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]) / 100
+    assert fast.converged and fast.engine == "fast"
+    assert fast.loglik >= ref.loglikelihood - 1e-6
+    assert fast.forecast_vol == pytest.approx(fc_ref, rel=1e-4)
+    # the arch engine, same start, is arch itself: equal to 1e-6
+    via_arch = egarch_fit(win, engine="arch", start=fast.params)
+    direct = arch_model(100 * win, vol="EGARCH", p=1, o=1, q=1, dist="t", rescale=False).fit(
+        disp="off", starting_values=fast.params, show_warning=False
+    )
+    fc_direct = math.sqrt(direct.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]) / 100
+    assert via_arch.forecast_vol == pytest.approx(fc_direct, rel=1e-6)
+
+
+def test_failed_fit_keeps_fallback_and_flags():
+    f = egarch_fit(np.zeros(300) + 1e-4 * (np.arange(300) % 2), start=None)
+    assert not f.converged and f.engine == "fallback"
+    assert np.all(np.isfinite(f.params)) and math.isfinite(f.lnsig2_next)
+
+
+def test_rolling_schedule_causality_and_units():
+    s = pd.Series(np.r_[np.nan, R[:500]], index=pd.bdate_range("2020-01-01", periods=501))
+    out = rolling_egarch_volatility(s, window=300, min_window=200, refit_every=50)
+    assert out.iloc[:200].isna().all() and out.iloc[200:].notna().all()
+    assert out.attrs["n_refits"] == len(range(199, 500, 50))
+    assert out.attrs["refit_dates"][0] == s.index[200]
+    assert 0.05 < out.iloc[-1] < 1.0  # annualized decimal
+    cut = rolling_egarch_volatility(s.iloc[:400], window=300, min_window=200, refit_every=50)
+    pd.testing.assert_series_equal(out.iloc[:400], cut, check_names=False)
+    with pytest.raises(Exception, match="NaN"):
+        rolling_egarch_volatility(s.where(s.index != s.index[300]), min_window=100, window=200)

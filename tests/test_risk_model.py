@@ -1,0 +1,81 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+from test_egarch import simulate_egarch
+
+import indicators.risk_model as rmod
+from drb.errors import DataError, EstimationWarning, StateError
+from indicators.risk_model import RiskModel, rolling_risk_model
+
+KW = dict(window=300, min_window=200, refit_every=40)
+
+
+X = np.column_stack([simulate_egarch(330, s, alpha=0.25, beta=0.95) for s in (21, 22)])
+
+
+
+def _online(x, method, restore_at=None, **kw):
+    m = RiskModel(x.shape[1], method, **kw)
+    out = []
+    for t in range(x.shape[0]):
+        if t == restore_at:
+            m = RiskModel.from_state(json.loads(json.dumps(m.get_state())))
+        m.update(x[t])
+        out.append(m.cov if m.ready else np.full((x.shape[1],) * 2, np.nan))
+    return m, np.array(out)
+
+
+@pytest.mark.parametrize("method", ["egarch_dcc", "sample", "ewma", "ledoit_wolf"])
+def test_online_equals_vectorized_and_state_restores_bit_identically(method):
+    vec = rolling_risk_model(X, method, **KW)
+    m, online = _online(X, method, **KW)
+    np.testing.assert_array_equal(online, vec["cov"])
+    _, restored = _online(X, method, restore_at=230, **KW)
+    np.testing.assert_array_equal(restored, vec["cov"])
+    assert m.n_refits == vec["n_refits"]
+
+
+def test_egarch_dcc_outputs():
+    vec = rolling_risk_model(X, **KW)
+    assert not vec["ready"][198] and vec["ready"][199]
+    assert vec["refit_rows"] == list(range(199, 330, 40))
+    c = vec["cov"][-1]
+    assert np.all(np.linalg.eigvalsh(c) > 0)
+    np.testing.assert_allclose(np.diag(vec["corr"][-1]), 1.0)
+    assert 0.05 < vec["vol"][-1, 0] < 1.0
+    assert abs(vec["corr"][-1, 0, 1]) < 0.5  # independent assets
+
+
+def test_failed_fits_keep_parameters_count_and_warn_once(monkeypatch):
+    real = rmod.egarch_fit
+
+    def failing(w, dist, start, engine):
+        f = real(w, dist, start, engine=engine)
+        if start is not None:
+            f.converged = False
+        return f
+
+    monkeypatch.setattr(rmod, "egarch_fit", failing)
+    m = RiskModel(2, **KW)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for row in X:
+            m.update(row)
+    est = [w for w in rec if issubclass(w.category, EstimationWarning)]
+    assert len(est) == 2  # once per asset, not once per refit
+    assert m.n_failed_fits >= 2 * (m.n_refits - 1)
+    assert m.ready
+
+
+def test_bad_input_and_state():
+    m = RiskModel(2)
+    with pytest.raises(DataError):
+        m.update([0.01, np.nan])
+    with pytest.raises(DataError):
+        m.update([0.01])
+    with pytest.raises(StateError):
+        RiskModel.from_state({"version": 99})
+    with pytest.raises(StateError):
+        RiskModel.from_state({"version": 1, "config": {"n_assets": 2}})
