@@ -204,6 +204,43 @@ def compute_comparison_metrics(
     return compute_metrics(returns, turnover=turnover, benchmark=benchmark, extreme_mask=mask, risk_free=risk_free)
 
 
+def time_risk_contributions_by_strategy(
+    results: Mapping[str, StrategyResult], market: MarketData, *, lam: float = 0.94
+) -> dict[str, pd.DataFrame]:
+    """Time-axis risk contributions of each strategy's realized policy (seed 003, issue 9).
+
+    ``c_{i,t+1} = w_{i,t} (Sigma_t w_t)_i / 252`` with the end-of-day weights ``w_t`` (weight scale,
+    so the years are comparable as the portfolio grows) and ``Sigma_t`` the causal EWMA covariance
+    (decay ``lam``, annualized) of daily asset returns up to ``t``: the ex-ante variance each day adds
+    to the variance of the cumulative return, by asset. Contributions sum exactly to the total.
+    """
+    from strategies.time_axis import ewma_covariances, time_risk_contributions
+
+    rets = market.prices.pct_change().iloc[1:]
+    covs = ewma_covariances(rets.to_numpy(dtype=float), lam=lam) * 252.0  # row k: returns up to dates[k+1]
+    cov_dates = rets.index
+    out: dict[str, pd.DataFrame] = {}
+    for name, r in results.items():
+        if not len(r.returns):
+            continue
+        w = r.weights.reindex(cov_dates).loc[r.returns.index[0] :]
+        w = w.iloc[:-1]  # weights at close t are held over t -> t+1
+        if w.empty:
+            continue
+        pos = cov_dates.get_indexer(w.index)
+        c = time_risk_contributions(w.to_numpy(dtype=float), covs[pos], dt=1.0 / 252.0)
+        out[name] = pd.DataFrame(c, index=cov_dates[pos + 1], columns=w.columns).rename_axis("date")
+    return out
+
+
+def time_risk_table(contributions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per strategy: variance shares by year and asset, and time concentration (HHI), one column each."""
+    from runners.time_risk import time_risk_summary
+
+    frames = {n: time_risk_summary(c)["value"] for n, c in contributions.items() if len(c)}
+    return pd.DataFrame(frames)
+
+
 def _to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _to_jsonable(v) for k, v in obj.items()}
@@ -255,6 +292,13 @@ def write_outputs(
         atomic_to_csv(pos, out / "positions" / f"{n}.csv", float_format="%.6f")
         atomic_to_csv(r.transactions, out / "transactions" / f"{n}.csv", index=False, float_format="%.10g")
     atomic_to_csv(_rebalances_frame(results), out / "rebalances.csv", index=False, float_format="%.8g")
+    contributions = time_risk_contributions_by_strategy(results, market)
+    if contributions:
+        atomic_to_csv(time_risk_table(contributions), out / "time_risk.csv", float_format="%.8g")
+        from runners.time_risk import plot_time_risk
+
+        (out / "figures").mkdir(exist_ok=True)
+        plot_time_risk(contributions, out / "figures" / "time_risk.png", freq="year")
     dyn = results.get("DynamicRiskBudget")
     fallbacks: dict[str, Any] = {}
     if dyn is not None and len(dyn.budgets):
