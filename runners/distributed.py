@@ -1,0 +1,388 @@
+"""Task execution for sweeps and Monte Carlo: serial in-process, a Dask ``LocalCluster``, or a cluster.
+
+One function, :func:`run_tasks`, runs independent tasks ``fn(*args)`` and hands each result to a
+callback *as soon as it finishes* (in completion order), so the caller can write it to disk
+atomically before the next one arrives: a crash loses no finished task. A progress bar (tqdm, on
+stderr) counts finished tasks.
+
+Where the tasks run (:func:`dask_client`):
+
+* ``scheduler=None, workers=1``: serially, in this process (no Dask at all);
+* ``scheduler=None, workers=N`` (default: the number of cores): a Dask ``LocalCluster`` with ``N``
+  worker *processes*, one thread each (the allocators are numpy/numba code holding the GIL; Dask's
+  nanny sets ``OMP_NUM_THREADS=1`` etc. in workers, so BLAS does not oversubscribe the cores);
+* ``scheduler="tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` / ``dask worker``,
+  dask-jobqueue, Kubernetes ...). Its workers must have this package installed (same version).
+
+Submission is windowed: at most ``max_pending`` tasks are in flight at once (default 4 per worker
+thread), so 10,000 paths do not sit in the scheduler's memory at once and an interrupted run stops
+promptly. Large shared inputs (the user's market for the bootstrap) are scattered once to every
+worker and passed by reference.
+
+Results are identical across the three modes: every task is a pure function of its arguments
+(seeds included), and nothing depends on the order tasks finish in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from drb.errors import ConfigError, DataError, DRBError
+from runners.io import atomic_to_csv, atomic_write_text
+
+__all__ = ["ExecutionInfo", "PartStore", "TaskFailure", "dask_client", "describe_client", "run_tasks"]
+
+
+@dataclass
+class TaskFailure:
+    """A task that raised: its key, the exception type and its first message line."""
+
+    key: Hashable
+    error: str
+    message: str
+
+
+@dataclass
+class ExecutionInfo:
+    """What :func:`run_tasks` did.
+
+    Attributes
+    ----------
+    done : int
+        Tasks that finished and whose result was handed to ``on_result``.
+    failures : list of TaskFailure
+        Tasks that raised (their results were not recorded; a rerun retries them).
+    mode : str
+        ``serial``, ``local`` (LocalCluster) or ``scheduler`` (an existing cluster).
+    workers : int
+        Worker threads that ran tasks (1 when serial).
+    """
+
+    done: int = 0
+    failures: list[TaskFailure] = field(default_factory=list)
+    mode: str = "serial"
+    workers: int = 1
+
+
+def _check_scheduler(address: str) -> None:
+    if "://" not in address:
+        raise ConfigError(f"--scheduler: expected an address like tcp://HOST:PORT, got '{address}'")
+
+
+@contextlib.contextmanager
+def dask_client(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    *,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    timeout: float = 30.0,
+) -> Iterator[Any]:
+    """A Dask client for the run (or None for a serial run), closed on exit.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of an existing scheduler (``tcp://HOST:PORT``). Given: connect to it and leave the
+        cluster running on exit.
+    workers : int, optional
+        Worker processes of the LocalCluster (default: ``os.cpu_count()``). ``1`` without a
+        scheduler means a serial run in this process: the context yields None.
+    threads_per_worker : int
+        Threads per LocalCluster worker (default 1).
+    processes : bool
+        LocalCluster workers are processes (default) rather than threads.
+    timeout : float
+        Seconds to wait for the scheduler connection.
+
+    Yields
+    ------
+    distributed.Client or None
+    """
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if scheduler is None and workers == 1:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        _check_scheduler(scheduler)
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except OSError as exc:
+            raise DRBError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=threads_per_worker,
+        processes=processes,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def describe_client(client: Any) -> tuple[str, int]:
+    """``(mode, worker threads)`` of a client from :func:`dask_client` (None: serial)."""
+    if client is None:
+        return "serial", 1
+    info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+    threads = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
+    cluster = getattr(client, "cluster", None)
+    mode = "local" if cluster is not None and type(cluster).__name__ == "LocalCluster" else "scheduler"
+    return mode, max(threads, 1)
+
+
+def _accepts_n_workers(client: Any) -> bool:
+    import inspect
+
+    try:
+        return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _short(exc: BaseException) -> TaskFailure:
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return TaskFailure(key=None, error=type(exc).__name__, message=msg)
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    tasks: Iterable[tuple[Hashable, tuple[Any, ...]]],
+    *,
+    on_result: Callable[[Hashable, Any], None],
+    client: Any = None,
+    shared: Mapping[str, Any] | None = None,
+    total: int | None = None,
+    initial: int = 0,
+    progress: bool = True,
+    desc: str = "tasks",
+    unit: str = "task",
+    max_pending: int | None = None,
+    on_failure: Callable[[TaskFailure], None] | None = None,
+) -> ExecutionInfo:
+    """Run ``fn(*args, **shared)`` for every ``(key, args)`` and stream results to ``on_result``.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level (importable, picklable) pure function.
+    tasks : iterable of (key, args)
+        ``key`` identifies the task for ``on_result`` and failures; ``args`` is a tuple.
+    on_result : callable
+        ``on_result(key, result)``, called in this process as each task finishes (completion
+        order). It should persist the result (atomically); an exception it raises stops the run.
+    client : distributed.Client, optional
+        From :func:`dask_client`; None runs serially in this process.
+    shared : mapping, optional
+        Keyword arguments common to every task (e.g. a market); scattered once to every worker.
+    total : int, optional
+        Total for the progress bar (tasks of the whole run, including ``initial``).
+    initial : int
+        Tasks already done before this call (a resumed run): the bar starts there.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    desc, unit : str
+        Progress bar label and unit.
+    max_pending : int, optional
+        Tasks in flight at once (default: 4 per worker thread, at least 8).
+    on_failure : callable, optional
+        Called with each :class:`TaskFailure` (a failed task is skipped, the run goes on).
+
+    Returns
+    -------
+    ExecutionInfo
+    """
+    from tqdm.auto import tqdm
+
+    shared = dict(shared or {})
+    mode, threads = describe_client(client)
+    info = ExecutionInfo(mode=mode, workers=threads)
+    bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def fail(key: Hashable, exc: BaseException) -> None:
+        f = _short(exc)
+        f.key = key
+        info.failures.append(f)
+        if on_failure is not None:
+            on_failure(f)
+        bar.set_postfix_str(f"{len(info.failures)} failed")
+
+    try:
+        if client is None:
+            for key, args in tasks:
+                try:
+                    result = fn(*args, **shared)
+                except Exception as exc:  # record and go on, as on a cluster
+                    fail(key, exc)
+                    continue
+                on_result(key, result)
+                info.done += 1
+                bar.update(1)
+            return info
+
+        from distributed import as_completed
+
+        scattered = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        window = max_pending or max(8, 4 * threads)
+        iterator = iter(tasks)
+        keys: dict[str, Hashable] = {}
+
+        def submit_next() -> Any | None:
+            try:
+                key, args = next(iterator)
+            except StopIteration:
+                return None
+            fut = client.submit(fn, *args, **scattered, pure=False)
+            keys[fut.key] = key
+            return fut
+
+        first = [f for f in (submit_next() for _ in range(window)) if f is not None]
+        pool = as_completed(first)
+        try:
+            for fut in pool:
+                key = keys.pop(fut.key)
+                try:
+                    result = fut.result()
+                except Exception as exc:  # a worker-side error of any type: record and go on
+                    fail(key, exc)
+                else:
+                    on_result(key, result)
+                    info.done += 1
+                    bar.update(1)
+                finally:
+                    fut.release()
+                nxt = submit_next()
+                if nxt is not None:
+                    pool.add(nxt)
+        except BaseException:
+            pending = list(pool.futures)
+            pool.clear()
+            client.cancel(pending)
+            raise
+        return info
+    finally:
+        bar.close()
+
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+class PartStore:
+    """Finished task results on disk, one atomic CSV per task, for streaming and resume.
+
+    Layout under ``folder``: ``<kind>.json`` (the manifest: the kind of run and the settings that
+    decide its results) and ``parts/<kind>/<key>.csv`` (one file per finished task, written atomically: temporary file,
+    fsync, rename). A task whose part exists is done; a killed run leaves only complete parts, so a
+    rerun with the same settings skips them and computes the rest. A rerun with different settings
+    is refused (it would mix incompatible results) unless ``restart`` is set, which deletes the
+    parts first.
+
+    Parameters
+    ----------
+    folder : Path
+        The run's output folder (created).
+    kind : str
+        ``montecarlo`` or ``sweep``; the manifest is ``<kind>.json``.
+    settings : mapping
+        JSON-serializable settings; compared verbatim with the manifest of an existing run.
+    restart : bool
+        Discard existing parts and manifest of an earlier run in ``folder``.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], kind: str, settings: Mapping[str, Any], *, restart: bool = False):
+        self.folder = Path(folder)
+        self.kind = kind
+        self.parts = self.folder / "parts" / kind
+        self.manifest = self.folder / f"{kind}.json"
+        self.settings = json.loads(json.dumps(settings, sort_keys=True))
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ConfigError(f"--out {self.folder}: exists and is not a folder")
+        self.parts.mkdir(parents=True, exist_ok=True)
+        if restart:
+            self.clear()
+        self.resumed = self._check_manifest()
+
+    def _check_manifest(self) -> bool:
+        if not self.manifest.exists():
+            if any(self.parts.glob("*.csv")):
+                raise ConfigError(
+                    f"{self.parts}: holds results but {self.manifest.name} is missing; rerun with --restart or use a new --out"
+                )
+            self.write_manifest({})
+            return False
+        try:
+            old = json.loads(self.manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.manifest}: unreadable ({exc}); rerun with --restart or use a new --out") from None
+        if old.get("kind") != self.kind:
+            raise ConfigError(f"{self.manifest}: belongs to a '{old.get('kind')}' run, not '{self.kind}'")
+        before = old.get("settings", {})
+        if before != self.settings:
+            diff = sorted(k for k in set(before) | set(self.settings) if before.get(k) != self.settings.get(k))
+            raise ConfigError(
+                f"{self.folder}: holds a {self.kind} run with different settings ({', '.join(diff)}); "
+                "rerun with --restart to discard it or use a new --out"
+            )
+        return True
+
+    def write_manifest(self, extra: Mapping[str, Any]) -> None:
+        """(Re)write the manifest: kind, settings and ``extra`` (e.g. timings)."""
+        doc = {"kind": self.kind, "settings": self.settings}
+        doc.update(extra)
+        atomic_write_text(self.manifest, json.dumps(doc, indent=2, sort_keys=False, default=str))
+
+    def clear(self) -> None:
+        """Delete this store's parts and manifest (only files it wrote)."""
+        for f in self.parts.glob("*.csv"):
+            if _KEY_RE.match(f.stem):
+                f.unlink()
+        if self.manifest.exists():
+            self.manifest.unlink()
+
+    def path_of(self, key: str) -> Path:
+        """File of one task's part."""
+        if not _KEY_RE.match(key):
+            raise ValueError(f"bad part key {key!r}")
+        return self.parts / f"{key}.csv"
+
+    def done(self) -> set[str]:
+        """Keys of finished tasks."""
+        return {f.stem for f in self.parts.glob("*.csv") if _KEY_RE.match(f.stem)}
+
+    def write(self, key: str, frame: pd.DataFrame) -> Path:
+        """Persist one task's result atomically (floats round-trip exactly)."""
+        return atomic_to_csv(frame, self.path_of(key), index=False)
+
+    def read(self, key: str) -> pd.DataFrame:
+        """One finished task's result."""
+        return pd.read_csv(self.path_of(key))
+
+    def read_all(self, keys: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+        """Finished results by key (all, or those of ``keys`` that are done)."""
+        done = self.done()
+        wanted = sorted(done if keys is None else set(keys) & done)
+        return {k: self.read(k) for k in wanted}

@@ -1,0 +1,1243 @@
+"""Parameter sweeps and forecast-error injection (the paper's section 4.4), locally or on Dask.
+
+``drb sweep (CONFIG | --demo) --grid GRID.toml --out DIR`` runs one strategy (by default
+``DynamicRiskBudget``) at every point of a grid over any of its parameters on the same market, and
+``drb sweep (CONFIG | --demo) --forecast-errors --out DIR`` reruns it on copies of the market whose
+macro leading indicators and implied-volatility index carry multiplicative noise (the paper's
+Table 2). Both can run in one call. Every task goes through :mod:`runners.distributed` (serial,
+a Dask ``LocalCluster`` or ``--scheduler``), finished results stream to ``DIR/parts/`` atomically
+and a rerun with the same settings resumes.
+
+The grid file (TOML)
+--------------------
+::
+
+    [sweep]
+    strategy = "DynamicRiskBudget"      # the strategy swept (any of runners.backtest.STRATEGY_NAMES)
+    design = "product"                  # every combination; or "one_at_a_time" (each axis moved
+                                        # alone, the others at their base value)
+    baselines = ["EqualWeight", "RiskParity"]   # run once on the same market, for reference
+    heatmap_metrics = ["sharpe", "ann_return", "max_drawdown"]
+
+    [params]                            # fixed for every point (over the config's [strategy.X])
+    risk_model = "ewma"
+
+    [grid]                              # one axis per parameter: a list of values
+    smoothing = [0.05, 0.15, 0.25, 0.35]
+    eigen_threshold = [0.10, 0.15, 0.20]
+    rc_threshold = [0.10, 0.15]
+    "initial_budget.equity" = [0.36, 0.40, 0.44]   # one entry of a mapping parameter
+
+    [forecast_errors]                   # optional: run the injection too
+    levels = [0.05, 0.10, 0.15, 0.20, 0.25, 0.30]
+    seeds = 5
+    targets = ["macro", "vol_index"]
+    distribution = "uniform"
+    strategies = ["DynamicRiskBudget"]
+
+An axis ``"P.K"`` (quoted, a dot) sets entry ``K`` of the mapping parameter ``P`` (``initial_budget``,
+``budget`` of ``StaticRiskBudget``, ``weights`` of ``FixedWeights``) and rescales the other entries
+proportionally so the mapping keeps its sum: ``"initial_budget.equity" = [0.36, 0.44]`` is the
+paper's "initial budget +-10%" for equity (40% -> 36% / 44%, bond, commodity and real estate
+absorbing the difference pro rata). TOML arrays as values (``smoothing_bounds = [[0.05, 0.35]]``)
+become tuples.
+
+Forecast errors
+---------------
+For a level ``e`` (``0.05`` = +-5%) and a seed, every observation ``x`` of each target series is
+replaced by ``x * (1 + u)`` with ``u`` i.i.d. uniform on ``[-e, e]`` (``distribution = "normal"``:
+``u ~ N(0, e)``, clipped at -0.99). Targets: ``macro`` (every cell of the monthly leading
+indicators, their pre-sample history included) and ``vol_index`` (every daily value). Prices are
+never perturbed: the noise is in the *forecasting signals*. Each level runs ``seeds`` independent
+draws; the noiseless run is level 0. Strategies that read neither signal give identical metrics at
+every level (a useful control).
+
+Outputs (``--out DIR``, every file atomic)
+------------------------------------------
+``sweep.csv``
+    One row per grid point: ``point, strategy``, one column per axis (its value), the metrics
+    columns of ``metrics.csv`` (``runners.metrics.METRIC_COLUMNS``), ``seconds``.
+``sweep.md``
+    The same table in Markdown, best Sharpe first.
+``baselines.csv``
+    ``strategy`` + metrics columns: the reference strategies on the same market.
+``figures/heatmap_<metric>__<a>__<b>.png``
+    For every pair of axes with at least two values each: the metric over the pair, averaged over
+    the other axes (the title says which); ``figures/line_<metric>__<a>.png`` for a single axis.
+``forecast_errors.csv``
+    One row per run: ``level, seed, strategy`` + metrics columns (level 0 is the clean run,
+    seed -1).
+``forecast_degradation.csv``
+    One row per ``level, strategy, metric``: ``clean`` value, ``mean, std, min, max`` over seeds,
+    ``delta = mean - clean``, ``delta_pct = delta / |clean|``, ``worse_share`` (share of seeds
+    worse than clean), ``n_seeds``.
+``forecast_degradation.md``
+    Table 2 shape: per strategy, one row per level with the mean of the key metrics and the change.
+``figures/forecast_errors.png``
+    Key metrics against the noise level (mean +- one standard deviation over seeds).
+``sweep.json`` / ``forecast_errors.json``
+    Manifest: settings (a rerun must match them to resume), engine, execution mode, timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import time
+import tomllib
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import ConfigError, DataError, DRBError, DRBWarning
+from feeds.market import MarketData
+from runners.backtest import (
+    STRATEGY_NAMES,
+    StrategyResult,
+    strategy_class,
+    validate_strategy_params,
+)
+from runners.config import RunConfig
+from runners.io import atomic_savefig, atomic_to_csv, atomic_write_text
+from runners.metrics import METRIC_COLUMNS
+
+__all__ = [
+    "ENGINES",
+    "HIGHER_IS_BETTER",
+    "ForecastErrorSpec",
+    "GridSpec",
+    "SweepResult",
+    "apply_point",
+    "evaluate_strategies",
+    "expand_grid",
+    "load_inputs",
+    "parse_grid",
+    "perturb_market",
+    "register_cli",
+    "run_forecast_errors",
+    "run_strategy",
+    "run_sweep",
+]
+
+#: Engines: ``fast`` (runners.fastpath, default) and ``backtrader`` (runners.backtest).
+ENGINES: tuple[str, ...] = ("fast", "backtrader")
+
+#: Direction of each metric: True where larger is better (drawdowns, worst month and CVaR are
+#: negative numbers, so larger = less bad).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "ann_return": True,
+    "ann_vol": False,
+    "sharpe": True,
+    "sortino": True,
+    "max_drawdown": True,
+    "calmar": True,
+    "info_ratio": True,
+    "monthly_win_rate": True,
+    "monthly_pl_ratio": True,
+    "turnover": False,
+    "extreme_month_return": True,
+    "worst_month": True,
+    "cvar95": True,
+}
+
+#: Mapping-valued parameters a dotted grid axis can address, with their defaults.
+_MAPPING_PARAMS: dict[tuple[str, str], dict[str, float]] = {
+    ("DynamicRiskBudget", "initial_budget"): {"equity": 0.40, "bond": 0.30, "commodity": 0.15, "real_estate": 0.15},
+    ("StaticRiskBudget", "budget"): {"equity": 0.40, "bond": 0.30, "commodity": 0.15, "real_estate": 0.15},
+    ("FixedWeights", "weights"): {"equity": 0.60, "bond": 0.40},
+}
+
+DEFAULT_LEVELS: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+DEFAULT_HEATMAP_METRICS: tuple[str, ...] = ("sharpe", "ann_return", "max_drawdown")
+_FE_TABLE_METRICS: tuple[str, ...] = ("ann_return", "ann_vol", "sharpe", "max_drawdown", "calmar", "turnover")
+
+
+# ----------------------------------------------------------------------------- running strategies
+
+
+def run_strategy(
+    market: MarketData,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    broker: Mapping[str, float] | None = None,
+    engine: str = "fast",
+) -> StrategyResult:
+    """One backtest with the chosen engine (``fast``: no daily records kept)."""
+    if engine == "fast":
+        from runners.fastpath import run_fast
+
+        return run_fast(market, name, params, broker, record=False)
+    if engine == "backtrader":
+        from runners.backtest import run_backtest
+
+        return run_backtest(market, name, params, broker)
+    raise ConfigError(f"--engine: unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+
+
+def evaluate_strategies(
+    market: MarketData,
+    runs: Mapping[str, Mapping[str, Any]],
+    *,
+    broker: Mapping[str, float] | None = None,
+    engine: str = "fast",
+    benchmark: str | None = None,
+    benchmark_result: StrategyResult | None = None,
+    risk_free: float = 0.0,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Run several strategies on one market and return their metrics.
+
+    Parameters
+    ----------
+    market : MarketData
+    runs : mapping
+        ``{label: params}``; the label is a strategy name, or ``"Name#tag"`` to run strategy
+        ``Name`` under a distinct label (several parameter sets of one strategy).
+    broker : mapping, optional
+    engine : {"fast", "backtrader"}
+    benchmark : str, optional
+        Label the information ratio is measured against: one of ``runs``, or the label of
+        ``benchmark_result`` (run elsewhere, e.g. once on the clean market).
+    benchmark_result : StrategyResult, optional
+    risk_free : float
+        Annual risk-free rate (decimal).
+
+    Returns
+    -------
+    metrics : DataFrame, shape (len(runs), 13)
+        Index = labels, columns :data:`runners.metrics.METRIC_COLUMNS`.
+    seconds : dict
+        Wall seconds of each run.
+    """
+    from runners.compare import compute_comparison_metrics
+
+    results: dict[str, StrategyResult] = {}
+    seconds: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DRBWarning)
+        for label, params in runs.items():
+            name = label.split("#", 1)[0]
+            t0 = time.perf_counter()
+            res = run_strategy(market, name, params, broker, engine)
+            seconds[label] = time.perf_counter() - t0
+            res.name = label
+            res.returns = res.returns.rename(label)
+            if len(res.rebalances):
+                res.rebalances = res.rebalances.assign(strategy=label)
+            results[label] = res
+    extra = False
+    if benchmark is not None and benchmark not in results:
+        if benchmark_result is None:
+            raise ConfigError(f"benchmark '{benchmark}' is neither run nor given")
+        results[benchmark] = benchmark_result
+        extra = True
+    table = compute_comparison_metrics(results, market, benchmark=benchmark, risk_free=risk_free)
+    if extra:
+        table = table.drop(index=benchmark)
+    return table.loc[list(runs)], seconds
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[MarketData, RunConfig, dict[str, Any]]:
+    """The market and config of a ``CONFIG | --demo`` command.
+
+    Returns
+    -------
+    market : MarketData
+    config : RunConfig
+    info : dict
+        What the market is (for the manifest): ``{"market": ..., "seed": ...}``.
+    """
+    from feeds import synthetic_market
+    from runners.config import load_config
+
+    if bool(args.config) == bool(args.demo):
+        raise ConfigError("give a CONFIG file or --demo (the embedded market), not both or neither")
+    if args.demo:
+        m = synthetic_market(seed=args.seed, start=args.start, end=args.end)
+        cfg = RunConfig(source="--demo", seed=args.seed)
+        info = {"market": "embedded synthetic market", "seed": args.seed, "start": args.start, "end": args.end}
+        return MarketData.from_synthetic(m), cfg, info
+    from runners.cli import _load_market_from_config
+
+    cfg = load_config(args.config, strategy_validator=validate_strategy_params)
+    warm = int(cfg.execution.get("warmup", 252))
+    market = _load_market_from_config(cfg, min_bars=warm + 22)
+    return market, cfg, {"market": str(args.config)}
+
+
+def _market_fingerprint(market: MarketData) -> str:
+    """A short hash of the data (so a resume on other data is refused)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    h.update(pd.util.hash_pandas_object(market.prices, index=True).to_numpy().tobytes())
+    if market.vol_index is not None:
+        h.update(pd.util.hash_pandas_object(market.vol_index, index=True).to_numpy().tobytes())
+    if market.macro is not None:
+        h.update(pd.util.hash_pandas_object(market.macro, index=True).to_numpy().tobytes())
+    h.update(json.dumps(market.asset_classes, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _jsonable(obj: Any) -> Any:
+    from runners.compare import _to_jsonable
+
+    return _to_jsonable(obj)
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+@dataclass
+class ForecastErrorSpec:
+    """Forecast-error injection settings (see the module docstring).
+
+    Attributes
+    ----------
+    levels : list of float
+        Noise levels (decimals in (0, 1); 0.05 = +-5%).
+    seeds : int
+        Independent draws per level.
+    targets : list of str
+        ``macro`` and/or ``vol_index``.
+    distribution : str
+        ``uniform`` (on [-level, level]) or ``normal`` (sd = level).
+    strategies : list of str
+        Strategies rerun on every perturbed market (default: the swept strategy).
+    """
+
+    levels: list[float] = field(default_factory=lambda: list(DEFAULT_LEVELS))
+    seeds: int = 5
+    targets: list[str] = field(default_factory=lambda: ["macro", "vol_index"])
+    distribution: str = "uniform"
+    strategies: list[str] | None = None
+
+
+@dataclass
+class GridSpec:
+    """A parsed grid file.
+
+    Attributes
+    ----------
+    strategy : str
+        The strategy swept.
+    axes : dict
+        ``{axis: [values]}`` in file order (``"P.K"`` for an entry of a mapping parameter).
+    params : dict
+        Fixed parameters of every point.
+    design : str
+        ``product`` or ``one_at_a_time``.
+    baselines : list of str
+    heatmap_metrics : list of str
+    forecast_errors : ForecastErrorSpec or None
+    """
+
+    strategy: str = "DynamicRiskBudget"
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    design: str = "product"
+    baselines: list[str] = field(default_factory=list)
+    heatmap_metrics: list[str] = field(default_factory=lambda: list(DEFAULT_HEATMAP_METRICS))
+    forecast_errors: ForecastErrorSpec | None = None
+
+
+def _tupleize(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_tupleize(x) for x in v)
+    return v
+
+
+def _check_strategy(name: Any, label: str) -> str:
+    if not isinstance(name, str) or name not in STRATEGY_NAMES:
+        raise ConfigError(f"{label}: unknown strategy {name!r} (known: {', '.join(STRATEGY_NAMES)})")
+    return name
+
+
+def _check_metrics(values: Any, label: str) -> list[str]:
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{label}: expected a non-empty list of metric names")
+    for m in values:
+        if m not in METRIC_COLUMNS:
+            raise ConfigError(f"{label}: unknown metric {m!r} (known: {', '.join(METRIC_COLUMNS)})")
+    return list(values)
+
+
+def _check_axis(strategy: str, axis: str, label: str) -> None:
+    if "." in axis:
+        param, key = axis.split(".", 1)
+        if (strategy, param) not in _MAPPING_PARAMS:
+            known = ", ".join(f"{p}.KEY" for (s, p) in _MAPPING_PARAMS if s == strategy) or "none"
+            raise ConfigError(f"{label}: '{axis}': '{param}' is not a mapping parameter of {strategy} (dotted axes: {known})")
+        if not key:
+            raise ConfigError(f"{label}: '{axis}': missing the entry after the dot")
+        return
+    try:
+        validate_strategy_params(strategy, {axis: None})
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def parse_forecast_errors(raw: Mapping[str, Any], label: str) -> ForecastErrorSpec:
+    """Validate a ``[forecast_errors]`` table."""
+    known = {"levels", "seeds", "targets", "distribution", "strategies"}
+    for k in raw:
+        if k not in known:
+            raise ConfigError(f"{label}: unknown key 'forecast_errors.{k}' (known: {', '.join(sorted(known))})")
+    spec = ForecastErrorSpec()
+    if "levels" in raw:
+        spec.levels = _check_levels(raw["levels"], f"{label}: forecast_errors.levels")
+    if "seeds" in raw:
+        s = raw["seeds"]
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ConfigError(f"{label}: forecast_errors.seeds: expected an integer >= 1, got {s!r}")
+        spec.seeds = s
+    if "targets" in raw:
+        t = raw["targets"]
+        if not isinstance(t, list) or not t or any(x not in ("macro", "vol_index") for x in t):
+            raise ConfigError(f"{label}: forecast_errors.targets: expected a list of 'macro' and/or 'vol_index', got {t!r}")
+        spec.targets = list(dict.fromkeys(t))
+    if "distribution" in raw:
+        d = raw["distribution"]
+        if d not in ("uniform", "normal"):
+            raise ConfigError(f"{label}: forecast_errors.distribution: 'uniform' or 'normal', got {d!r}")
+        spec.distribution = d
+    if "strategies" in raw:
+        st = raw["strategies"]
+        if not isinstance(st, list) or not st:
+            raise ConfigError(f"{label}: forecast_errors.strategies: expected a non-empty list of strategy names")
+        spec.strategies = [_check_strategy(x, f"{label}: forecast_errors.strategies") for x in st]
+    return spec
+
+
+def _check_levels(levels: Any, label: str) -> list[float]:
+    if not isinstance(levels, list | tuple) or not levels:
+        raise ConfigError(f"{label}: expected a non-empty list of noise levels such as [0.05, 0.10]")
+    out = []
+    for v in levels:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (0.0 < float(v) < 1.0):
+            raise ConfigError(f"{label}: noise level {v!r} is not a decimal in (0, 1) (0.05 = +-5%)")
+        out.append(float(v))
+    return sorted(set(out))
+
+
+def parse_grid(path: str | Path) -> GridSpec:
+    """Read and validate a grid file (format in the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Missing or malformed file, unknown tables, keys, strategies, parameters or metrics.
+    """
+    path = Path(path)
+    label = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{label}: grid file not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: invalid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}: not a text TOML file") from None
+    tables = {"sweep", "params", "grid", "forecast_errors"}
+    for k, v in raw.items():
+        if k not in tables:
+            raise ConfigError(f"{label}: unknown table '{k}' (known: {', '.join(sorted(tables))})")
+        if not isinstance(v, dict):
+            raise ConfigError(f"{label}: '{k}' must be a table ([{k}])")
+    spec = GridSpec()
+    sw = raw.get("sweep", {})
+    known = {"strategy", "design", "baselines", "heatmap_metrics"}
+    for k in sw:
+        if k not in known:
+            raise ConfigError(f"{label}: unknown key 'sweep.{k}' (known: {', '.join(sorted(known))})")
+    if "strategy" in sw:
+        spec.strategy = _check_strategy(sw["strategy"], f"{label}: sweep.strategy")
+    if "design" in sw:
+        if sw["design"] not in ("product", "one_at_a_time"):
+            raise ConfigError(f"{label}: sweep.design: 'product' or 'one_at_a_time', got {sw['design']!r}")
+        spec.design = sw["design"]
+    if "baselines" in sw:
+        b = sw["baselines"]
+        if not isinstance(b, list):
+            raise ConfigError(f"{label}: sweep.baselines: expected a list of strategy names")
+        spec.baselines = [_check_strategy(x, f"{label}: sweep.baselines") for x in b]
+    if "heatmap_metrics" in sw:
+        spec.heatmap_metrics = _check_metrics(sw["heatmap_metrics"], f"{label}: sweep.heatmap_metrics")
+    params = {k: _tupleize(v) for k, v in raw.get("params", {}).items()}
+    try:
+        validate_strategy_params(spec.strategy, params)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: [params]: {exc}") from None
+    spec.params = params
+    for axis, values in raw.get("grid", {}).items():
+        _check_axis(spec.strategy, axis, f"{label}: [grid]")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{label}: grid.{axis}: expected a non-empty list of values")
+        vals = [_tupleize(v) for v in values]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in vals}) != len(vals):
+            raise ConfigError(f"{label}: grid.{axis}: repeated values")
+        spec.axes[axis] = vals
+    if "forecast_errors" in raw:
+        spec.forecast_errors = parse_forecast_errors(raw["forecast_errors"], label)
+    if not spec.axes and spec.forecast_errors is None:
+        raise ConfigError(f"{label}: nothing to run: give a [grid] table (or [forecast_errors])")
+    return spec
+
+
+def _base_value(strategy: str, axis: str, params: Mapping[str, Any]) -> Any:
+    """The value an axis has when the sweep does not move it."""
+    if "." in axis:
+        param, key = axis.split(".", 1)
+        mapping = params.get(param) or _MAPPING_PARAMS[(strategy, param)]
+        return float(mapping.get(key, 0.0))
+    if axis in params:
+        return params[axis]
+    cls = strategy_class(strategy)
+    return getattr(cls.params, axis)
+
+
+def expand_grid(spec: GridSpec, base_params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The grid points: ``[{axis: value}]`` in a deterministic order.
+
+    ``product``: the Cartesian product of the axes (last axis fastest). ``one_at_a_time``: the
+    base point (every axis at its base value: ``[params]``, the config, or the strategy default),
+    then each axis's other values with the rest at base.
+    """
+    axes = spec.axes
+    if not axes:
+        return []
+    if spec.design == "product":
+        names = list(axes)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(axes[a] for a in names))]
+    params = dict(base_params or {})
+    params.update(spec.params)
+    base = {a: _base_value(spec.strategy, a, params) for a in axes}
+    points = [dict(base)]
+    for a, values in axes.items():
+        for v in values:
+            if v != base[a]:
+                p = dict(base)
+                p[a] = v
+                points.append(p)
+    return points
+
+
+def apply_point(strategy: str, params: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """Strategy parameters of one grid point (dotted axes edit a mapping, keeping its sum).
+
+    Parameters
+    ----------
+    strategy : str
+    params : mapping
+        Base parameters (config, then ``[params]``).
+    point : mapping
+        ``{axis: value}``.
+
+    Returns
+    -------
+    dict
+    """
+    out = dict(params)
+    for axis, value in point.items():
+        if "." not in axis:
+            out[axis] = value
+            continue
+        param, key = axis.split(".", 1)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"grid.{axis}: expected a number, got {value!r}")
+        mapping = {k: float(v) for k, v in dict(out.get(param) or _MAPPING_PARAMS[(strategy, param)]).items()}
+        total = sum(mapping.values())
+        rest = total - mapping.get(key, 0.0)
+        new_rest = total - float(value)
+        if not (0.0 <= float(value) <= total) or (rest <= 0 and new_rest > 1e-12):
+            raise ConfigError(f"grid.{axis}: {value!r} cannot be set while keeping the total {total:g} of '{param}'")
+        scaled = {k: (v * new_rest / rest if rest > 0 else 0.0) for k, v in mapping.items() if k != key}
+        scaled[key] = float(value)
+        out[param] = {k: scaled[k] for k in list(mapping) + ([key] if key not in mapping else [])}
+    return out
+
+
+# ----------------------------------------------------------------------------- forecast errors
+
+
+def perturb_market(
+    market: MarketData,
+    level: float,
+    rng: np.random.Generator,
+    *,
+    targets: Sequence[str] = ("macro", "vol_index"),
+    distribution: str = "uniform",
+) -> MarketData:
+    """A copy of ``market`` with multiplicative noise on its forecasting signals.
+
+    Parameters
+    ----------
+    market : MarketData
+    level : float
+        Noise level (decimal): ``x -> x * (1 + u)``, ``u ~ U[-level, level]`` (or ``N(0, level)``
+        clipped at -0.99 for ``distribution="normal"``), i.i.d. per observation.
+    rng : numpy.random.Generator
+    targets : sequence of {"macro", "vol_index"}
+        Signals perturbed (absent signals are skipped).
+    distribution : {"uniform", "normal"}
+
+    Returns
+    -------
+    MarketData
+        Prices, classes and calendar unchanged.
+    """
+    if not (0.0 <= level < 1.0):
+        raise ConfigError(f"noise level must be in [0, 1), got {level}")
+
+    def draw(shape: tuple[int, ...]) -> np.ndarray:
+        if distribution == "uniform":
+            return rng.uniform(-level, level, size=shape)
+        if distribution == "normal":
+            return np.maximum(rng.normal(0.0, level, size=shape), -0.99)
+        raise ConfigError(f"forecast_errors.distribution: 'uniform' or 'normal', got {distribution!r}")
+
+    macro = market.macro
+    vol = market.vol_index
+    # draw in a fixed order (macro, then vol_index) so a seed means the same noise whatever is present
+    if "macro" in targets and macro is not None:
+        macro = macro * (1.0 + draw(macro.shape))
+    if "vol_index" in targets and vol is not None:
+        vol = vol * (1.0 + draw(vol.shape))
+    return MarketData(
+        prices=market.prices,
+        asset_classes=dict(market.asset_classes),
+        vol_index=vol,
+        macro=macro,
+        notes=list(market.notes) + [f"forecast errors +-{level:.0%} ({distribution}) on {', '.join(targets)}"],
+        sources=dict(market.sources),
+    )
+
+
+def _noise_rng(seed: int, level: float, draw: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(round(level * 1e6)), int(draw)]))
+
+
+# ----------------------------------------------------------------------------- tasks (run on workers)
+
+
+def _sweep_task(
+    runs: dict[str, dict[str, Any]],
+    tags: dict[str, Any],
+    level: float,
+    noise_seed: int,
+    *,
+    market: MarketData,
+    setup: dict[str, Any],
+) -> pd.DataFrame:
+    """One task: (optionally perturb the market and) run ``runs``; metrics rows with ``tags``."""
+    mkt = market
+    if level > 0:
+        fe = setup["forecast_errors"]
+        rng = _noise_rng(setup["seed"], level, noise_seed)
+        mkt = perturb_market(market, level, rng, targets=fe["targets"], distribution=fe["distribution"])
+    table, seconds = evaluate_strategies(
+        mkt,
+        runs,
+        broker=setup["broker"],
+        engine=setup["engine"],
+        benchmark=setup["benchmark"],
+        benchmark_result=setup["benchmark_result"],
+        risk_free=setup["risk_free"],
+    )
+    rows = table.reset_index(names="strategy")
+    rows["strategy"] = rows["strategy"].str.split("#").str[0]
+    for k, v in reversed(list(tags.items())):
+        rows.insert(0, k, v if not isinstance(v, tuple | dict | list) else json.dumps(v, default=str))
+    rows["seconds"] = [round(seconds[label], 4) for label in runs]
+    return rows
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+@dataclass
+class SweepResult:
+    """Tables a sweep wrote (None for a mode not run)."""
+
+    out_dir: Path
+    sweep: pd.DataFrame | None = None
+    baselines: pd.DataFrame | None = None
+    forecast_errors: pd.DataFrame | None = None
+    degradation: pd.DataFrame | None = None
+    failures: list[Any] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _strategy_params(name: str, config: RunConfig, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    from runners.compare import strategy_params_for
+
+    p = strategy_params_for(name, config)
+    p.update(extra or {})
+    return p
+
+
+def _benchmark_for(config: RunConfig) -> str:
+    """The information ratio's reference: ``run.benchmark`` of the config, else EqualWeight."""
+    return config.benchmark or "EqualWeight"
+
+
+def _check_market_length(market: MarketData, params: Mapping[str, Any]) -> None:
+    warm = int(params.get("warmup", 252))
+    if len(market.prices) <= warm + 21:
+        raise DataError(
+            f"history too short: {len(market.prices)} bars, the warm-up of {warm} bars plus a month needs {warm + 22}"
+        )
+
+
+def _validate_points(market: MarketData, strategy: str, params_list: Sequence[Mapping[str, Any]]) -> None:
+    """Build each point's allocator once here, so a bad value fails before any task runs."""
+    from runners.fastpath import make_allocator
+
+    seen: set[str] = set()
+    for p in params_list:
+        key = json.dumps(_jsonable(p), sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DRBWarning)
+                make_allocator(strategy, market, p)
+        except DRBError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{strategy}: invalid parameters {json.dumps(_jsonable(p))[:200]}: {exc}") from None
+
+
+def _execute(
+    store: Any,
+    tasks: list[tuple[str, tuple[Any, ...]]],
+    *,
+    client: Any,
+    market: MarketData,
+    setup: dict[str, Any],
+    progress: bool,
+    desc: str,
+) -> tuple[dict[str, pd.DataFrame], Any]:
+    from runners.distributed import run_tasks
+
+    done = store.done()
+    todo = [(k, a) for k, a in tasks if k not in done]
+    results = store.read_all([k for k, _ in tasks])
+
+    def on_result(key: Any, frame: pd.DataFrame) -> None:
+        store.write(str(key), frame)
+        results[str(key)] = frame
+
+    info = run_tasks(
+        _sweep_task,
+        todo,
+        on_result=on_result,
+        client=client,
+        shared={"market": market, "setup": setup},
+        total=len(tasks),
+        initial=len(tasks) - len(todo),
+        progress=progress,
+        desc=desc,
+        unit="run",
+    )
+    return results, info
+
+
+def run_sweep(
+    market: MarketData,
+    config: RunConfig,
+    spec: GridSpec,
+    out_dir: str | Path,
+    *,
+    engine: str = "fast",
+    client: Any = None,
+    progress: bool = True,
+    restart: bool = False,
+    market_info: Mapping[str, Any] | None = None,
+) -> SweepResult:
+    """Run the grid (and the forecast-error injection when ``spec.forecast_errors`` is set).
+
+    Parameters
+    ----------
+    market : MarketData
+    config : RunConfig
+        Broker, execution, per-strategy parameters, benchmark (default ``EqualWeight``), risk-free.
+    spec : GridSpec
+    out_dir : path
+    engine : {"fast", "backtrader"}
+    client : distributed.Client, optional
+        From :func:`runners.distributed.dask_client`; None runs serially.
+    progress : bool
+    restart : bool
+        Discard finished results of an earlier run in ``out_dir``.
+    market_info : mapping, optional
+        Describes the market in the manifest.
+
+    Returns
+    -------
+    SweepResult
+    """
+    from runners.distributed import PartStore, describe_client
+
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine: unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    base = _strategy_params(spec.strategy, config, spec.params)
+    _check_market_length(market, base)
+    bench = _benchmark_for(config)
+    _check_strategy(bench, "run.benchmark")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DRBWarning)
+        bench_result = run_strategy(market, bench, _strategy_params(bench, config), config.broker, engine)
+    setup: dict[str, Any] = {
+        "broker": dict(config.broker),
+        "engine": engine,
+        "benchmark": bench,
+        "benchmark_result": bench_result,
+        "risk_free": float(config.risk_free),
+        "seed": int(config.seed),
+        "forecast_errors": None,
+    }
+    common = {
+        "engine": engine,
+        "market": dict(market_info or {}),
+        "data": _market_fingerprint(market),
+        "broker": dict(config.broker),
+        "benchmark": bench,
+        "risk_free": float(config.risk_free),
+    }
+    mode, threads = describe_client(client)
+    result = SweepResult(out_dir=out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if spec.axes:
+        points = expand_grid(spec, base)
+        params_list = [apply_point(spec.strategy, base, pt) for pt in points]
+        _validate_points(market, spec.strategy, params_list)
+        baseline_params = {b: _strategy_params(b, config) for b in spec.baselines}
+        settings = dict(common)
+        settings.update(
+            {
+                "strategy": spec.strategy,
+                "design": spec.design,
+                "axes": _jsonable(spec.axes),
+                "params": _jsonable(base),
+                "baselines": _jsonable(baseline_params),
+            }
+        )
+        store = PartStore(out, "sweep", _jsonable(settings), restart=restart)
+        tasks: list[tuple[str, tuple[Any, ...]]] = []
+        for i, (pt, p) in enumerate(zip(points, params_list)):
+            tags = {"point": i, **pt}
+            tasks.append((f"point-{i:06d}", ({spec.strategy: p}, tags, 0.0, 0)))
+        for b, p in baseline_params.items():
+            tasks.append((f"baseline-{b}", ({b: p}, {}, 0.0, 0)))
+        t1 = time.perf_counter()
+        parts, info = _execute(store, tasks, client=client, market=market, setup=setup, progress=progress, desc="sweep")
+        result.failures += info.failures
+        grid_frames = [parts[k] for k, _ in tasks if k.startswith("point-") and k in parts]
+        cols = ["point", "strategy", *spec.axes, *METRIC_COLUMNS, "seconds"]
+        table = pd.concat(grid_frames, ignore_index=True).sort_values("point", kind="stable") if grid_frames else pd.DataFrame(columns=cols)
+        result.sweep = table[cols].reset_index(drop=True)
+        base_frames = [parts[k] for k, _ in tasks if k.startswith("baseline-") and k in parts]
+        result.baselines = (
+            pd.concat(base_frames, ignore_index=True).drop(columns=["seconds"]).set_index("strategy")
+            if base_frames
+            else pd.DataFrame(columns=list(METRIC_COLUMNS))
+        )
+        _write_sweep_outputs(out, spec, result.sweep, result.baselines)
+        result.timings["sweep_seconds"] = round(time.perf_counter() - t1, 3)
+        store.write_manifest(
+            {
+                "execution": {"mode": mode, "workers": threads},
+                "points": len(points),
+                "done": len(grid_frames),
+                "failed": [f.__dict__ for f in info.failures],
+                "resumed": store.resumed,
+                "timings": {"seconds": result.timings["sweep_seconds"]},
+                "created": pd.Timestamp.now().isoformat(timespec="seconds"),
+            }
+        )
+
+    if spec.forecast_errors is not None:
+        fe = spec.forecast_errors
+        fe_names = fe.strategies or [spec.strategy]
+        present = [t for t in fe.targets if getattr(market, t) is not None]
+        if not present:
+            raise ConfigError(f"forecast errors: the market has none of the targets {', '.join(fe.targets)} (no macro data, no volatility index)")
+        runs = {n: (base if n == spec.strategy else _strategy_params(n, config)) for n in fe_names}
+        setup["forecast_errors"] = {"targets": present, "distribution": fe.distribution}
+        settings = dict(common)
+        settings.update(
+            {
+                "runs": _jsonable(runs),
+                "levels": fe.levels,
+                "seeds": fe.seeds,
+                "targets": present,
+                "distribution": fe.distribution,
+                "seed": int(config.seed),
+            }
+        )
+        store = PartStore(out, "forecast_errors", _jsonable(settings), restart=restart)
+        tasks = [("clean", (runs, {"level": 0.0, "seed": -1}, 0.0, 0))]
+        for level in fe.levels:
+            for s in range(fe.seeds):
+                tasks.append((f"level-{level:.4f}-seed-{s:03d}", (runs, {"level": level, "seed": s}, level, s)))
+        t1 = time.perf_counter()
+        parts, info = _execute(store, tasks, client=client, market=market, setup=setup, progress=progress, desc="forecast errors")
+        result.failures += info.failures
+        frames = [parts[k] for k, _ in tasks if k in parts]
+        runs_table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if len(runs_table):
+            runs_table = runs_table.sort_values(["level", "seed"], kind="stable").reset_index(drop=True)
+        result.forecast_errors = runs_table
+        result.degradation = degradation_table(runs_table) if "clean" in parts else None
+        _write_fe_outputs(out, runs_table, result.degradation)
+        result.timings["forecast_errors_seconds"] = round(time.perf_counter() - t1, 3)
+        store.write_manifest(
+            {
+                "execution": {"mode": mode, "workers": threads},
+                "runs": len(tasks),
+                "done": len(frames),
+                "failed": [f.__dict__ for f in info.failures],
+                "resumed": store.resumed,
+                "timings": {"seconds": result.timings["forecast_errors_seconds"]},
+                "created": pd.Timestamp.now().isoformat(timespec="seconds"),
+            }
+        )
+    result.timings["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    if result.failures:
+        f = result.failures[0]
+        raise DRBError(
+            f"{len(result.failures)} run(s) failed (first: {f.key}: {f.error}: {f.message}); "
+            f"finished results are in {out}, rerun the same command to retry the failed ones"
+        )
+    return result
+
+
+def run_forecast_errors(
+    market: MarketData,
+    config: RunConfig,
+    out_dir: str | Path,
+    *,
+    strategy: str = "DynamicRiskBudget",
+    params: Mapping[str, Any] | None = None,
+    spec: ForecastErrorSpec | None = None,
+    **kwargs: Any,
+) -> SweepResult:
+    """Forecast-error injection alone (see :func:`run_sweep` for the keyword arguments)."""
+    grid = GridSpec(strategy=strategy, params=dict(params or {}), forecast_errors=spec or ForecastErrorSpec())
+    return run_sweep(market, config, grid, out_dir, **kwargs)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def degradation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Metric degradation per noise level and strategy against the clean run (long format).
+
+    Parameters
+    ----------
+    runs : DataFrame
+        ``forecast_errors.csv``: ``level, seed, strategy`` + metrics; level 0 is the clean run.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``level, strategy, metric, clean, mean, std, min, max, delta, delta_pct,
+        worse_share, n_seeds`` (``worse_share``: share of seeds with a worse value than clean, by
+        the metric's direction in :data:`HIGHER_IS_BETTER`).
+    """
+    rows = []
+    clean = runs[runs["level"] == 0].set_index("strategy")
+    noisy = runs[runs["level"] > 0]
+    for (level, strat), grp in noisy.groupby(["level", "strategy"], sort=True):
+        for m in METRIC_COLUMNS:
+            c = float(clean.loc[strat, m]) if strat in clean.index else math.nan
+            vals = grp[m].to_numpy(dtype=float)
+            fin = vals[np.isfinite(vals)]
+            mean = float(fin.mean()) if len(fin) else math.nan
+            delta = mean - c
+            sign = 1.0 if HIGHER_IS_BETTER[m] else -1.0
+            worse = float(np.mean(sign * (vals - c) < 0)) if np.isfinite(c) and len(vals) else math.nan
+            rows.append(
+                {
+                    "level": float(level),
+                    "strategy": strat,
+                    "metric": m,
+                    "clean": c,
+                    "mean": mean,
+                    "std": float(fin.std(ddof=1)) if len(fin) > 1 else math.nan,
+                    "min": float(fin.min()) if len(fin) else math.nan,
+                    "max": float(fin.max()) if len(fin) else math.nan,
+                    "delta": delta,
+                    "delta_pct": delta / abs(c) if np.isfinite(c) and c != 0 else math.nan,
+                    "worse_share": worse,
+                    "n_seeds": len(vals),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["level", "strategy", "metric", "clean", "mean", "std", "min", "max", "delta", "delta_pct", "worse_share", "n_seeds"]
+    )
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if isinstance(v, float | np.floating):
+        if not np.isfinite(v):
+            return "inf" if v > 0 else ("-inf" if v < 0 else "")
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
+    """A DataFrame (columns only, no index) as a Markdown table."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_sweep_outputs(out: Path, spec: GridSpec, table: pd.DataFrame, baselines: pd.DataFrame) -> None:
+    atomic_to_csv(table, out / "sweep.csv", index=False)
+    atomic_to_csv(baselines, out / "baselines.csv")
+    lines = [f"# Parameter sweep: {spec.strategy}\n", f"{len(table)} points ({spec.design}); axes: {', '.join(spec.axes)}.\n"]
+    if len(table):
+        show = [*spec.axes, "ann_return", "ann_vol", "sharpe", "max_drawdown", "calmar", "turnover"]
+        best = table.sort_values("sharpe", ascending=False, kind="stable")
+        lines += ["## All points, best Sharpe first\n", markdown_table(best[["point", *show]])]
+    if len(baselines):
+        lines += ["## Baselines on the same market\n", markdown_table(baselines.reset_index()[["strategy", "ann_return", "ann_vol", "sharpe", "max_drawdown", "calmar", "turnover"]])]
+    atomic_write_text(out / "sweep.md", "\n".join(lines))
+    if len(table):
+        sweep_figures(table, spec, out / "figures")
+
+
+def _write_fe_outputs(out: Path, runs: pd.DataFrame, degradation: pd.DataFrame | None) -> None:
+    atomic_to_csv(runs, out / "forecast_errors.csv", index=False)
+    if degradation is None or degradation.empty:
+        return
+    atomic_to_csv(degradation, out / "forecast_degradation.csv", index=False)
+    lines = ["# Forecast-error injection (paper Table 2)\n", "Mean over seeds; change against the clean run in brackets.\n"]
+    for strat, grp in degradation.groupby("strategy", sort=False):
+        rows = []
+        clean = grp.drop_duplicates("metric").set_index("metric")["clean"]
+        rows.append({"noise": "none", **{m: _fmt(clean.get(m, math.nan)) for m in _FE_TABLE_METRICS}})
+        for level, g in grp.groupby("level"):
+            g = g.set_index("metric")
+            rows.append({"noise": f"+-{level:.0%}", **{m: f"{_fmt(g.loc[m, 'mean'])} ({g.loc[m, 'delta']:+.4f})" for m in _FE_TABLE_METRICS}})
+        lines += [f"## {strat}\n", markdown_table(pd.DataFrame(rows))]
+    atomic_write_text(out / "forecast_degradation.md", "\n".join(lines))
+    forecast_error_figure(degradation, out / "figures" / "forecast_errors.png")
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _labels(values: Sequence[Any]) -> list[str]:
+    return [v if isinstance(v, str) else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values]
+
+
+def sweep_figures(table: pd.DataFrame, spec: GridSpec, folder: Path) -> list[Path]:
+    """Heatmaps for every pair of axes with >= 2 values (line plots for a single axis).
+
+    Each cell is the metric at that pair of values averaged over the other axes' points.
+
+    Returns
+    -------
+    list of Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = [a for a, v in spec.axes.items() if len(v) >= 2]
+    written: list[Path] = []
+    col = {a: table[a].map(lambda x: x if isinstance(x, str) else (f"{x:g}" if isinstance(x, float) else str(x))) for a in axes}
+    for metric in spec.heatmap_metrics:
+        vals = table[metric].replace([np.inf, -np.inf], np.nan)
+        if len(axes) == 1:
+            a = axes[0]
+            order = _labels(spec.axes[a])
+            means = vals.groupby(col[a]).mean().reindex(order)
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            ax.plot(range(len(order)), means.to_numpy(), marker="o")
+            ax.set_xticks(range(len(order)), order)
+            ax.set_xlabel(a)
+            ax.set_ylabel(metric)
+            ax.set_title(f"{spec.strategy}: {metric} by {a}")
+            fig.tight_layout()
+            written.append(atomic_savefig(fig, folder / f"line_{metric}__{_safe(a)}.png", dpi=110))
+            plt.close(fig)
+            continue
+        for a, b in itertools.combinations(axes, 2):
+            rows, cols = _labels(spec.axes[a]), _labels(spec.axes[b])
+            grid = vals.groupby([col[a], col[b]]).mean().unstack(b).reindex(index=rows, columns=cols)
+            others = [x for x in spec.axes if x not in (a, b)]
+            fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 3, 0.6 * len(rows) + 2.2))
+            arr = grid.to_numpy(dtype=float)
+            im = ax.imshow(arr, aspect="auto", cmap="viridis" if HIGHER_IS_BETTER[metric] else "viridis_r")
+            ax.set_xticks(range(len(cols)), cols)
+            ax.set_yticks(range(len(rows)), rows)
+            ax.set_xlabel(b)
+            ax.set_ylabel(a)
+            finite = arr[np.isfinite(arr)]
+            mid = float(np.nanmean(finite)) if finite.size else 0.0
+            for i in range(arr.shape[0]):
+                for j in range(arr.shape[1]):
+                    if np.isfinite(arr[i, j]):
+                        dark = arr[i, j] < mid if HIGHER_IS_BETTER[metric] else arr[i, j] > mid
+                        ax.text(j, i, f"{arr[i, j]:.3f}", ha="center", va="center", fontsize=8, color="white" if dark else "black")
+            title = f"{spec.strategy}: {metric}"
+            if others:
+                title += f"\n(mean over {', '.join(others)})"
+            ax.set_title(title, fontsize=10)
+            fig.colorbar(im, ax=ax)
+            fig.tight_layout()
+            written.append(atomic_savefig(fig, folder / f"heatmap_{metric}__{_safe(a)}__{_safe(b)}.png", dpi=110))
+            plt.close(fig)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+
+
+def forecast_error_figure(degradation: pd.DataFrame, path: Path) -> Path:
+    """Key metrics against the noise level, mean +- one standard deviation over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = ["ann_return", "sharpe", "max_drawdown"]
+    fig, axs = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4))
+    for ax, m in zip(axs, metrics):
+        for strat, g in degradation[degradation["metric"] == m].groupby("strategy", sort=False):
+            lv = np.concatenate([[0.0], g["level"].to_numpy()])
+            mean = np.concatenate([[g["clean"].iloc[0]], g["mean"].to_numpy()])
+            sd = np.concatenate([[0.0], np.nan_to_num(g["std"].to_numpy())])
+            ax.errorbar(lv * 100, mean, yerr=sd, marker="o", capsize=3, label=strat)
+        ax.set_xlabel("noise level (+-%)")
+        ax.set_title(m)
+    axs[0].legend(fontsize=8)
+    fig.suptitle("Forecast-error injection: macro indicators and volatility index")
+    fig.tight_layout()
+    p = atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+    return p
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """``CONFIG | --demo`` and the embedded market's options (shared with ``drb montecarlo``)."""
+    p.add_argument("config", nargs="?", help="TOML config of your data (see README)")
+    p.add_argument("--demo", action="store_true", help="use the embedded synthetic market instead of a CONFIG")
+    p.add_argument("--seed", type=int, default=0, help="--demo: seed of the embedded market (default 0)")
+    p.add_argument("--start", default="2018-01-02", help="--demo: first date (default 2018-01-02)")
+    p.add_argument("--end", default="2025-06-30", help="--demo: last date (default 2025-06-30)")
+
+
+def add_execution_options(p: argparse.ArgumentParser) -> None:
+    """``--out --engine --scheduler --workers --restart --quiet`` (shared with ``drb montecarlo``)."""
+    p.add_argument("--out", help="output folder (default: run.out of the config)")
+    p.add_argument("--engine", choices=ENGINES, default="fast", help="fast (default: the allocators in a plain loop) or backtrader")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: number of cores; 1 = serial, no Dask)")
+    p.add_argument("--restart", action="store_true", help="discard finished results of an earlier run in --out instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _levels_arg(text: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            v = float(part[:-1]) / 100 if part.endswith("%") else float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected levels like 0.05,0.10 or 5%,10%, got {part!r}") from None
+        out.append(v)
+    return out
+
+
+def _sweep_parser(p: argparse.ArgumentParser) -> None:
+    add_input_options(p)
+    p.add_argument("--grid", help="grid file (TOML: [sweep], [params], [grid], [forecast_errors]; see README)")
+    p.add_argument("--forecast-errors", dest="forecast_errors", action="store_true", help="run the forecast-error injection (paper Table 2)")
+    p.add_argument("--levels", type=_levels_arg, help="noise levels, e.g. 0.05,0.1,0.2 or 5%%,10%% (default 5%%..30%% by 5%%)")
+    p.add_argument("--seeds", type=int, help="noise draws per level (default 5)")
+    p.add_argument("--strategy", help="strategy swept (default DynamicRiskBudget, or sweep.strategy of the grid)")
+    add_execution_options(p)
+
+
+def resolve_out(args: argparse.Namespace, config: RunConfig) -> Path:
+    """``--out``, else the config's ``run.out``."""
+    if args.out:
+        return Path(args.out)
+    if config.out is not None:
+        return Path(config.out)
+    raise ConfigError("no output folder: give --out DIR")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from runners.distributed import dask_client
+
+    if not args.grid and not args.forecast_errors:
+        raise ConfigError("give --grid GRID.toml and/or --forecast-errors")
+    market, config, info = load_inputs(args)
+    spec = parse_grid(args.grid) if args.grid else GridSpec()
+    if args.strategy:
+        if args.grid and spec.strategy != args.strategy:
+            raise ConfigError(f"--strategy {args.strategy} contradicts sweep.strategy = {spec.strategy} of {args.grid}")
+        spec.strategy = _check_strategy(args.strategy, "--strategy")
+    if args.forecast_errors and spec.forecast_errors is None:
+        spec.forecast_errors = ForecastErrorSpec()
+    if spec.forecast_errors is not None:
+        if args.levels is not None:
+            spec.forecast_errors.levels = _check_levels(args.levels, "--levels")
+        if args.seeds is not None:
+            if args.seeds < 1:
+                raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+            spec.forecast_errors.seeds = args.seeds
+    elif args.levels is not None or args.seeds is not None:
+        raise ConfigError("--levels/--seeds need --forecast-errors (or a [forecast_errors] table in the grid)")
+    out = resolve_out(args, config)
+    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers) as client:
+        res = run_sweep(
+            market, config, spec, out, engine=args.engine, client=client, progress=not args.quiet, restart=args.restart, market_info=info
+        )
+    if res.sweep is not None and len(res.sweep):
+        best = res.sweep.sort_values("sharpe", ascending=False).iloc[0]
+        axes = ", ".join(f"{a}={best[a]}" for a in spec.axes)
+        print(f"{len(res.sweep)} points; best Sharpe {best['sharpe']:.3f} at {axes}")
+    if res.degradation is not None and len(res.degradation):
+        d = res.degradation[res.degradation["metric"] == "sharpe"]
+        for _, r in d.iterrows():
+            print(f"{r['strategy']}: noise +-{r['level']:.0%}: Sharpe {r['mean']:.3f} ({r['delta']:+.3f} vs clean)")
+    print(f"outputs written to {out}")
+    return 0
+
+
+def register_cli(commands: dict[str, Any]) -> None:
+    """Add ``drb sweep`` to the CLI's command table."""
+    commands["sweep"] = (
+        "parameter grid sweeps with heatmaps, and forecast-error injection (CONFIG or --demo)",
+        _sweep_parser,
+        _cmd_sweep,
+    )
