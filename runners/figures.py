@@ -51,6 +51,9 @@ __all__ = [
     "asset_colors",
     "strategy_colors",
     "regime_color",
+    "regime_labels",
+    "WARMUP",
+    "turnover_by_year",
     "plot_equity_drawdowns",
     "plot_budgets",
     "plot_risk_contributions",
@@ -128,8 +131,24 @@ def strategy_colors(strategies: Sequence[str]) -> dict[str, str]:
     return out
 
 
+#: Label of the days before the first regime is known (estimator warm-up): NaN in the files.
+WARMUP = "warm-up (no regime yet)"
+
+
+def regime_labels(regimes: pd.Series) -> list[str]:
+    """Regime labels as strings, missing values (warm-up) as :data:`WARMUP`.
+
+    (``astype(str)`` is not enough: with pandas' string dtype missing values stay missing, and
+    NaN != NaN would split the warm-up into one spell per day.)
+    """
+    return [WARMUP if pd.isna(v) else str(v) for v in regimes.tolist()]
+
+
 def regime_color(regime: str) -> tuple[float, float, float, float]:
-    """Colour of a ``"<phase>/<vol_state>"`` regime: hue by phase, darker with higher volatility."""
+    """Colour of a ``"<phase>/<vol_state>"`` regime: hue by phase, darker with higher volatility;
+    light grey for the warm-up, mid grey for anything else."""
+    if regime == WARMUP:
+        return (0.85, 0.85, 0.85, 1.0)
     phase, _, vol = str(regime).partition("/")
     if phase not in _PHASE_CMAP:
         return (0.6, 0.6, 0.6, 1.0)
@@ -142,7 +161,8 @@ def regime_color(regime: str) -> tuple[float, float, float, float]:
 def _regime_order(regimes: Sequence[str]) -> list[str]:
     canonical = [f"{p}/{v}" for p in PHASES for v in VOL_STATES]
     seen = list(dict.fromkeys(regimes))
-    return [r for r in canonical if r in seen] + [r for r in seen if r not in canonical]
+    rest = [r for r in seen if r not in canonical and r != WARMUP]
+    return [r for r in canonical if r in seen] + rest + ([WARMUP] if WARMUP in seen else [])
 
 
 def _spells(dates: pd.DatetimeIndex, labels: Sequence[str]) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
@@ -208,7 +228,7 @@ def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
         ticks = MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
         ax1.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi and t > 0]))
         ax1.yaxis.set_minor_locator(NullLocator())
-    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2f}"))
+    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
     ax1.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax1.set_ylabel("value of 1 invested (log scale)")
     ax1.set_title("Equity curves after costs (legend: total return)")
@@ -231,7 +251,7 @@ def _shade_regimes(ax, dates: pd.DatetimeIndex, regimes: Sequence[str], *, strip
         col = regime_color(reg)
         ax.axvspan(start, end, color=col, alpha=0.18, lw=0, zorder=0)
         ax.axvspan(start, end, ymin=strip[0], ymax=strip[1], color=col, alpha=1.0, lw=0, zorder=3)
-        if k > 0:  # mark each regime change through the stack
+        if k > 0 and len(spells) <= 30:  # mark regime changes through the stack while readable
             ax.axvline(start, color="white", lw=1.0, ls="--", zorder=4)
 
 
@@ -251,7 +271,7 @@ def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
     _need(budgets, ["regime", *(f"target_{a}" for a in assets), *(f"smoothed_{a}" for a in assets)], "budgets")
     colors = asset_colors(assets)
     dates = pd.DatetimeIndex(budgets.index)
-    regimes = budgets["regime"].astype(str).tolist()
+    regimes = regime_labels(budgets["regime"])
     fig = _new_figure(12, 8.5)
     axes = fig.subplots(2, 1, sharex=True)
     top = 1.08
@@ -518,10 +538,12 @@ def plot_regimes(regimes: pd.DataFrame, transition: pd.DataFrame | None) -> Figu
     matplotlib.figure.Figure
     """
     _need(regimes, ["regime"], "regimes")
-    labels = regimes["regime"].astype(str).tolist()
+    labels = regime_labels(regimes["regime"])
     dates = pd.DatetimeIndex(regimes.index)
     order = [f"{p}/{v}" for p in PHASES for v in VOL_STATES]
-    order += [r for r in dict.fromkeys(labels) if r not in order]
+    order += [r for r in dict.fromkeys(labels) if r not in order and r != WARMUP]
+    if WARMUP in labels:
+        order.append(WARMUP)
     fig = _new_figure(12, 13 if transition is not None else 5.5)
     if transition is not None:
         ax1, ax2 = fig.subplots(2, 1, height_ratios=[1, 1.6])
@@ -537,14 +559,18 @@ def plot_regimes(regimes: pd.DataFrame, transition: pd.DataFrame | None) -> Figu
     ax1.xaxis_date()
     ax1.set_xlim(dates[0], dates[-1])
     ax1.grid(True, axis="x", alpha=0.3)
-    n_switch = sum(1 for a, b in zip(labels[:-1], labels[1:]) if a != b)
+    n_switch = sum(1 for a, b in zip(labels[:-1], labels[1:]) if a != b and WARMUP not in (a, b))
+    spells = [sp for sp in _spells(dates, labels) if sp[2] != WARMUP]
+    mean_days = np.mean([(e - s_).days for s_, e, _ in spells]) if spells else float("nan")
     sources = []
     for col, name in (("cycle_source", "cycle"), ("vol_source", "volatility state")):
         if col in regimes.columns:
-            sources.append(f"{name} from {', '.join(pd.unique(regimes[col].astype(str)))}")
+            vals = [str(v) for v in pd.unique(regimes[col].dropna())]
+            if vals:
+                sources.append(f"{name} from {', '.join(vals)}")
     ax1.set_title(
-        f"Regime timeline (phase / volatility state): {n_switch} transitions"
-        + (f"; {'; '.join(sources)}" if sources else ""), fontsize=11
+        f"Regime timeline (phase / volatility state): {n_switch} transitions, mean spell "
+        f"{mean_days:.0f} calendar days" + (f"\n{'; '.join(sources)}" if sources else ""), fontsize=11
     )
     ax1.set_xlabel("date")
 
@@ -553,7 +579,7 @@ def plot_regimes(regimes: pd.DataFrame, transition: pd.DataFrame | None) -> Figu
         rows = [r for r in order if r in tm.index] + [r for r in tm.index if r not in order]
         cols = [c for c in order if c in tm.columns] + [c for c in tm.columns if c not in order]
         tm = tm.reindex(index=rows, columns=cols)
-        observed = set(labels)
+        observed = set(labels) - {WARMUP}
         im = ax2.imshow(tm.to_numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
         for i in range(len(rows)):
             for j in range(len(cols)):

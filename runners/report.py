@@ -188,8 +188,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
             run.transactions[s] = f
 
     assets: list[str] = []
-    if isinstance(info.get("assets"), list):
-        assets = [str(a) if not isinstance(a, dict) else str(a.get("name")) for a in info["assets"]]
+    declared = info.get("assets")
+    if declared is None and isinstance(info.get("data"), dict):
+        declared = info["data"].get("assets")
+    if isinstance(declared, dict):
+        assets = [str(a) for a in declared]
+    elif isinstance(declared, list):
+        assets = [str(a) if not isinstance(a, dict) else str(a.get("name")) for a in declared]
     for frames in (run.weights, run.positions):
         for f in frames.values():
             for c in f.columns:
@@ -272,6 +277,9 @@ def _equity_asset(run: RunData) -> str | None:
     named = run.run_info.get("equity_asset")
     if isinstance(named, str) and named:
         return named
+    for asset, cls in _asset_classes(run.run_info).items():
+        if cls == "equity":
+            return asset
     return "equity" if "equity" in run.assets else None
 
 
@@ -340,52 +348,109 @@ def _fmt_param(value: Any) -> str:
     return str(value)
 
 
-def _describe_run(run: RunData) -> list[tuple[str, str]]:
-    """Key facts about the run as (label, text) pairs."""
-    info = run.run_info
-    facts: list[tuple[str, str]] = []
-    rets = run.returns.dropna(how="all")
-    data = info.get("data") if isinstance(info.get("data"), dict) else {}
-    start = data.get("start") or info.get("start") or str(rets.index[0].date())
-    end = data.get("end") or info.get("end") or str(rets.index[-1].date())
-    span = f"{start} to {end} ({len(rets)} trading days with returns)"
-    source = data.get("source") or info.get("data_source") or info.get("source")
-    facts.append(("Data span", span + (f"; source: {source}" if source else "")))
-    if run.assets:
-        facts.append(("Assets", ", ".join(run.assets)))
-    facts.append(("Strategies", ", ".join(run.strategies)))
+def _data_info(info: dict[str, Any]) -> dict[str, Any]:
+    data = info.get("data")
+    return data if isinstance(data, dict) else {}
 
-    signals = info.get("signals")
-    sig_lines: list[str] = []
+
+def _asset_classes(info: dict[str, Any]) -> dict[str, str]:
+    """Asset -> class from run.json (``data.assets`` as a mapping), else empty."""
+    assets = _data_info(info).get("assets", info.get("assets"))
+    if isinstance(assets, dict):
+        return {str(k): str(v) for k, v in assets.items()}
+    return {}
+
+
+_SIGNAL_NAMES = {"vol_index": "implied-volatility index", "macro": "macro leading indicators"}
+_SOURCE_TEXT = {
+    "macro": "macro leading indicators",
+    "price_proxy": "price-based proxy (no macro data)",
+    "vol_index": "implied-volatility index",
+    "egarch_equity": "equity EGARCH volatility (no volatility index)",
+}
+
+
+def _signals_text(run: RunData) -> str | None:
+    info = run.run_info
+    parts: list[str] = []
+    signals = _data_info(info).get("signals", info.get("signals"))
     if isinstance(signals, dict):
         for name, val in signals.items():
-            if isinstance(val, dict):
+            label = _SIGNAL_NAMES.get(str(name), str(name))
+            if isinstance(val, bool):
+                parts.append(f"{label}: {'supplied' if val else 'missing'}")
+            elif isinstance(val, dict):
                 used = val.get("used")
-                stand = val.get("stand_in")
-                note = val.get("note")
-                text = "used" if used else ("missing" if used is False else "")
-                if stand and not used:
-                    text += f"; stand-in: {stand}"
-                if note:
-                    text += f" ({note})" if text else str(note)
-                sig_lines.append(f"{name}: {text.strip('; ')}")
+                text = "supplied" if used else ("missing" if used is False else "")
+                if val.get("stand_in") and not used:
+                    text += f", stand-in: {val['stand_in']}"
+                if val.get("note"):
+                    text += f" ({val['note']})"
+                parts.append(f"{label}: {text.strip(', ')}")
             else:
-                sig_lines.append(f"{name}: {_fmt_param(val)}")
+                parts.append(f"{label}: {_fmt_param(val)}")
+    used: dict[str, list[str]] = {}
     if run.regimes is not None:
-        for col, label in (("cycle_source", "economic cycle from"), ("vol_source", "volatility state from")):
+        for col in ("cycle_source", "vol_source"):
             if col in run.regimes.columns:
-                vals = ", ".join(pd.unique(run.regimes[col].astype(str)))
-                sig_lines.append(f"{label}: {vals}")
-    if sig_lines:
-        facts.append(("Signals", "; ".join(sig_lines)))
-    for key, label in (("seed", "Seed"), ("command", "Command")):
-        if key in info:
+                used[col] = [str(v) for v in pd.unique(run.regimes[col].dropna().astype(str))]
+    fb = info.get("fallbacks")
+    if isinstance(fb, dict):
+        for col in ("cycle_source", "vol_source"):
+            if col not in used and isinstance(fb.get(col), list | str):
+                vals = fb[col] if isinstance(fb[col], list) else [fb[col]]
+                used[col] = [str(v) for v in vals]
+    for col, label in (("cycle_source", "economic cycle from"), ("vol_source", "volatility state from")):
+        if used.get(col):
+            parts.append(f"{label}: " + ", ".join(_SOURCE_TEXT.get(v, v) for v in used[col]))
+    return "; ".join(parts) if parts else None
+
+
+def _describe_run(run: RunData) -> list[tuple[str, str]]:
+    """Key facts about the run as (label, text) pairs (tolerant of missing run.json keys)."""
+    info = run.run_info
+    data = _data_info(info)
+    facts: list[tuple[str, str]] = []
+    rets = run.returns.dropna(how="all")
+    start = data.get("start") or info.get("start") or str(rets.index[0].date())
+    end = data.get("end") or info.get("end") or str(rets.index[-1].date())
+    span = f"{start} to {end}"
+    bars = data.get("bars") or data.get("n_days")
+    if bars:
+        span += f" ({bars} bars)"
+    span += (f"; returns from {rets.index[0].date()} (first investment) to {rets.index[-1].date()}, "
+             f"{len(rets)} trading days")
+    facts.append(("Data span", span))
+    sources = data.get("sources", data.get("source", info.get("source")))
+    if isinstance(sources, dict) and sources:
+        facts.append(("Data sources", "; ".join(f"{k}: {v}" for k, v in sources.items())))
+    elif sources:
+        facts.append(("Data sources", str(sources)))
+    classes = _asset_classes(info)
+    if run.assets:
+        facts.append(("Assets", ", ".join(
+            f"{a} ({classes[a]})" if a in classes and classes[a] != a else a for a in run.assets)))
+    facts.append(("Strategies", ", ".join(run.strategies)))
+    if info.get("benchmark"):
+        facts.append(("Benchmark (information ratio)", str(info["benchmark"])))
+    sig = _signals_text(run)
+    if sig:
+        facts.append(("Signals", sig))
+    notes = data.get("notes")
+    if isinstance(notes, list) and notes:
+        facts.append(("Data notes", "; ".join(str(n) for n in notes)))
+    for key, label in (("seed", "Seed"), ("command", "Command"), ("created", "Created")):
+        if key in info and info[key] is not None:
             facts.append((label, _fmt_param(info[key])))
-    if isinstance(info.get("fallbacks"), dict):
-        facts.append(("Fallbacks and fit failures",
-                      ", ".join(f"{k} = {_fmt_param(v)}" for k, v in info["fallbacks"].items())))
-    if isinstance(info.get("timings"), dict):
-        facts.append(("Timings", ", ".join(f"{k} = {_fmt_param(v)}" for k, v in info["timings"].items())))
+    fb = info.get("fallbacks")
+    if isinstance(fb, dict):
+        counts = {k: v for k, v in fb.items() if k not in {"cycle_source", "vol_source"}}
+        if counts:
+            facts.append(("Fallbacks and fit failures", ", ".join(f"{k} = {_fmt_param(v)}" for k, v in counts.items())))
+    if isinstance(info.get("timings"), dict) and info["timings"]:
+        facts.append(("Timings (s)", ", ".join(
+            f"{k} = {v:.3g}" if isinstance(v, int | float) else f"{k} = {_fmt_param(v)}"
+            for k, v in info["timings"].items())))
     if isinstance(info.get("versions"), dict):
         facts.append(("Versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items())))
     return facts
@@ -398,16 +463,41 @@ def _parameters_table(run: RunData) -> T.FormattedTable | None:
     rows = []
     for strat, p in params.items():
         if isinstance(p, dict):
-            text = ", ".join(f"{k}={_fmt_param(v)}" for k, v in p.items())
+            text = ", ".join(f"{k}={_fmt_param(v)}" for k, v in p.items()) or "defaults"
         else:
             text = _fmt_param(p)
         rows.append((str(strat), text))
     return T.FormattedTable(("Strategy", "Parameters"), (False, False), tuple(rows))
 
 
+def _diagnostics_table(run: RunData) -> T.FormattedTable | None:
+    """Per-strategy counters from run.json (``strategy_info`` scalars, ``order_issues``)."""
+    info = run.run_info
+    per: dict[str, dict[str, str]] = {}
+    sinfo = info.get("strategy_info")
+    if isinstance(sinfo, dict):
+        for strat, d in sinfo.items():
+            if isinstance(d, dict):
+                for k, v in d.items():
+                    if isinstance(v, bool | int | float | str) and v is not None:
+                        per.setdefault(str(strat), {})[str(k)] = _fmt_param(v)
+                    elif isinstance(v, list):
+                        per.setdefault(str(strat), {})[f"{k} (count)"] = str(len(v))
+    issues = info.get("order_issues")
+    if isinstance(issues, dict):
+        for strat, v in issues.items():
+            per.setdefault(str(strat), {})["order issues"] = _fmt_param(v)
+    if not per:
+        return None
+    cols = list(dict.fromkeys(k for d in per.values() for k in d))
+    rows = tuple((s, *(per[s].get(c, "") for c in cols)) for s in per)
+    return T.FormattedTable(("Strategy", *cols), (False, *([True] * len(cols))), rows)
+
+
 def _other_info(run: RunData) -> str | None:
     known = {"data", "start", "end", "source", "data_source", "assets", "signals", "seed", "command",
-             "fallbacks", "timings", "versions", "parameters", "equity_asset"}
+             "fallbacks", "timings", "versions", "parameters", "equity_asset", "benchmark", "created",
+             "strategies", "strategy_info", "order_issues"}
     rest = {k: v for k, v in run.run_info.items() if k not in known}
     return json.dumps(rest, indent=2, default=str) if rest else None
 
@@ -441,7 +531,7 @@ def _md(blocks: Sequence[_Block], title: str) -> str:
                 out += [f"*{b.text}*", ""]
             out += [b.table.markdown()]
         elif b.kind == "figure":
-            out += [f"![{b.text}]({b.path})", "", f"*{b.text}*", ""]
+            out += [f"![{Path(b.path).stem}]({b.path})", "", f"*{b.text}*", ""]
         elif b.kind == "pre":
             out += ["```", b.text, "```", ""]
         elif b.kind == "links":
@@ -454,8 +544,9 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;colo
 main{max-width:1200px;margin:0 auto;padding:24px 32px;background:#fff}
 h1{font-size:1.7em;border-bottom:2px solid #333;padding-bottom:.3em}
 h2{font-size:1.3em;margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
-table.table{border-collapse:collapse;font-size:.86em;margin:.6em 0 1.2em;display:block;overflow-x:auto}
-table.table th,table.table td{border:1px solid #ddd;padding:4px 8px;white-space:nowrap}
+table.table{border-collapse:collapse;font-size:.8em;margin:.6em 0 1.2em;display:block;overflow-x:auto}
+table.table th,table.table td{border:1px solid #ddd;padding:3px 6px;white-space:nowrap}
+table.table th{white-space:normal;vertical-align:bottom}
 table.table th{background:#f0f0f0;position:sticky;top:0}
 table.table td.num,table.table th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.table tbody tr:nth-child(even){background:#fafafa}
@@ -661,6 +752,12 @@ def build_report(
 
     # ---- tear sheets ---------------------------------------------------------------------
     sheets: dict[str, Path] = {}
+    previous_sheets = False
+    if not tearsheets:
+        # keep linking tear sheets rendered by an earlier run of the report
+        sheets = {s: root / "tearsheets" / f"{s}.png" for s in run.strategies
+                  if (root / "tearsheets" / f"{s}.png").is_file()}
+        previous_sheets = bool(sheets)
     if tearsheets:
         from runners.tearsheets import write_tearsheets
 
@@ -677,9 +774,13 @@ def build_report(
     ptable = _parameters_table(run)
     if ptable is not None:
         blocks.append(_Block("table", "Parameters per strategy (from run.json)", table=ptable))
+    dtable = _diagnostics_table(run)
+    if dtable is not None:
+        blocks.append(_Block("table", "Diagnostics per strategy (from run.json: refits, fit failures, "
+                             "solver fallbacks, order issues)", table=dtable))
     other = _other_info(run)
     if other:
-        blocks.append(_Block("p", "Other run information (run.json):"))
+        blocks.append(_Block("p", "Configuration and other run information (run.json):"))
         blocks.append(_Block("pre", other, collapsed=True))
 
     blocks += [
@@ -729,15 +830,24 @@ def build_report(
         blocks.append(_Block("table", "Trigger log: executed rebalances per strategy and trigger (a "
                              "rebalance fired by several triggers counts under each).",
                              table=T.trigger_formatted(triggers)))
+    ours = {name for name, _ in FIGURE_FILES.values()}
+    others = sorted(p for p in fdir.glob("*.png") if p.name not in ours) if fdir.is_dir() else []
+    if others:
+        blocks.append(_Block("h2", "Other figures of the run"))
+        for p in others:
+            blocks.append(_Block("figure", f"{p.stem.replace('_', ' ')} (written by the run)", path=rel(p)))
     blocks.append(_Block("h2", "pyfolio tear sheets"))
     if sheets:
         blocks.append(_Block("p", "One tall PNG per strategy: pyfolio performance statistics, returns, "
-                             "positions (every asset and cash) and transactions sheets."))
+                             "positions (every asset and cash) and transactions sheets."
+                             + (" Rendered by an earlier report (not regenerated this time)."
+                                if previous_sheets else "")))
         blocks.append(_Block("links", links=[(s, rel(p)) for s, p in sheets.items()]))
     else:
         blocks.append(_Block("p", "Not rendered (run `drb report RUN_DIR` without --no-tearsheets)."
                              if not tearsheets else "No strategy has positions and transactions files."))
-    files = [(k, k) for k in sorted(written) if k.startswith("tables/") or k.startswith("metrics")]
+    files = [(k, k) for k in ("metrics.csv", "metrics.md") if (root / k).is_file()]
+    files += [(k, k) for k in sorted(written) if k.startswith("tables/")]
     if files:
         blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]
     if run.missing:

@@ -67,6 +67,9 @@ PERCENT_METRICS = frozenset(
      "extreme_month_return", "worst_month", "cvar95"}
 )
 
+#: Regime label of days before the first regime is known (missing in budgets.csv).
+WARMUP = "warm-up (no regime yet)"
+
 _TRIGGER_TEXT = {
     "initial": "initial investment",
     "periodic": "periodic (scheduled)",
@@ -374,7 +377,9 @@ def budget_adjustment_log(
     reb = reb.groupby("date", sort=True)["trigger"].agg(lambda s: "+".join(dict.fromkeys(
         t for x in s for t in str(x).split("+"))))
 
-    regimes = b["regime"].astype(str)
+    # missing regime = estimator warm-up; keep it missing (the end of the warm-up is no "change")
+    regimes = pd.Series([None if pd.isna(v) else str(v) for v in b["regime"].tolist()],
+                        index=b.index, dtype=object)
     prev_regime = regimes.shift(1)
     rows = []
     inside = b.loc[(b.index >= lo) & (b.index <= hi)]
@@ -387,17 +392,19 @@ def budget_adjustment_log(
     anchor_date = before.index[-1] if not before.empty else first
     if not (first in reb.index and before.empty):
         rows.append({"date": anchor_date, "event": "in force at window start",
-                     "regime": str(anchor["regime"]),
+                     "regime": WARMUP if pd.isna(anchor["regime"]) else str(anchor["regime"]),
                      **{a: 100.0 * float(anchor[f"smoothed_{a}"]) for a in assets}})
     for day, row in inside.iterrows():
         pr = prev_regime.get(day)
         pr = None if pd.isna(pr) else str(pr)
-        reg = str(row["regime"])
+        reg = regimes[day]
+        reg = WARMUP if reg is None else reg
+        changed = pr is not None and reg != WARMUP and pr != reg
         if day in reb.index:
             event = _describe_trigger(reb[day], pr, reg)
-            if "regime" not in str(reb[day]).split("+") and pr is not None and pr != reg:
+            if "regime" not in str(reb[day]).split("+") and changed:
                 event += f" (regime {pr} → {reg})"
-        elif include_regime_events and pr is not None and pr != reg:
+        elif include_regime_events and changed:
             event = f"regime change {pr} → {reg} (no rebalance; budget unchanged)"
         else:
             continue

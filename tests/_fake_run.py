@@ -249,27 +249,40 @@ def write_fake_run(
     trans.index.name = "from"
     atomic_to_csv(trans, out / "transition_matrix.csv")
 
+    # run.json in the shape runners.compare.write_outputs writes it
     run = {
-        "command": "compare",
-        "seed": seed,
-        "data": {"source": "synthetic (tests/_fake_run.py)", "start": str(dates[0].date()),
-                 "end": str(dates[-1].date()), "n_days": n_days},
-        "assets": list(ASSETS),
-        "signals": {
-            "vol_index": {"used": False, "stand_in": "egarch_equity",
-                          "note": "no implied-volatility index supplied; the equity asset's EGARCH volatility stands in"},
-            "macro": {"used": False, "stand_in": "price_proxy",
-                      "note": "no macro leading indicators; price-based cycle proxy"},
-        },
+        "created": "2024-01-01T00:00:00",
+        "config": {"data": {"kind": "synthetic"}, "commission": commission, "turnover_cap": 0.15},
+        "strategies": list(strategies),
+        "benchmark": "EqualWeight" if "EqualWeight" in strategies else None,
         "parameters": {
             s: ({"risk_model": "egarch_dcc", "smoothing": "vix_sigmoid", "turnover_cap": 0.15,
                  "max_asset_change": 0.08, "cooldown": 5, "commission": commission}
                 if s == DRB else {"commission": commission, "turnover_cap": 0.15})
             for s in strategies
         },
+        "data": {
+            "start": str(dates[0].date()),
+            "end": str(dates[-1].date()),
+            "bars": n_days,
+            "assets": {a: a for a in ASSETS},
+            "sources": {"prices": "synthetic (tests/_fake_run.py)", "vol_index": "none", "macro": "none"},
+            "notes": ["no implied-volatility index: the equity asset's EGARCH volatility stands in",
+                      "no macro leading indicators: price-based cycle proxy"],
+            "signals": {"vol_index": False, "macro": False},
+            "first_investment": str(dates[0].date()),
+        },
+        "fallbacks": {"cycle_source": ["price_proxy"], "vol_source": ["egarch_equity"]},
+        "strategy_info": {
+            s: ({"risk_model_refits": 12, "risk_model_failed_fits": 1, "solver_fallbacks": 0,
+                 "solver_notes": [], "cycle_source": "price_proxy", "vol_source": "egarch_equity"}
+                if s == DRB else {})
+            for s in strategies
+        },
+        "order_issues": {s: 0 for s in strategies},
+        "timings": {"backtest": 12.3},
         "versions": {"python": "3.11", "backtrader": "1.9.78.123", "dynamic-risk-budget": "0.1.0"},
-        "timings": {"backtest_s": 12.3},
-        "fallbacks": {"solver_fallbacks": 0, "fit_failures": 1},
+        "seed": seed,
     }
     atomic_write_text(out / "run.json", json.dumps(run, indent=2))
 

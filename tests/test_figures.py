@@ -134,3 +134,21 @@ def test_regime_colours_are_distinct():
     regs = [f"{p}/{v}" for p in F.PHASES for v in F.VOL_STATES]
     colours = {F.regime_color(r) for r in regs}
     assert len(colours) == 12
+
+
+def test_warm_up_days_form_one_grey_spell(run):
+    budgets = run.budgets.copy()
+    budgets["regime"] = budgets["regime"].astype("str")  # pandas string dtype keeps NaN missing
+    budgets.iloc[:40, budgets.columns.get_loc("regime")] = np.nan
+    assert F.regime_labels(budgets["regime"])[:2] == [F.WARMUP, F.WARMUP]
+    fig = F.plot_budgets(budgets, list(ASSETS))
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend[-1] == F.WARMUP and legend.count(F.WARMUP) == 1
+    # one strip patch per spell: the warm-up is a single spell, not one per day
+    n_spells = len(F._spells(pd.DatetimeIndex(budgets.index), F.regime_labels(budgets["regime"])))
+    strips = [p for p in fig.axes[1].patches if p.get_alpha() == 1.0]
+    assert len(strips) == n_spells
+    regimes = run.regimes.copy()
+    regimes["regime"] = budgets["regime"]
+    timeline = F.plot_regimes(regimes, run.transition).axes[0]
+    assert timeline.get_yticklabels()[-1].get_text() == F.WARMUP

@@ -50,6 +50,19 @@ def test_every_file_exists_and_is_not_empty(built):
     assert not list(run_dir.rglob("*.tmp"))  # atomic writes leave no temporary files
 
 
+def test_other_figures_of_the_run_are_embedded_too(tmp_path):
+    from matplotlib.figure import Figure
+
+    run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
+    fig = Figure(figsize=(3, 2))
+    fig.text(0.5, 0.5, "time risk")
+    atomic_savefig(fig, run_dir / "figures" / "time_risk.png")
+    build_report(run_dir, tearsheets=False)
+    page = (run_dir / "report.html").read_text()
+    assert 'data-figure="figures/time_risk.png"' in page
+    assert "](figures/time_risk.png)" in (run_dir / "report.md").read_text()
+
+
 def test_html_embeds_every_figure(built):
     run_dir, _, _ = built
     page = (run_dir / "report.html").read_text()
@@ -79,13 +92,28 @@ def test_markdown_links_every_figure_and_tables(built):
 def test_run_description(built):
     run_dir, _, _ = built
     md = (run_dir / "report.md").read_text()
-    assert "- **Data span:** 2021-01-04 to " in md
+    assert "- **Data span:** 2021-01-04 to " in md and "(300 bars)" in md
     assert "- **Assets:** equity, bond, commodity, real_estate" in md
     # signals and their stand-ins, from run.json and regimes.csv
-    assert "vol_index: missing; stand-in: egarch_equity" in md
-    assert "economic cycle from: price_proxy" in md
+    assert "implied-volatility index: missing" in md
+    assert "economic cycle from: price-based proxy (no macro data)" in md
+    assert "volatility state from: equity EGARCH volatility (no volatility index)" in md
+    assert "- **Benchmark (information ratio):** EqualWeight" in md
     assert "| DynamicRiskBudget | risk_model=egarch_dcc" in md
-    assert "fit_failures = 1" in md
+    # diagnostics per strategy (fit failures, solver fallbacks, order issues)
+    assert "| Strategy | risk_model_refits | risk_model_failed_fits | solver_fallbacks |" in md
+    assert '"config"' in md  # the configuration, verbatim
+
+
+def test_equity_asset_found_by_class(tmp_path):
+    run_dir = write_fake_run(tmp_path / "r", n_days=80, strategies=("DynamicRiskBudget",))
+    info = json.loads((run_dir / "run.json").read_text())
+    info["data"]["assets"] = {"equity": "bond", "bond": "equity", "commodity": "commodity",
+                              "real_estate": "real_estate"}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    from runners.report import _equity_asset
+
+    assert _equity_asset(load_run(run_dir)) == "bond"  # the asset whose class is equity
 
 
 def test_budget_log_window(built):
@@ -264,7 +292,6 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["fig.png"]
 
 
-def test_run_json_round_trip_is_plain_json(built):
+def test_assets_from_run_json(built):
     run_dir, _, _ = built
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["assets"] == ["equity", "bond", "commodity", "real_estate"]
+    assert load_run(run_dir).assets == ["equity", "bond", "commodity", "real_estate"]

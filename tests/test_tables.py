@@ -156,3 +156,14 @@ def test_trigger_summary_counts_combined_triggers():
     assert t.loc["E", "rebalances"] == 1 and math.isnan(t.loc["E", "mean_turnover"])
     assert t.loc["F", "rebalances"] == 0
     assert "| D | 3 | 1 | 2 | 0 | 0 | 20.00% | 8.00 |" in T.trigger_markdown(t)
+
+
+def test_budget_log_warm_up_is_not_a_regime_change():
+    dates, budgets, rebalances = _budget_fixture()
+    budgets["regime"] = budgets["regime"].astype("str")
+    budgets.loc[:1, "regime"] = np.nan  # no regime known on the first two days (warm-up)
+    log = T.budget_adjustment_log(budgets, rebalances)
+    assert log["regime"].iloc[0] == T.WARMUP
+    # the first known regime (day 2) is not reported as a change from "nan"
+    assert not any("nan" in e or T.WARMUP in e for e in log["event"])
+    assert log["event"].tolist()[1] == "periodic (scheduled)"
