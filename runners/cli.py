@@ -13,7 +13,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from drb.errors import DRBError
+# One BLAS thread per process: the estimators solve many tiny problems, and the comparison already
+# runs strategies in parallel processes (set before numpy is imported).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from drb.errors import DRBError  # noqa: E402
 
 __all__ = ["main", "build_parser"]
 

@@ -70,6 +70,20 @@ def run_fast(
     -------
     StrategyResult
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_fast(market, name, params, broker, record=record)
+
+
+def _run_fast(
+    market: MarketData,
+    name: str,
+    params: Mapping[str, Any] | None,
+    broker: Mapping[str, float] | None,
+    *,
+    record: bool,
+) -> StrategyResult:
     t0 = time.perf_counter()
     b = dict(DEFAULT_BROKER)
     b.update(broker or {})
