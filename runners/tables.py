@@ -531,7 +531,7 @@ def trigger_formatted(table: pd.DataFrame) -> FormattedTable:
     formats: dict[str, str] = {c: "int" for c in table.columns}
     formats["mean_turnover"] = "pct2"
     formats["total_cost"] = "ratio"
-    headers = {"rebalances": "Rebalances", "mean_turnover": "Mean turnover", "total_cost": "Total cost",
+    headers = {"rebalances": "Rebalances", "mean_turnover": "Mean turnover", "total_cost": "Total cost (currency)",
                **{k: v for k, v in _TRIGGER_TEXT.items()}}
     return format_table(table, formats, index_label="Strategy", headers=headers)
 
