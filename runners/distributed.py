@@ -296,7 +296,8 @@ class PartStore:
 
     Layout under ``folder``: ``<kind>.json`` (the manifest: the kind of run and the settings that
     decide its results) and ``parts/<kind>/<key>.csv`` (one file per finished task, written atomically: temporary file,
-    fsync, rename). A task whose part exists is done; a killed run leaves only complete parts, so a
+    fsync, rename). A task whose part exists is done; a killed run leaves only complete parts (and
+    perhaps a hidden temporary file, removed on the next open), so a
     rerun with the same settings skips them and computes the rest. A rerun with different settings
     is refused (it would mix incompatible results) unless ``restart`` is set, which deletes the
     parts first.
@@ -322,6 +323,9 @@ class PartStore:
         if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"--out {self.folder}: exists and is not a folder")
         self.parts.mkdir(parents=True, exist_ok=True)
+        for tmp in self.parts.glob(".*.csv.*.tmp"):  # left by a process killed mid-write
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         if restart:
             self.clear()
         self.resumed = self._check_manifest()

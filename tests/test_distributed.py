@@ -1,0 +1,169 @@
+"""Dask execution: a real LocalCluster (2 worker processes) gives the serial results; a killed run resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from drb.errors import ConfigError, DRBError
+from feeds import MarketData, synthetic_market
+from runners.config import RunConfig
+from runners.distributed import PartStore, dask_client, run_tasks
+from runners.metrics import METRIC_COLUMNS
+from runners.montecarlo import run_montecarlo
+from runners.sweep import GridSpec, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+    c = Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def market() -> MarketData:
+    return MarketData.from_synthetic(synthetic_market(seed=9, start="2018-01-02", end="2019-06-28"))
+
+
+@pytest.fixture()
+def config() -> RunConfig:
+    cfg = RunConfig(source="test")
+    cfg.execution["warmup"] = 60
+    return cfg
+
+
+def test_montecarlo_on_local_cluster_equals_serial(client, market, config, tmp_path):
+    serial = run_montecarlo(market, config, 4, tmp_path / "serial", strategies=STRATS, progress=False, figures=False)
+    dist = run_montecarlo(market, config, 4, tmp_path / "dask", strategies=STRATS, client=client, progress=False, figures=False)
+    a = pd.read_csv(tmp_path / "serial" / "paths.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "dask" / "paths.csv").drop(columns="seconds")
+    assert len(a) == 4 * 3 and set(a["source"]) == {"synthetic", "bootstrap"}
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    pd.testing.assert_frame_equal(serial.summary, dist.summary, check_exact=False, rtol=1e-12, atol=1e-15)
+    manifest = json.loads((tmp_path / "dask" / "montecarlo.json").read_text())
+    assert manifest["execution"] == {"mode": "local", "workers": 2} and manifest["status"] == "complete"
+
+
+def test_sweep_on_local_cluster_equals_serial(client, market, config, tmp_path):
+    spec = GridSpec(axes={"smoothing": [0.05, 0.25], "rc_threshold": [0.10, 0.15]}, params={"risk_model": "ewma"}, baselines=["EqualWeight"])
+    a = run_sweep(market, config, spec, tmp_path / "s", progress=False).sweep
+    b = run_sweep(market, config, spec, tmp_path / "d", progress=False, client=client).sweep
+    cols = ["point", "smoothing", "rc_threshold", *METRIC_COLUMNS]
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=False, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("where", ["serial", "cluster"])
+def test_failed_tasks_are_recorded_and_the_rest_finish(where, client, tmp_path):
+    got: dict[int, float] = {}
+    tasks = [(i, (float(v),)) for i, v in enumerate([4.0, -1.0, 9.0, 16.0])]
+    info = run_tasks(math.sqrt, tasks, on_result=got.__setitem__, client=client if where == "cluster" else None, progress=False)
+    assert got == {0: 2.0, 2: 3.0, 3: 4.0}
+    assert info.done == 3 and len(info.failures) == 1
+    f = info.failures[0]
+    assert (f.key, f.error) == (1, "ValueError") and "domain" in f.message
+
+
+def test_dask_client_modes():
+    with dask_client(None, 1) as c:
+        assert c is None  # one worker: serial, no cluster
+    with pytest.raises(ConfigError, match="tcp://HOST:PORT"):
+        with dask_client("localhost:8786"):
+            pass
+    with pytest.raises(ConfigError, match="--workers"):
+        with dask_client(None, 0):
+            pass
+    with pytest.raises(DRBError, match="cannot reach"):
+        with dask_client("tcp://127.0.0.1:9", timeout=2):
+            pass
+
+
+def test_part_store_refuses_orphans_and_cleans_temporaries(tmp_path):
+    store = PartStore(tmp_path, "montecarlo", {"a": 1})
+    store.write("path-000000", pd.DataFrame({"x": [0.1 + 0.2]}))
+    (store.parts / ".path-000001.csv.abc123.tmp").write_text("torn")
+    again = PartStore(tmp_path, "montecarlo", {"a": 1})
+    assert again.resumed and again.done() == {"path-000000"}
+    assert again.read("path-000000")["x"].iloc[0] == 0.1 + 0.2  # floats round-trip exactly
+    assert not list(again.parts.glob(".*.tmp"))
+    (tmp_path / "montecarlo.json").unlink()
+    with pytest.raises(ConfigError, match="missing"):
+        PartStore(tmp_path, "montecarlo", {"a": 1})
+
+
+def _drb(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO), MPLBACKEND="Agg")
+    return subprocess.Popen(
+        [sys.executable, "-m", "runners.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the kill reaches the cluster's workers too
+    )
+
+
+def test_killed_run_resumes(tmp_path):
+    out = tmp_path / "mc"
+    n = 14
+    args = ["montecarlo", "--demo", "--start", "2018-01-02", "--end", "2019-12-31", "--paths", str(n),
+            "--strategies", ",".join(STRATS), "--workers", "2", "--out", str(out), "--quiet", "--no-figures"]  # fmt: skip
+    parts_dir = out / "parts" / "montecarlo"
+    proc = _drb(args)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if parts_dir.exists() and len(list(parts_dir.glob("path-*.csv"))) >= 3:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"run ended before it could be killed: {proc.communicate()[1][-500:]}")
+            time.sleep(0.02)
+        else:
+            pytest.fail("no path finished in 120 s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    time.sleep(0.5)
+    before = {p: p.stat().st_mtime_ns for p in parts_dir.glob("path-*.csv")}
+    assert 3 <= len(before) < n, "the kill came too late to test a resume"
+    for p in before:  # every part left behind is complete
+        assert len(pd.read_csv(p)) == len(STRATS)
+    assert json.loads((out / "montecarlo.json").read_text())["status"] == "running"
+
+    proc = _drb(args)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-800:]
+    assert f"resumed: {len(before)} paths were already done" in stdout
+    assert all(p.stat().st_mtime_ns == before[p] for p in before)  # finished paths not recomputed
+    resumed = pd.read_csv(out / "paths.csv")
+    assert sorted(set(resumed["path"])) == list(range(n))
+
+    # identical to an uninterrupted serial run of the same command
+    ref = tmp_path / "ref"
+    from runners.cli import main
+
+    code = main([*args[: args.index("--workers")], "--workers", "1", "--out", str(ref), "--quiet", "--no-figures"])
+    assert code == 0
+    a = pd.read_csv(ref / "paths.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), a, check_exact=False, rtol=1e-12, atol=1e-15)
+    assert json.loads((out / "montecarlo.json").read_text())["status"] == "complete"
