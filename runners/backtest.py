@@ -15,28 +15,16 @@ from feeds.bt_feeds import add_feeds
 from feeds.market import MarketData
 from runners.analyzers import ALL_ANALYZERS
 from runners.config import DEFAULT_BROKER
+from strategies.bt_strategies import STRATEGIES
 
 __all__ = ["StrategyResult", "build_cerebro", "run_backtest", "strategy_class", "STRATEGY_NAMES"]
 
 #: Every strategy a comparison runs, the dynamic model first.
-STRATEGY_NAMES: tuple[str, ...] = (
-    "DynamicRiskBudget",
-    "EqualWeight",
-    "FixedWeights",
-    "InverseVolatility",
-    "RiskParity",
-    "MinimumVariance",
-    "StaticRiskBudget",
-    "SharpeRiskBudget",
-    "MacroRiskParity",
-    "VolatilityManaged",
-)
+STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
 
 
 def strategy_class(name: str) -> type[bt.Strategy]:
     """The strategy class of that name (from :mod:`strategies`)."""
-    from strategies.bt_strategies import STRATEGIES
-
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{name}' (known: {', '.join(STRATEGY_NAMES)})")
     return STRATEGIES[name]

@@ -289,6 +289,16 @@ class FixedWeightsAllocator(Allocator):
 class _CovarianceAllocator(Allocator):
     """Baselines that need a covariance: before enough history, equal weights stand in."""
 
+    _prev: np.ndarray | None = None
+
+    def _solve_budget(self, cov: np.ndarray, budget: np.ndarray) -> np.ndarray:
+        """Risk-budget weights, warm-started from the previous solution."""
+        from strategies.solvers import risk_budget_weights
+
+        w = risk_budget_weights(cov, budget, x0=self._prev)
+        self._prev = w
+        return w
+
     def _cov_or_none(self) -> np.ndarray | None:
         return self.covariance()
 
@@ -318,16 +328,8 @@ class RiskParityAllocator(_CovarianceAllocator):
 
     name = "RiskParity"
 
-    def __init__(self, assets, asset_classes=None, **kw) -> None:
-        super().__init__(assets, asset_classes, **kw)
-        self._prev: np.ndarray | None = None
-
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.solvers import risk_budget_weights
-
-        w = risk_budget_weights(cov, np.full(self.n, 1.0 / self.n), x0=self._prev)
-        self._prev = w
-        return w
+        return self._solve_budget(cov, np.full(self.n, 1.0 / self.n))
 
     def budget(self) -> np.ndarray:
         return np.full(self.n, 1.0 / self.n)
@@ -359,14 +361,9 @@ class StaticRiskBudgetAllocator(_CovarianceAllocator):
         else:
             b = _weights_by_name_or_class(spec, self.assets, self.classes, self.name)
         self._budget = b / b.sum()
-        self._prev: np.ndarray | None = None
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.solvers import risk_budget_weights
-
-        w = risk_budget_weights(cov, self._budget, x0=self._prev)
-        self._prev = w
-        return w
+        return self._solve_budget(cov, self._budget)
 
     def budget(self) -> np.ndarray:
         return self._budget.copy()
@@ -382,18 +379,14 @@ class SharpeRiskBudgetAllocator(_CovarianceAllocator):
         self.sharpe_window = int(sharpe_window)
         self.floor = float(floor)
         self._budget = np.full(self.n, 1.0 / self.n)
-        self._prev: np.ndarray | None = None
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.solvers import risk_budget_weights
         from strategies.weights import sharpe_driven_budget
 
         r = self.returns(self.sharpe_window)
         if r.shape[0] >= min(self.sharpe_window, 20):
             self._budget = np.asarray(sharpe_driven_budget(r, window=self.sharpe_window, floor=self.floor), dtype=float)
-        w = risk_budget_weights(cov, self._budget, x0=self._prev)
-        self._prev = w
-        return w
+        return self._solve_budget(cov, self._budget)
 
     def budget(self) -> np.ndarray:
         return self._budget.copy()
