@@ -186,3 +186,39 @@ def test_plain_cerebro_price_feeds_only():
             assert "conditional volatility" in msgs
             assert s.allocator.cycle_source == "price_proxy"
             assert s.allocator.vol_source == "egarch_equity"
+
+
+def test_rejected_orders_are_logged_and_retried(short_market):
+    """Buys that the broker rejects (no cash) are logged and the rebalance is retried next bar."""
+    from feeds import add_feeds
+    from strategies import EqualWeight
+
+    class Starved(EqualWeight):
+        drained = False
+
+        def next_open(self):
+            drain = self.pending is not None and len(self.rebalances) == 1 and not Starved.drained
+            super().next_open()  # plans and submits the orders
+            if drain:
+                Starved.drained = True
+                self._taken = self.broker.getcash() + 0.3 * self.broker.getvalue()
+                self.broker.cash -= self._taken  # ... which then cannot be paid
+
+        def next(self):
+            if getattr(self, "_taken", 0.0):
+                self.broker.cash += self._taken  # the cash comes back after the failed bar
+                self._taken = 0.0
+            super().next()
+
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    add_feeds(cerebro, short_market)
+    cerebro.broker.setcash(1e6)
+    cerebro.addstrategy(Starved, total_cap=None, asset_cap=None)
+    s = cerebro.run()[0]
+    assert len(s.order_issues) > 0
+    assert {i["status"] for i in s.order_issues} <= {"Margin", "Rejected"}
+    failed_day = s.order_issues[0]["date"]
+    later = [r for r in s.rebalances if r["date"] > failed_day]
+    assert later and later[0]["trigger"] == s.rebalances[1]["trigger"]
+    post = np.array([later[0][f"post_{a}"] for a in s.asset_names])
+    np.testing.assert_allclose(post, 0.2495, atol=1e-6)  # the retry reached the target
