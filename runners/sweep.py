@@ -817,6 +817,14 @@ def run_sweep(
         "benchmark": bench,
         "risk_free": float(config.risk_free),
     }
+    present: list[str] = []
+    if spec.forecast_errors is not None:
+        present = [t for t in spec.forecast_errors.targets if getattr(market, t) is not None]
+        if not present:
+            raise ConfigError(
+                f"forecast errors: the market has none of the targets {', '.join(spec.forecast_errors.targets)} "
+                "(no macro data, no volatility index)"
+            )
     mode, threads = describe_client(client)
     result = SweepResult(out_dir=out)
     out.mkdir(parents=True, exist_ok=True)
@@ -873,9 +881,6 @@ def run_sweep(
     if spec.forecast_errors is not None:
         fe = spec.forecast_errors
         fe_names = fe.strategies or [spec.strategy]
-        present = [t for t in fe.targets if getattr(market, t) is not None]
-        if not present:
-            raise ConfigError(f"forecast errors: the market has none of the targets {', '.join(fe.targets)} (no macro data, no volatility index)")
         runs = {n: (base if n == spec.strategy else _strategy_params(n, config)) for n in fe_names}
         setup["forecast_errors"] = {"targets": present, "distribution": fe.distribution}
         settings = dict(common)

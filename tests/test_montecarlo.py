@@ -218,3 +218,22 @@ def test_cli_montecarlo(tmp_path, capsys):
     assert main(["montecarlo", "--demo", "--paths", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--paths must be >= 1" in err
+
+
+def test_cli_montecarlo_on_a_config_without_signals(tmp_path, capsys):
+    """User data from a TOML config (renamed assets, no vol index, no macro): bootstrap + synthetic paths."""
+    from runners.cli import main
+
+    m = synthetic_market(seed=4, start="2018-01-02", end="2019-03-29")
+    prices = m.prices.rename(columns={"equity": "SPY", "bond": "TLT", "commodity": "DBC", "real_estate": "VNQ"})
+    prices.rename_axis("date").to_csv(tmp_path / "prices.csv")
+    (tmp_path / "cfg.toml").write_text(
+        '[data]\nprices = "prices.csv"\n[assets]\nSPY = "equity"\nTLT = "bond"\nDBC = "commodity"\nVNQ = "real_estate"\n'
+        '[execution]\nwarmup = 60\n[run]\nstrategies = ["DynamicRiskBudget", "EqualWeight"]\nseed = 3\nout = "mc"\n'
+    )
+    assert main(["montecarlo", str(tmp_path / "cfg.toml"), "--paths", "2", "--workers", "1", "--quiet", "--no-figures"]) == 0
+    paths = pd.read_csv(tmp_path / "mc" / "paths.csv")
+    assert paths["source"].tolist() == ["synthetic", "synthetic", "bootstrap", "bootstrap"]
+    assert paths["sharpe"].notna().all()
+    manifest = (tmp_path / "mc" / "montecarlo.json").read_text()
+    assert '"seed": 3' in manifest and "cfg.toml" in manifest
