@@ -14,6 +14,7 @@ Nothing at bar t uses data after t: every estimator is fed incrementally.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from drb.errors import ConfigError
+from drb.errors import ConfigError, SolverError, SolverFallbackWarning
 from strategies.budget import CLASSES, class_to_asset_budget
 
 __all__ = [
@@ -215,8 +216,6 @@ class Allocator:
                 return None
         target = np.asarray(self.target_weights(), dtype=float)
         if target.shape != (self.n,) or not np.all(np.isfinite(target)) or (target < -1e-12).any():
-            from drb.errors import SolverError
-
             raise SolverError(f"{self.name}: invalid target weights {target!r} at {self.date}")
         target = np.clip(target, 0.0, None)
         self.invested = True
@@ -302,11 +301,29 @@ class _CovarianceAllocator(Allocator):
     def _cov_or_none(self) -> np.ndarray | None:
         return self.covariance()
 
+    solver_fallbacks = 0
+    _last_target: np.ndarray | None = None
+
     def target_weights(self) -> np.ndarray:
         cov = self._cov_or_none()
         if cov is None:
             return np.full(self.n, 1.0 / self.n)
-        return self.weights_from_cov(cov)
+        try:
+            w = self.weights_from_cov(cov)
+        except SolverError as exc:
+            # Logged fallback chain (DESIGN section 7): previous target, then inverse volatility.
+            self.solver_fallbacks += 1
+            warnings.warn(f"{self.name}: solver failed at {self.date} ({exc}); fallback used", SolverFallbackWarning, stacklevel=2)
+            if self._last_target is not None:
+                return self._last_target.copy()
+            iv = 1.0 / np.sqrt(np.diag(cov))
+            return iv / iv.sum()
+        self._last_target = np.asarray(w, dtype=float)
+        return self._last_target.copy()
+
+    def report(self) -> dict[str, Any]:
+        """Counts for run.json."""
+        return {"solver_fallbacks": self.solver_fallbacks}
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - abstract

@@ -359,6 +359,7 @@ class DynamicRiskBudget(RiskBudgetStrategy):
         ("tau", 0.02),
         ("target_vol", None),
         ("max_leverage", 1.0),
+        ("weight_bounds", None),
         ("cycle_k", 3),
         ("publication_lag", 1),
         ("vol_lookback", 756),

@@ -95,6 +95,9 @@ class DynamicRiskBudgetAllocator(Allocator):
         Volatility-target overlay: scale weights by target / sigma(w), capped at ``max_leverage``.
     max_leverage : float
         Cap of the overlay (1 = never borrow; the rest stays in cash).
+    weight_bounds : mapping, optional
+        ``{asset or class: (low, high)}`` weight bounds of the solver; when the budget cannot be met
+        within them the closest feasible point is used (and counted in the run's report).
     cycle_k, publication_lag, vol_lookback, vol_thresholds
         Cycle direction window (months), macro publication lag (months), trailing window of the
         volatility-state terciles (bars) or fixed thresholds (low/medium, medium/high).
@@ -134,6 +137,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         tau: float = 0.02,
         target_vol: float | None = None,
         max_leverage: float = 1.0,
+        weight_bounds: Mapping[str, tuple[float, float]] | None = None,
         cycle_k: int = 3,
         publication_lag: int = 1,
         vol_lookback: int = 756,
@@ -182,6 +186,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         self.tau = float(tau)
         self.target_vol = target_vol
         self.max_leverage = float(max_leverage)
+        self.bounds = _bounds_array(weight_bounds, self.assets, self.classes)
 
         # Budgets ---------------------------------------------------------------------------
         classes_present = set(self.classes)
@@ -240,6 +245,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         self.ref_regime: str | None = None
         self.ref_eigen: float | None = None
         self.solver_fallbacks = 0
+        self.bounded_solves = 0
         self.solver_notes: list[str] = []
         self._prev_w: np.ndarray | None = None
         self._price_index_level = 1.0
@@ -378,6 +384,11 @@ class DynamicRiskBudgetAllocator(Allocator):
                     self.solver_fallbacks += 1
                     self.solver_notes.append(f"{self.date.date()}: banded Sharpe failed, exact risk budget used")
                 return np.asarray(w, dtype=float)
+            if self.bounds is not None:
+                res = risk_budget_weights(cov, budget, bounds=self.bounds, return_info=True)
+                if not res.exact:
+                    self.bounded_solves += 1
+                return np.asarray(res.weights, dtype=float)
             return np.asarray(risk_budget_weights(cov, budget, x0=self._prev_w), dtype=float)
         except SolverError as exc:
             # Logged fallback chain (DESIGN section 7): previous weights, then inverse volatility.
@@ -435,10 +446,34 @@ class DynamicRiskBudgetAllocator(Allocator):
             "risk_model_refits": int(getattr(self.risk, "n_refits", 0)),
             "risk_model_failed_fits": int(getattr(self.risk, "n_failed_fits", 0)),
             "solver_fallbacks": self.solver_fallbacks,
+            "bounded_inexact_solves": self.bounded_solves,
             "solver_notes": self.solver_notes[:50],
             "cycle_source": self.cycle_source,
             "vol_source": self.vol_source,
         }
+
+
+def _bounds_array(
+    spec: Mapping[str, tuple[float, float]] | None, assets: list[str], classes: list[str]
+) -> np.ndarray | None:
+    """(n, 2) weight bounds from ``{asset or class: (low, high)}``; unnamed assets get (0, 1)."""
+    if not spec:
+        return None
+    out = np.tile([0.0, 1.0], (len(assets), 1))
+    for key, pair in spec.items():
+        try:
+            lo, hi = float(pair[0]), float(pair[1])
+        except (TypeError, ValueError, IndexError):
+            raise ConfigError(f"weight_bounds['{key}']: expected (low, high), got {pair!r}") from None
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ConfigError(f"weight_bounds['{key}']: need 0 <= low <= high <= 1, got ({lo}, {hi})")
+        idx = [i for i, a in enumerate(assets) if a == key] or [i for i, c in enumerate(classes) if c == key]
+        if not idx:
+            raise ConfigError(f"weight_bounds: '{key}' is neither an asset nor an asset class of this run")
+        out[idx] = (lo, hi)
+    if out[:, 0].sum() > 1.0 + 1e-12 or out[:, 1].sum() < 1.0 - 1e-12:
+        raise ConfigError("weight_bounds: infeasible (lower bounds sum above 1 or upper bounds below 1)")
+    return out
 
 
 def _check_macro(macro: pd.DataFrame | None) -> pd.DataFrame | None:

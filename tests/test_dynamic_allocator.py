@@ -107,3 +107,13 @@ def test_fallbacks_without_signals():
             alloc.update(date, row)
     assert alloc.vol_source == "egarch_equity" and alloc.cycle_source == "price_proxy"
     assert alloc.regime is not None
+
+
+def test_weight_bounds_hold():
+    _, out = drive(weight_bounds={"bond": (0.0, 0.6), "equity": (0.1, 1.0)})
+    for _, d, *_ in out[1:]:
+        assert d.target[1] <= 0.6 + 1e-9 and d.target[0] >= 0.1 - 1e-9
+    from drb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="weight_bounds: 'gold' is neither"):
+        DynamicRiskBudgetAllocator(ASSETS, weight_bounds={"gold": (0, 1)})
