@@ -1,0 +1,295 @@
+"""The live feed (feeds.live): growing CSV / Parquet / folder sources, row rules, backtrader delivery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+import pytest
+
+from drb.errors import ConfigError, DataError
+from feeds.live import BarSource, LiveMarket
+from runners.io import atomic_write_text
+
+ASSETS = ["equity", "bond"]
+HEADER = "date,equity,bond,vol_index\n"
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text)
+        fh.flush()
+
+
+def _dates(bars) -> list[str]:
+    return [b.date.strftime("%Y-%m-%d") for b in bars]
+
+
+def test_csv_tail_reads_only_complete_lines(tmp_path):
+    path = tmp_path / "live.csv"
+    src = BarSource(path, ASSETS)
+    assert src.poll() == []  # the file does not exist yet: wait
+    _append(path, HEADER + "2024-01-02,100,50,20\n2024-01-03,101,50.5")  # second line half-written
+    bars = src.poll()
+    assert _dates(bars) == ["2024-01-02"]
+    assert bars[0].closes == {"equity": 100.0, "bond": 50.0}
+    assert bars[0].signals == {"vol_index": 20.0}
+    assert bars[0].where.endswith("live.csv:2")
+    assert src.poll() == []
+    _append(path, ",21\n2024-01-04,102,51,\n")
+    bars = src.poll()
+    assert _dates(bars) == ["2024-01-03", "2024-01-04"]
+    assert bars[0].closes["bond"] == 50.5 and bars[0].signals["vol_index"] == 21.0
+    assert np.isnan(bars[1].signals["vol_index"])  # an empty signal cell is NaN, not an error
+    assert src.stats.accepted == 3 and src.stats.malformed == 0
+
+
+def test_duplicate_late_and_malformed_rows_are_logged_and_skipped(tmp_path, caplog):
+    path = tmp_path / "live.csv"
+    path.write_text(HEADER + "2024-01-02,100,50,20\n2024-01-03,101,50,20\n")
+    src = BarSource(path, ASSETS)
+    assert len(src.poll()) == 2
+    _append(
+        path,
+        "2024-01-03,999,50,20\n"  # line 4: duplicate
+        "2024-01-01,98,50,20\n"  # line 5: late / out of order (never seen, before the last bar)
+        "2024-01-05,abc,50,20\n"  # line 6: non-numeric
+        "2024-01-05,100\n"  # line 7: wrong number of fields
+        "not-a-date,100,50,20\n"  # line 8: unparseable date
+        "2024-01-05,-1,50,20\n"  # line 9: negative price
+        "2024-01-05,100,,20\n"  # line 10: missing asset value
+        "2024-01-05,100,inf,20\n"  # line 11: infinite
+        "2024-01-05,100,50,x\n"  # line 12: bad signal
+        "2024-01-05,103,51,19\n",  # line 13: good
+    )
+    with caplog.at_level(logging.WARNING, logger="drb.live"):
+        bars = src.poll()
+    assert _dates(bars) == ["2024-01-05"] and bars[0].closes["equity"] == 103.0
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 9
+    expect = {
+        4: "duplicate",
+        5: "late",
+        6: "malformed",
+        7: "malformed",
+        8: "malformed",
+        9: "malformed",
+        10: "malformed",
+        11: "malformed",
+        12: "malformed",
+    }
+    for (line, kind), msg in zip(expect.items(), msgs):
+        assert f"live.csv:{line}: {kind} row skipped" in msg, msg
+    assert src.stats.duplicate == 1 and src.stats.late == 1 and src.stats.malformed == 7
+    assert src.stats.accepted == 3
+    # the rejected rows are never delivered later either
+    assert src.poll() == []
+
+
+def test_after_skips_the_backlog_silently_then_rejects_late_rows(tmp_path, caplog):
+    path = tmp_path / "live.csv"
+    path.write_text(HEADER + "".join(f"2024-01-0{d},{100 + d},50,20\n" for d in range(2, 6)))
+    src = BarSource(path, ASSETS, after="2024-01-03")
+    with caplog.at_level(logging.INFO, logger="drb.live"):
+        bars = src.poll()
+    assert _dates(bars) == ["2024-01-04", "2024-01-05"]
+    assert src.stats.known == 2
+    assert [r.levelno for r in caplog.records] == [logging.INFO]  # one summary line, no warnings
+    caplog.clear()
+    _append(path, "2024-01-03,1,1,1\n")
+    with caplog.at_level(logging.WARNING, logger="drb.live"):
+        assert src.poll() == []
+    assert "live.csv:6: duplicate row skipped" in caplog.records[0].getMessage()
+
+
+def test_replaced_file_is_reread_without_double_counting(tmp_path):
+    path = tmp_path / "live.csv"
+    atomic_write_text(path, HEADER + "2024-01-02,100,50,20\n2024-01-03,101,50,20\n")
+    src = BarSource(path, ASSETS)
+    assert len(src.poll()) == 2
+    atomic_write_text(path, HEADER + "2024-01-02,100,50,20\n2024-01-03,101,50,20\n2024-01-04,102,50,20\n")
+    assert _dates(src.poll()) == ["2024-01-04"]
+    assert src.stats.duplicate == 0 and src.stats.accepted == 3
+
+
+def test_missing_asset_column_is_a_data_error(tmp_path):
+    path = tmp_path / "live.csv"
+    path.write_text("date,equity,vol_index\n2024-01-02,100,20\n")
+    with pytest.raises(DataError, match="no column for asset 'bond'"):
+        BarSource(path, ASSETS).poll()
+
+
+def test_growing_parquet_file(tmp_path):
+    path = tmp_path / "live.parquet"
+    idx = pd.DatetimeIndex(pd.bdate_range("2024-01-02", periods=5), name="date")
+    frame = pd.DataFrame({"equity": np.arange(100.0, 105.0), "bond": 50.0, "vol_index": 20.0}, index=idx)
+    frame.iloc[:2].to_parquet(path)
+    src = BarSource(path, ASSETS)
+    assert _dates(src.poll()) == ["2024-01-02", "2024-01-03"]
+    assert src.poll() == []
+    bad = frame.iloc[:5].copy()
+    bad.iloc[3, 0] = -1.0  # row 4: negative
+    tmp = tmp_path / ".live.parquet.tmp"
+    bad.to_parquet(tmp)
+    os.replace(tmp, path)
+    bars = src.poll()
+    assert _dates(bars) == ["2024-01-04", "2024-01-08"]
+    assert src.stats.malformed == 1
+
+
+def test_folder_of_daily_files(tmp_path, caplog):
+    folder = tmp_path / "daily"
+    folder.mkdir()
+    src = BarSource(folder, ASSETS)
+    (folder / "2024-01-02.csv").write_text(HEADER + "2024-01-02,100,50,20\n")
+    (folder / "2024-01-03.csv.tmp").write_text(HEADER + "2024-01-03,101,50,20\n")  # not renamed yet
+    (folder / "2024-01-04.csv").write_text(HEADER + "2024-01-04,102,50,20")  # no final newline yet
+    assert _dates(src.poll()) == ["2024-01-02"]
+    os.replace(folder / "2024-01-03.csv.tmp", folder / "2024-01-03.csv")
+    _append(folder / "2024-01-04.csv", "\n")
+    assert _dates(src.poll()) == ["2024-01-03", "2024-01-04"]
+    day = pd.DataFrame({"date": [pd.Timestamp("2024-01-05")], "equity": [103.0], "bond": [51.0], "vol_index": [19.0]})
+    day.to_parquet(folder / "2024-01-05.parquet")
+    (folder / "2024-01-01.csv").write_text(HEADER + "2024-01-01,99,50,20\n")  # arrives late
+    (folder / "2024-01-08.csv").write_text("date,equity\n2024-01-08,104\n")  # bad header: skipped
+    with caplog.at_level(logging.WARNING, logger="drb.live"):
+        assert _dates(src.poll()) == ["2024-01-05"]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "2024-01-01.csv:2: late row skipped" in text
+    assert "2024-01-08.csv: file skipped: no column for asset 'bond'" in text
+    assert src.poll() == []
+
+
+def test_live_market_validates_options(tmp_path):
+    with pytest.raises(ConfigError):
+        LiveMarket(tmp_path / "x.csv", ASSETS, poll_interval=0)
+    with pytest.raises(ConfigError):
+        LiveMarket(tmp_path / "x.csv", ASSETS, max_bars=-1)
+
+
+# ------------------------------------------------------------------------------ backtrader
+class _Recorder(bt.Strategy):
+    params = (("stop_at", None), ("market", None))
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def next(self) -> None:
+        self.rows.append(
+            (
+                self.datas[0].datetime.date(0),
+                tuple(len(d) for d in self.datas),
+                tuple(d.datetime.date(0) for d in self.datas),
+                tuple(float(d.open[0]) for d in self.datas),
+                tuple(float(d.close[0]) for d in self.datas),
+            )
+        )
+        if self.p.stop_at is not None and len(self.rows) == self.p.stop_at:
+            self.p.market.request_stop("test")
+
+
+def _frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    idx = pd.bdate_range("2024-01-02", periods=n)
+    levels = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, 2)), axis=0))
+    frame = pd.DataFrame(levels.round(6), index=idx, columns=ASSETS)
+    frame["vol_index"] = np.round(20 + rng.normal(0, 1, n), 4)
+    return frame
+
+
+def _write_rows(path: Path, frame: pd.DataFrame, delay: float) -> threading.Thread:
+    def run() -> None:
+        with open(path, "a") as fh:
+            if fh.tell() == 0:
+                fh.write("date," + ",".join(frame.columns) + "\n")
+            for d, row in zip(frame.index, frame.to_numpy()):
+                fh.write(f"{d:%Y-%m-%d}," + ",".join(repr(float(x)) for x in row) + "\n")
+                fh.flush()
+                time.sleep(delay)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def test_feeds_advance_together_and_stop_finishes_the_current_bar(tmp_path):
+    frame = _frame(30)
+    path = tmp_path / "live.csv"
+    market = LiveMarket(path, ASSETS, poll_interval=0.01, last_closes={"equity": 99.0, "bond": 49.0})
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    names = market.add_to(cerebro)
+    assert names == ["equity", "bond", "vol_index"]
+    assert all(feed.islive() for _, feed in market.make_feeds())
+    cerebro.addstrategy(_Recorder, stop_at=12, market=market)
+    writer = _write_rows(path, frame, 0.002)
+    t0 = time.monotonic()
+    strat = cerebro.run()[0]
+    writer.join()
+    assert time.monotonic() - t0 < 20
+    assert len(strat.rows) == 12 and market.bars_delivered == 12
+    for i, (date, lens, dates, opens, closes) in enumerate(strat.rows):
+        assert lens == (i + 1,) * 3  # every feed got every bar
+        assert len(set(dates)) == 1 and date == frame.index[i].date()
+        assert closes == tuple(frame.iloc[i][["equity", "bond", "vol_index"]])
+        prev = (99.0, 49.0) if i == 0 else tuple(frame.iloc[i - 1][ASSETS])
+        assert opens[:2] == prev  # open = previous close (the history's last close first)
+    assert market.stop_reason == "test"
+
+
+def test_max_bars_and_until_end_the_run(tmp_path):
+    frame = _frame(20)
+    path = tmp_path / "live.csv"
+    _write_rows(path, frame, 0.0).join()
+    for kwargs, n in (({"max_bars": 7}, 7), ({"until": frame.index[9]}, 10), ({"after": frame.index[14]}, None)):
+        market = LiveMarket(path, ASSETS, poll_interval=0.01, **kwargs)
+        if n is None:
+            threading.Timer(0.5, market.request_stop).start()  # nothing after the last row: wait, then stop
+        cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+        market.add_to(cerebro)
+        cerebro.addstrategy(_Recorder)
+        strat = cerebro.run()[0]
+        dates = [r[0] for r in strat.rows]
+        if n is None:
+            assert dates == [d.date() for d in frame.index[15:]]
+        else:
+            assert dates == [d.date() for d in frame.index[:n]]
+
+
+def test_live_run_equals_the_backtest_on_the_same_bars(tmp_path):
+    """EqualWeight through the live feed (rows arriving while it runs) = the PandasData backtest."""
+    from feeds.market import MarketData
+    from feeds.synthetic import synthetic_market
+    from runners.backtest import build_cerebro
+    from strategies.bt_strategies import STRATEGIES
+
+    m = synthetic_market(seed=2, start="2022-01-03", end="2022-09-30")
+    table = m.prices.round(6)
+    table["vol_index"] = m.vol_index.round(4)
+    market = MarketData(
+        prices=table[list(m.prices.columns)], asset_classes={a: a for a in m.prices.columns}, vol_index=table["vol_index"]
+    )
+    params = {"warmup": 40, "rebalance": "weekly"}
+    ref = build_cerebro(market, STRATEGIES["EqualWeight"], params, analyzers=False)
+    ref_strat = ref.run()[0]
+
+    path = tmp_path / "live.csv"
+    live = LiveMarket(path, market.assets, poll_interval=0.01, until=table.index[-1])
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    live.add_to(cerebro)
+    cerebro.broker.setcash(1_000_000.0)
+    cerebro.broker.setcommission(commission=0.0005)
+    cerebro.addstrategy(STRATEGIES["EqualWeight"], asset_classes=market.asset_classes, **params)
+    writer = _write_rows(path, table, 0.001)
+    strat = cerebro.run()[0]
+    writer.join()
+    assert len(strat.fills) == len(ref_strat.fills) > 10
+    assert cerebro.broker.getcash() == ref.broker.getcash()
+    assert cerebro.broker.getvalue() == ref.broker.getvalue()
+    for a, b in zip(strat.fills, ref_strat.fills):
+        assert a == b
