@@ -1,0 +1,412 @@
+"""Paper trading (runners.paper): state, journal, resume after SIGKILL, clean stops, bad state.
+
+The market: the embedded synthetic market (seed 5), 150 bars of warm-up history and 60 live bars,
+``DynamicRiskBudget`` with the EWMA risk model, weekly rebalancing and a 2-bar cooldown (so orders
+are frequent). The reference is one uninterrupted run over the complete live file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from runners.cli import main as drb
+from runners.replay import market_table
+
+HIST, LIVE = 150, 60
+CONFIG = """[data]
+prices = "history.csv"
+macro = "macro.csv"
+
+[execution]
+warmup = 120
+
+[strategy.DynamicRiskBudget]
+risk_model = "ewma"
+rebalance = "weekly"
+cooldown = 2
+"""
+
+
+def _line(date: pd.Timestamp, row) -> str:
+    return f"{date:%Y-%m-%d}," + ",".join(repr(float(x)) for x in row) + "\n"
+
+
+class Market:
+    """Files of the test market."""
+
+    def __init__(self, folder: Path) -> None:
+        bars, macro = market_table(seed=5, start="2019-01-01", end="2019-10-31")
+        self.folder = folder
+        self.header = "date," + ",".join(bars.columns) + "\n"
+        hist, self.rows = bars.iloc[:HIST], bars.iloc[HIST : HIST + LIVE]
+        (folder / "history.csv").write_text(self.header + "".join(_line(d, r) for d, r in zip(hist.index, hist.to_numpy())))
+        macro.to_csv(folder / "macro.csv")
+        self.config = folder / "paper.toml"
+        self.config.write_text(CONFIG)
+        self.full = folder / "live_full.csv"
+        self.full.write_text(self.header + "".join(self.lines()))
+        self.last = f"{self.rows.index[-1]:%Y-%m-%d}"
+
+    def lines(self) -> list[str]:
+        return [_line(d, r) for d, r in zip(self.rows.index, self.rows.to_numpy())]
+
+    def args(self, state: Path, live: Path | None = None, *extra: str) -> list[str]:
+        return [
+            "paper", str(self.config), "--live", str(live or self.full), "--state", str(state),
+            "--poll", "0.02", "--until", self.last, "--quiet", *extra,
+        ]  # fmt: skip
+
+
+def _writer(path: Path, market: Market, delay: tuple[float, float], seed: int) -> threading.Thread:
+    """Append the live rows one by one (each with a single write + fsync), like a data vendor."""
+    rng = random.Random(seed)
+
+    def run() -> None:
+        with open(path, "a") as fh:
+            fh.write(market.header)
+            for line in market.lines():
+                time.sleep(rng.uniform(*delay))
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def _state(folder: Path) -> dict:
+    return json.loads((folder / "state.json").read_text())
+
+
+def _journal(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "journal.jsonl").read_text().splitlines()]
+
+
+def _bars(folder: Path) -> int:
+    try:
+        return int(_state(folder)["bars_processed"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return -1
+
+
+def _same_run(folder: Path, ref: Path) -> None:
+    """Final positions, cash, state and journal equal the reference (journal: except wall-clock times)."""
+    a, b = _state(folder), _state(ref)
+    assert a["broker"] == b["broker"]  # cash, value, every position's size and price: exactly equal
+    for key in ("last_bar", "bars_processed", "pending", "last_rebalance", "cooldown", "budgets", "last_closes", "invested"):
+        assert a[key] == b[key], key
+    ja, jb = _journal(folder), _journal(ref)
+    strip = [{k: v for k, v in e.items() if k != "logged_at"} for e in ja]
+    assert strip == [{k: v for k, v in e.items() if k != "logged_at"} for e in jb]
+    assert [e["seq"] for e in ja] == list(range(1, len(ja) + 1))
+    assert len({e["id"] for e in ja}) == len(ja)  # no order, fill or decision journaled twice
+    assert a["journal"]["bytes"] == (folder / "journal.jsonl").stat().st_size
+    assert sorted(p.name for p in folder.glob("allocator-*.pkl")) == [a["allocator"]["file"]]
+
+
+def _spawn(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runners.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory) -> Market:
+    return Market(tmp_path_factory.mktemp("paper_market"))
+
+
+@pytest.fixture(scope="module")
+def reference(market) -> Path:
+    """The uninterrupted run over the complete live file."""
+    state = market.folder / "reference"
+    assert drb(market.args(state)) == 0
+    st = _state(state)
+    assert st["bars_processed"] == LIVE and st["last_bar"] == market.last
+    kinds = [e["type"] for e in _journal(state)]
+    assert kinds.count("order") >= 20 and kinds.count("fill") == kinds.count("order")
+    return state
+
+
+def test_state_and_journal_formats(reference, market):
+    st = _state(reference)
+    assert st["format"] == "drb-paper-state" and st["version"] == 1
+    assert st["strategy"] == "DynamicRiskBudget" and st["assets"] == list(market.rows.columns[:-1])
+    pos = st["broker"]["positions"]
+    value = st["broker"]["cash"] + sum(pos[a]["size"] * st["last_closes"][a] for a in st["assets"])
+    assert value == pytest.approx(st["broker"]["value"], rel=1e-12)
+    assert set(st["budgets"]) >= {"smoothed", "target", "lambda", "regime"}
+    assert sum(st["budgets"]["smoothed"].values()) == pytest.approx(1.0)
+    assert st["cooldown"]["bars"] == 2 and st["last_rebalance"]["trigger"]
+    assert st["allocator"]["class"] == "DynamicRiskBudgetAllocator" and len(st["allocator"]["sha256"]) == 64
+    assert st["live_source"]["accepted"] == LIVE
+    journal = _journal(reference)
+    assert st["journal"]["seq"] == len(journal)
+    # every order is journaled before its fill, fills match the orders' sizes and sides
+    orders = {e["id"]: e for e in journal if e["type"] == "order"}
+    seen = set()
+    for e in journal:
+        if e["type"] == "order":
+            seen.add(e["id"])
+        if e["type"] == "fill":
+            o = orders[e["order"]]
+            assert e["order"] in seen and e["bar"] == o["bar"] and e["symbol"] == o["symbol"]
+            assert e["amount"] == pytest.approx(o["size"] if o["side"] == "buy" else -o["size"])
+            assert e["price"] == pytest.approx(o["planned_price"], rel=1e-12)  # sized at the fill price
+    # decisions at a close, orders at the next bar's open
+    dates = [f"{d:%Y-%m-%d}" for d in market.rows.index]
+    for e in journal:
+        if e["type"] == "decision":
+            nxt = dates[dates.index(e["bar"]) + 1] if e["bar"] != dates[-1] else None
+            assert nxt is None or any(o["bar"] == nxt for o in orders.values())
+
+
+def test_sigkill_at_random_points_and_restart_equals_uninterrupted_run(market, reference, tmp_path):
+    """A background writer feeds bars; the paper process is SIGKILLed at random points 5 times."""
+    rng = random.Random(8)
+    live, state = tmp_path / "live.csv", tmp_path / "state"
+    writer = _writer(live, market, (0.02, 0.12), seed=3)
+    args = market.args(state, live)
+    kills, resumed = [], 0
+    # 1) during start-up / warm-up, 2-5) after random numbers of processed bars, at a random delay
+    plan = [("startup", rng.uniform(0.3, 2.0))] + [("bars", t) for t in sorted(rng.sample(range(2, LIVE - 5), 4))]
+    for kind, point in plan:
+        proc = _spawn(args)
+        if kind == "startup":
+            time.sleep(point)
+        else:
+            deadline = time.monotonic() + 40
+            while _bars(state) < point:
+                assert proc.poll() is None, proc.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "no progress"
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.03))
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == -signal.SIGKILL
+        resumed += "reproduced" in err or "written after the last commit" in err
+        kills.append(_bars(state))
+    writer.join(30)
+    final = _spawn(args)
+    out, err = final.communicate(timeout=60)
+    assert final.returncode == 0, err[-2000:]
+    assert f"last {market.last}" in out
+    print(f"killed at bars {kills}; in-doubt bars resumed on restart: {resumed + ('reproduced' in err)}")
+    _same_run(state, reference)
+
+
+def test_deterministic_kills_inside_a_bar_resume_without_repeating(market, reference, tmp_path):
+    """SIGKILL right after an order is journaled (before the rest of its batch), after a fill, and
+    between the allocator file and state.json: each restart reproduces the in-doubt entries."""
+    journal = _journal(reference)
+    dates = [f"{d:%Y-%m-%d}" for d in market.rows.index]
+    mid_order = next(e["seq"] for e, f in zip(journal, journal[1:]) if e["type"] == f["type"] == "order" and dates.index(e["bar"]) > 5)
+    commit_bar = dates.index(journal[mid_order + 10]["bar"]) + 3
+    late_fill = next(e["seq"] for e in journal if e["type"] == "fill" and dates.index(e["bar"]) > commit_bar + 2)
+    state = tmp_path / "state"
+    for spec in (f"journal:{mid_order}", f"commit:{commit_bar}", f"journal:{late_fill}"):
+        proc = _spawn(market.args(state), env={"DRB_PAPER_KILL_AT": spec})
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, (spec, err[-2000:])
+        st = _state(state)
+        if spec.startswith("journal"):
+            assert (state / "journal.jsonl").stat().st_size > st["journal"]["bytes"]  # entries in doubt
+        else:
+            assert st["bars_processed"] == commit_bar - 1
+            assert len(list(state.glob("allocator-*.pkl"))) == 2  # an uncommitted allocator file
+    final = _spawn(market.args(state))
+    _, err = final.communicate(timeout=60)
+    assert final.returncode == 0, err[-2000:]
+    assert "journaled entries reproduced, none written twice" in err
+    _same_run(state, reference)
+
+
+def test_sigterm_finishes_the_bar_and_exits_0(market, reference, tmp_path):
+    live, state = tmp_path / "live.csv", tmp_path / "state"
+    writer = _writer(live, market, (0.03, 0.05), seed=4)
+    proc = _spawn([a for a in market.args(state, live) if a != "--quiet"])
+    deadline = time.monotonic() + 40
+    while _bars(state) < 5:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGTERM received: finishing the current bar" in err and "SIGTERM received" in out
+    st = _state(state)
+    assert 5 <= st["bars_processed"] < LIVE
+    assert st["journal"]["bytes"] == (state / "journal.jsonl").stat().st_size  # nothing in doubt
+    writer.join(30)
+    assert drb(market.args(state, live)) == 0  # resume in-process to the end
+    _same_run(state, reference)
+
+
+def test_sigint_stops_cleanly_in_process(market, reference, tmp_path):
+    live, state = tmp_path / "live.csv", tmp_path / "state"
+    writer = _writer(live, market, (0.03, 0.04), seed=5)
+    sent = []
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if 3 <= _bars(state) < LIVE - 20:
+                os.kill(os.getpid(), signal.SIGINT)
+                sent.append(_bars(state))
+                return
+            time.sleep(0.005)
+
+    th = threading.Thread(target=interrupt, daemon=True)
+    th.start()
+    assert drb(market.args(state, live)) == 0
+    th.join()
+    assert sent and _bars(state) < LIVE
+    writer.join(30)
+    assert drb(market.args(state, live)) == 0
+    _same_run(state, reference)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate_state", "truncated state file"),
+        ("garbage_state", "corrupt state file"),
+        ("version", "state format version 99, this drb reads version 1"),
+        ("pickle", "does not match the sha256"),
+        ("journal_cut", "journal truncated"),
+        ("journal_edit", "journal altered"),
+        ("no_state", "state.json is missing"),
+        ("strategy", "the state is for strategy DynamicRiskBudget, not EqualWeight"),
+        ("params", "params 'cooldown' changed"),
+        ("lock", "another drb paper process"),
+    ],
+)
+def test_bad_state_refuses_to_trade(market, reference, tmp_path, capsys, damage, message):
+    state = tmp_path / "state"
+    shutil.copytree(reference, state)
+    st_path, j_path = state / "state.json", state / "journal.jsonl"
+    extra: list[str] = []
+    config = market.config
+    lock = None
+    if damage == "truncate_state":
+        st_path.write_bytes(st_path.read_bytes()[:700])
+    elif damage == "garbage_state":
+        st_path.write_bytes(b"\x00\x01 not json }")
+    elif damage == "version":
+        st_path.write_text(st_path.read_text().replace('"version": 1', '"version": 99'))
+    elif damage == "pickle":
+        pkl = state / _state(state)["allocator"]["file"]
+        blob = bytearray(pkl.read_bytes())
+        blob[100] ^= 0xFF
+        pkl.write_bytes(bytes(blob))
+    elif damage == "journal_cut":
+        j_path.write_bytes(j_path.read_bytes()[:-300])
+    elif damage == "journal_edit":
+        j_path.write_text(j_path.read_text().replace('"side":"buy"', '"side":"sell"', 1))
+    elif damage == "no_state":
+        st_path.unlink()
+    elif damage == "strategy":
+        extra = ["--strategy", "EqualWeight"]
+    elif damage == "params":
+        config = tmp_path / "paper.toml"
+        config.write_text(CONFIG.replace("cooldown = 2", "cooldown = 3"))
+        for name in ("history.csv", "macro.csv"):
+            shutil.copy(market.folder / name, tmp_path / name)
+    elif damage == "lock":
+        lock = open(state / ".lock", "a+")
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    before = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
+    args = market.args(state, None, *extra)
+    args[1] = str(config)
+    capsys.readouterr()
+    try:
+        rc = drb(args)
+    finally:
+        if lock is not None:
+            lock.close()
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = [x for x in err.splitlines() if x.startswith("drb paper: error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "refusing to trade" in lines[0] or damage == "lock"
+    after = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
+    assert after == before  # nothing traded, nothing written
+
+
+def test_reset_starts_afresh(market, reference, tmp_path, capsys):
+    state = tmp_path / "state"
+    shutil.copytree(reference, state)
+    (state / "state.json").write_text("{ broken")
+    assert drb(market.args(state, None, "--reset")) == 0
+    archived = list(state.glob("reset-*/state.json"))
+    assert len(archived) == 1 and archived[0].read_text() == "{ broken"
+    _same_run(state, reference)  # a fresh run over the same bars
+
+
+def test_until_already_reached_does_nothing(market, reference, tmp_path, capsys):
+    state = tmp_path / "state"
+    shutil.copytree(reference, state)
+    before = (state / "journal.jsonl").read_bytes()
+    assert drb(market.args(state)) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (state / "journal.jsonl").read_bytes() == before
+
+
+def test_max_bars_then_resume(market, reference, tmp_path):
+    state = tmp_path / "state"
+    for _ in range(3):
+        assert drb([*market.args(state), "--max-bars", "17"]) == 0
+    assert _bars(state) == 51
+    assert drb(market.args(state)) == 0
+    _same_run(state, reference)
+
+
+def test_demo_replays_the_embedded_market(tmp_path, capsys):
+    state = tmp_path / "demo"
+    args = ["paper", "--demo", "--state", str(state), "--strategy", "EqualWeight", "--end", "2019-03-29",
+            "--history-bars", "260", "--replay-interval", "0.01", "--poll", "0.02", "--max-bars", "6"]  # fmt: skip
+    assert drb(args) == 0
+    out = capsys.readouterr().out
+    assert "processed 6 bars" in out
+    st = _state(state)
+    assert st["source"]["mode"] == "demo" and st["bars_processed"] == 6
+    assert (state / "demo" / "live.csv").exists() and (state / "demo" / "history.csv").exists()
+    kinds = [e["type"] for e in _journal(state)]
+    assert kinds[0] == "decision" and "fill" in kinds  # initial investment at the first live bars
+    assert drb([*args[:-1], "2"]) == 0  # resume: two more bars
+    assert _state(state)["bars_processed"] == 8
+    bad = [a if a != "2019-03-29" else "2019-04-30" for a in args]
+    assert drb(bad) == 2
+    assert "written by another market" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
+def test_replay_script_output_is_a_valid_live_source(tmp_path, fmt):
+    from feeds.live import BarSource
+    from runners.replay import main as replay_main
+
+    assert replay_main([str(tmp_path), "--end", "2018-12-31", "--history-bars", "200", "--interval", "0", "--format", fmt, "--bars", "3"]) == 0
+    assert replay_main([str(tmp_path), "--end", "2018-12-31", "--history-bars", "200", "--interval", "0", "--format", fmt, "--bars", "2"]) == 0
+    live = tmp_path / {"csv": "live.csv", "parquet": "live.parquet", "folder": "live"}[fmt]
+    hist = pd.read_csv(tmp_path / "history.csv", parse_dates=["date"])
+    src = BarSource(live, ["equity", "bond", "commodity", "real_estate"])
+    bars = src.poll()
+    assert len(bars) == 5 and src.stats.malformed == src.stats.duplicate == 0  # the restart continued
+    assert bars[0].date > hist["date"].iloc[-1]
+    assert (tmp_path / "paper.toml").exists()
