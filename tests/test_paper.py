@@ -59,6 +59,7 @@ class Market:
         self.full = folder / "live_full.csv"
         self.full.write_text(self.header + "".join(self.lines()))
         self.last = f"{self.rows.index[-1]:%Y-%m-%d}"
+        self.hist_end = f"{hist.index[-1]:%Y-%m-%d}"
 
     def lines(self) -> list[str]:
         return [_line(d, r) for d, r in zip(self.rows.index, self.rows.to_numpy())]
@@ -357,6 +358,30 @@ def test_reset_starts_afresh(market, reference, tmp_path, capsys):
     archived = list(state.glob("reset-*/state.json"))
     assert len(archived) == 1 and archived[0].read_text() == "{ broken"
     _same_run(state, reference)  # a fresh run over the same bars
+
+
+def test_one_growing_file_is_both_history_and_live_source(market, reference, tmp_path):
+    """data.prices is the growing file itself (no --live); data.end fixes where the history ends."""
+    grow, state = tmp_path / "prices.csv", tmp_path / "state"
+    lines = market.lines()
+    grow.write_text((market.folder / "history.csv").read_text() + lines[0] + lines[1][:15])  # a row half-appended
+    shutil.copy(market.folder / "macro.csv", tmp_path / "macro.csv")
+    config = tmp_path / "paper.toml"
+    config.write_text(CONFIG.replace('prices = "history.csv"', f'prices = "prices.csv"\nend = "{market.hist_end}"'))
+
+    def append_rest() -> None:
+        time.sleep(0.3)
+        with open(grow, "a") as fh:
+            for text in [lines[1][15:], *lines[2:]]:
+                fh.write(text)
+                fh.flush()
+                time.sleep(0.005)
+
+    writer = threading.Thread(target=append_rest, daemon=True)
+    writer.start()
+    assert drb(["paper", str(config), "--state", str(state), "--poll", "0.02", "--until", market.last, "--quiet"]) == 0
+    writer.join()
+    _same_run(state, reference)
 
 
 def test_until_already_reached_does_nothing(market, reference, tmp_path, capsys):
