@@ -352,6 +352,9 @@ class BarSource:
         if self._reader is None:
             self._reader = self._make_reader()
             if self._reader is None:
+                if self.stats.polls == 0:
+                    self.log.info("%s does not exist yet: waiting for it", self.path)
+                self.stats.polls += 1
                 return []
         raws, replaced = self._reader.read()
         self.stats.polls += 1
