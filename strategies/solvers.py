@@ -11,14 +11,18 @@ Algorithms
 ----------
 * The problem is solved in correlation units (``x = D y`` with ``D = diag(sqrt(diag S))``), which
   makes it scale-free and well conditioned in the vol dimension.
-* ``n <= DENSE_MAX_N`` (200): Newton's method with a dense Cholesky factorization of the Hessian
-  ``C + diag(b / x^2)``, an Armijo backtracking line search and a positivity guard, compiled with
-  numba (a hand-written Cholesky for ``n <= 32``, LAPACK above). Typically 5-8 iterations.
-* ``n > DENSE_MAX_N``: the same Newton method with the step computed matrix-free by a
-  Jacobi-preconditioned conjugate gradient (inexact Newton with forcing terms), pure numpy/BLAS.
+* ``n <= DENSE_MAX_N`` (32): Newton's method with a dense, hand-written Cholesky factorization of
+  the Hessian ``C + diag(b / x^2)``, an Armijo backtracking line search and a positivity guard,
+  compiled with numba. Typically 5-8 iterations.
+* ``n > DENSE_MAX_N``: the same Newton method with each step computed matrix-free by a
+  Jacobi-preconditioned conjugate gradient (inexact Newton, Eisenstat-Walker forcing
+  ``min(0.5, sqrt(|g|))``), compiled with numba around BLAS matvecs; typically 8-14 Newton steps
+  and 100-150 matvecs in all. Measured single-threaded on factor-model covariances: 2.5x faster
+  than the dense kernel at n = 50, 4x at n = 100 and 5x at n = 200-500. Should it stall, the dense
+  Newton method (LAPACK Cholesky) is tried next, silently: it is the same algorithm.
 * Fallback: cyclical coordinate descent (Griveau-Billion et al. 2013; Choi & Chen 2022), which
   minimizes the same strictly convex objective exactly one coordinate at a time and converges
-  globally. It runs, with a :class:`drb.errors.SolverFallbackWarning`, only if Newton fails;
+  globally. It runs, with a :class:`drb.errors.SolverFallbackWarning`, only if both Newton variants fail;
   if it fails too, :class:`drb.errors.SolverError` is raised. No NaN or None is ever returned.
 
 Convergence is measured on what matters: ``max_i |RC_i / sigma^2 - b_i| <= tol`` in the original
@@ -60,9 +64,10 @@ __all__ = [
     "sharpe_risk_budget_weights",
 ]
 
-#: Largest problem solved by the dense (Cholesky) Newton kernel; larger ones use Newton-CG.
-DENSE_MAX_N: int = 200
-_SMALL_N: int = 32  # hand-written Cholesky below this size, LAPACK above
+#: Largest problem solved first by the dense (Cholesky) Newton kernel; larger ones use Newton-CG
+#: (measured: Newton-CG is 2.5x faster at n = 50 and 5x at n = 200..500, see the module docstring).
+DENSE_MAX_N: int = 32
+_SMALL_N: int = 32  # hand-written Cholesky up to this size, LAPACK above (dense fallback)
 _NEWTON_MAXITER: int = 100
 _CCD_MAXITER: int = 100_000
 _EPS: float = float(np.finfo(float).eps)
@@ -362,16 +367,11 @@ def _rc_error_kernel(
 
 
 @numba.njit(cache=True)
-def _dense_solve_kernel(
-    cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float, float]:  # pragma: no cover - jit
-    """Scale, start, Newton, unscale, normalize and verify in one compiled call.
-
-    Returns (w, iterations, error, floor); w has NaN entries if Newton broke down.
-    """
-    c, sd = _scale_to_corr(cov)
-    x = _initial_point(c, b, w0, sd)
-    x, iters, _ = _newton_kernel(c, b, x, tol, maxiter)
+def _unscale_and_verify(
+    x: np.ndarray, sd: np.ndarray, cov: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, float, float]:  # pragma: no cover - jit
+    """Weights ``w = (x / sd) / sum`` and their (error, floor); NaN weights and an infinite error
+    when the solution is not strictly positive and finite."""
     n = cov.shape[0]
     w = np.empty(n)
     total = 0.0
@@ -385,75 +385,152 @@ def _dense_solve_kernel(
             ok = False
     if not ok:
         w[:] = np.nan
-        return w, iters, np.inf, 0.0
+        return w, np.inf, 0.0
     err, floor = _rc_error_kernel(w, cov, b)
+    return w, err, floor
+
+
+@numba.njit(cache=True)
+def _dense_solve_kernel(
+    cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
+) -> tuple[np.ndarray, int, float, float]:  # pragma: no cover - jit
+    """Scale, start, Newton, unscale, normalize and verify in one compiled call.
+
+    Returns (w, iterations, error, floor); w has NaN entries if Newton broke down.
+    """
+    c, sd = _scale_to_corr(cov)
+    x = _initial_point(c, b, w0, sd)
+    x, iters, _ = _newton_kernel(c, b, x, tol, maxiter)
+    w, err, floor = _unscale_and_verify(x, sd, cov, b)
     return w, iters, err, floor
 
 
 # --------------------------------------------------------------------------------------------
-# Pure numpy Newton-CG for large n
+# Newton-CG (matrix-free Newton steps) for n > DENSE_MAX_N
 # --------------------------------------------------------------------------------------------
 
 
-def _newton_cg(
+@numba.njit(cache=True)
+def _newton_cg_kernel(
     c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:
-    """Inexact Newton with a Jacobi-preconditioned CG inner solve (matrix-free, BLAS matvecs)."""
-    best_x, best_err, prev_err = x.copy(), np.inf, np.inf
-    n = x.shape[0]
+) -> tuple[np.ndarray, int, float]:  # pragma: no cover - jit
+    """Inexact Newton on f: each step from a Jacobi-preconditioned conjugate-gradient solve of
+    ``(C + diag(b / x^2)) d = g`` to relative residual ``min(0.5, sqrt(|g|))`` (Eisenstat-Walker),
+    matrix-free with BLAS matvecs, then the same positivity guard and Armijo search as the dense
+    kernel. Returns (best x, iterations, best error)."""
+    n = c.shape[0]
+    best_x = x.copy()
+    best_err = np.inf
+    prev_err = np.inf
+    d = np.empty(n)
+    r = np.empty(n)
+    z = np.empty(n)
+    p = np.empty(n)
+    g = np.empty(n)
+    hdiag = np.empty(n)
+    pre = np.empty(n)
+    xn = np.empty(n)
     it = 0
     for it in range(maxiter + 1):
-        cx = c @ x
-        s = float(x @ cx)
-        err = float(np.max(np.abs(x * cx / s - b)))
+        cx = np.dot(c, x)
+        s = 0.0
+        for i in range(n):
+            s += x[i] * cx[i]
+        err = 0.0
+        for i in range(n):
+            e = abs(x[i] * cx[i] / s - b[i])
+            if e > err:
+                err = e
         if err < best_err:
-            best_err, best_x = err, x.copy()
-        if err <= tol or it == maxiter or (1e-9 > err > 0.25 * prev_err):
+            best_err = err
+            best_x[:] = x
+        if err <= tol or it == maxiter or (err < 1e-9 and err > 0.25 * prev_err):
             break
         prev_err = err
-        g = cx - b / x
-        hdiag = b / (x * x)
-        precond = 1.0 / (np.diagonal(c) + hdiag)
-        gnorm = float(np.linalg.norm(g))
-        forcing = min(0.5, np.sqrt(gnorm)) if err > 1e-6 else 1e-10
-        d = np.zeros(n)
-        r = g.copy()
-        z = precond * r
-        p = z.copy()
-        rz = float(r @ z)
+        gg = 0.0
+        for i in range(n):
+            g[i] = cx[i] - b[i] / x[i]
+            hdiag[i] = b[i] / (x[i] * x[i])
+            pre[i] = 1.0 / (c[i, i] + hdiag[i])
+            gg += g[i] * g[i]
+        gnorm = math.sqrt(gg)
+        # Forcing term eta = min(0.5, sqrt(|g|)) (Eisenstat-Walker choice 'superlinear').
+        stop = min(0.5, math.sqrt(gnorm)) * gnorm
+        rz = 0.0
+        for i in range(n):
+            d[i] = 0.0
+            r[i] = g[i]
+            z[i] = pre[i] * r[i]
+            p[i] = z[i]
+            rz += r[i] * z[i]
         for _ in range(4 * n + 10):
-            hp = c @ p + hdiag * p
-            php = float(p @ hp)
+            hp = np.dot(c, p)
+            php = 0.0
+            for i in range(n):
+                hp[i] += hdiag[i] * p[i]
+                php += p[i] * hp[i]
             if not php > 0.0:
                 break
             alpha = rz / php
-            d += alpha * p
-            r -= alpha * hp
-            if float(np.linalg.norm(r)) <= forcing * gnorm:
+            rr = 0.0
+            for i in range(n):
+                d[i] += alpha * p[i]
+                r[i] -= alpha * hp[i]
+                rr += r[i] * r[i]
+            if math.sqrt(rr) <= stop:
                 break
-            z = precond * r
-            rz_new = float(r @ z)
-            p = z + (rz_new / rz) * p
+            rz_new = 0.0
+            for i in range(n):
+                z[i] = pre[i] * r[i]
+                rz_new += r[i] * z[i]
+            beta = rz_new / rz
+            for i in range(n):
+                p[i] = z[i] + beta * p[i]
             rz = rz_new
-        gd = float(g @ d)
+        gd = 0.0
+        for i in range(n):
+            gd += g[i] * d[i]
         if not gd > 0.0:
             break
-        pos = d > 0.0
-        t = min(1.0, 0.99 * float(np.min(x[pos] / d[pos]))) if pos.any() else 1.0
+        t = 1.0
+        for i in range(n):
+            if d[i] > 0.0 and x[i] - t * d[i] <= 0.0:
+                t = 0.99 * x[i] / d[i]
         if gd < _FULL_STEP_DECREMENT:
-            xn = x - t * d
+            for i in range(n):
+                xn[i] = x[i] - t * d[i]
         else:
-            f0 = 0.5 * s - float(b @ np.log(x))
+            f0 = 0.5 * s
+            for i in range(n):
+                f0 -= b[i] * math.log(x[i])
+            accepted = False
             for _ in range(60):
-                xn = x - t * d
-                f1 = 0.5 * float(xn @ (c @ xn)) - float(b @ np.log(xn))
+                for i in range(n):
+                    xn[i] = x[i] - t * d[i]
+                cxn = np.dot(c, xn)
+                f1 = 0.0
+                for i in range(n):
+                    f1 += 0.5 * xn[i] * cxn[i] - b[i] * math.log(xn[i])
                 if f1 <= f0 - 1e-4 * t * gd:
+                    accepted = True
                     break
                 t *= 0.5
-            else:
+            if not accepted:
                 break
-        x = xn
+        x[:] = xn
     return best_x, it, best_err
+
+
+@numba.njit(cache=True)
+def _cg_solve_kernel(
+    cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
+) -> tuple[np.ndarray, int, float, float]:  # pragma: no cover - jit
+    """:func:`_dense_solve_kernel` with the Newton-CG inner solver."""
+    c, sd = _scale_to_corr(cov)
+    x = _initial_point(c, b, w0, sd)
+    x, iters, _ = _newton_cg_kernel(c, b, x, tol, maxiter)
+    w, err, floor = _unscale_and_verify(x, sd, cov, b)
+    return w, iters, err, floor
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,29 +551,30 @@ def _solve_active(
     if n == 1:
         return np.ones(1), "trivial", 0, 0.0
     w0a = _EMPTY if w0 is None else np.ascontiguousarray(w0, dtype=float)
-    if n <= DENSE_MAX_N:
-        method = "newton"
-        w, iters, err, floor = _dense_solve_kernel(cov, b, w0a, tol, _NEWTON_MAXITER)
-        if err <= tol or err <= floor:
+    attempts = []
+    if n > DENSE_MAX_N:
+        # Newton-CG first; should it stall (e.g. CG on a nearly singular matrix), the dense
+        # Newton method is the same algorithm with exact steps.
+        attempts.append(("newton-cg", _cg_solve_kernel))
+    attempts.append(("newton", _dense_solve_kernel))
+    reasons = []
+    at_floor: tuple[np.ndarray, str, int, float] | None = None
+    for method, kernel in attempts:
+        w, iters, err, floor = kernel(cov, b, w0a, tol, _NEWTON_MAXITER)
+        if err <= tol:
             return w, method, iters, err
-        valid = bool(np.isfinite(err))
-    else:
-        method = "newton-cg"
-        c, sd = _scale_to_corr(cov)
-        x = _initial_point(c, b, w0a, sd)
-        x, iters, _ = _newton_cg(c, b, x, tol, _NEWTON_MAXITER)
-        w = x / sd
-        total = w.sum()
-        valid = bool(np.isfinite(total) and total > 0 and (w > 0).all())
-        if valid:
-            w = w / total
-            err, floor = _rc_error(w, cov, b)
-            if err <= max(tol, floor):
-                return w, method, iters, err
-    if valid:
-        reason = f"{method} stopped at error {err:.3g} after {iters} iterations"
-    else:
-        reason = f"{method} produced invalid weights after {iters} iterations"
+        if err <= floor:
+            # Certified only up to rounding (ill-conditioned matrix): acceptable, but the exact
+            # dense steps may still get below tol, so keep the better of the two.
+            if at_floor is None or err < at_floor[3]:
+                at_floor = (w, method, iters, err)
+        elif np.isfinite(err):
+            reasons.append(f"{method} stopped at error {err:.3g} after {iters} iterations")
+        else:
+            reasons.append(f"{method} produced invalid weights after {iters} iterations")
+    if at_floor is not None:
+        return at_floor
+    reason = "; ".join(reasons)
     c, sd = _scale_to_corr(cov)
     # Fallback: cyclical coordinate descent from the better of the two starts.
     x = _initial_point(c, b, _EMPTY, sd)
