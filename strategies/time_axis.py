@@ -17,14 +17,17 @@ Conventions
 Risk contribution (Definition 14, Corollary 17)
 ----------------------------------------------
 With ``dS_t = mu_t dt + sigma_t dW_t`` and ``Sigma_t = sigma_t sigma_t'``, the Gateaux derivative of
-``Var(X_T)`` in the direction of a policy ``eta`` is ``2 Cov(int eta dS, X_T)``; its density (the
-marginal risk contribution process) is ``m_t = Sigma_t theta_t + mu_t Y_t`` where
-``Y_t = E[X_T | F_t] - E[X_T]``. The contribution of asset ``i`` at time ``t`` is
-``c_{i,t} = theta_{i,t} m_{i,t} dt`` and ``E[sum_{i,t} c_{i,t}] = Var(X_T)`` (aggregation property).
-Under the reference (martingale) measure ``mu = 0`` and ``c_{i,t} = theta_{i,t} (Sigma_t theta_t)_i dt``:
-that is what :func:`time_risk_contributions` computes for a realized policy with ex-ante covariances
-(its row sums are ``theta_t' Sigma_t theta_t dt`` exactly). The drift terms matter for feedback
-policies under the physical measure: :func:`mean_variance_contributions` uses the full density.
+``Var(X_T)`` in the direction of a policy ``eta`` is ``2 Cov(int eta dS, X_T)``. Write the centred
+martingale ``Y_t = E[X_T | F_t] - E[X_T] = int_0^t z_s' dW_s`` (martingale representation); then
+``Cov(int eta dS, X_T) = E int eta_t' (mu_t Y_t + sigma_t z_t) dt`` and the density (the marginal risk
+contribution process) is ``m_t = mu_t Y_t + sigma_t z_t``. The contribution of asset ``i`` at time ``t``
+is ``c_{i,t} = theta_{i,t} m_{i,t} dt`` and ``E[sum_{i,t} c_{i,t}] = Var(X_T)`` (aggregation property).
+Under the reference (martingale) measure ``mu = 0``, ``X`` is itself a martingale, ``z_t = sigma_t'
+theta_t``, ``m_t = Sigma_t theta_t`` and ``c_{i,t} = theta_{i,t} (Sigma_t theta_t)_i dt``: that is what
+:func:`time_risk_contributions` computes for a realized policy with ex-ante covariances (its row sums
+are ``theta_t' Sigma_t theta_t dt`` exactly). With drift and a feedback policy, ``z_t`` differs from
+``sigma_t' theta_t`` and the drift term ``mu_t Y_t`` is not zero: :func:`mean_variance_contributions`
+uses the full density (``z_t`` in closed form for the Zhou-Li policy).
 
 Time-axis risk parity (section 4.1)
 -----------------------------------
@@ -33,8 +36,12 @@ For one risky asset with return volatility ``sigma_t`` and money position ``pi_t
 density is ``pi_t^2 sigma_t^2``: a *constant* budget ``b`` (equal contributions per unit of time) is met
 by ``pi_t = sqrt(b) / sigma_t``, i.e. the weight ``w_t = target_vol / sigma_t`` (volatility targeting).
 The Moreira-Muir rule ``w_t = c / sigma_t^2`` meets the budget ``b_t = c^2 / sigma_t^2`` (high budget
-when volatility is low; the source's "amplifier" of eq. 24): it is a time-axis risk *budget*, not parity.
-Both are provided and verified; see :func:`time_parity_weight` and :func:`moreira_muir_weight`.
+when volatility is low; the source's "amplifier" of eq. 24). The source calls it the solution of a
+*regularized* risk-parity budget (the regularization is lost from the text; whatever it is, it must
+amount to the budget ``c^2 / sigma_t^2`` in money, or weight, units to give ``c / sigma^2``); in the
+sense of equal contributions per unit of time, which is what is measured here, it is a time-axis risk
+*budget* that favours calm periods, and parity is volatility targeting. Both are provided and verified; see
+:func:`time_parity_weight` and :func:`moreira_muir_weight`.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ __all__ = [
     "PolicyState",
     "Policy",
     "MCTimeRiskResult",
+    "AggregationTest",
+    "normal_interval",
     "simulate_time_risk",
     "time_parity_weight",
     "moreira_muir_weight",
@@ -74,6 +83,8 @@ __all__ = [
     "mean_variance_contributions",
     "mean_variance_expected_contributions",
     "zhou_li_mc_policy",
+    "zhou_li_wealth_at_price",
+    "zhou_li_sign_change_price",
     "risk_budget_positions",
     "batch_risk_budget_positions",
     "ProjectionDemo",
@@ -533,6 +544,72 @@ Policy = Callable[[float, np.ndarray, PolicyState], np.ndarray]
 """``policy(t, prices (P, n), state) -> shares (P, n)`` held over the next step."""
 
 
+def normal_interval(
+    estimate: ArrayLike, se: ArrayLike, level: float = 0.9999
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided normal (CLT) confidence interval ``estimate +- z_{(1+level)/2} se``.
+
+    Parameters
+    ----------
+    estimate, se : array_like
+        Monte Carlo estimates and their standard errors (broadcast together).
+    level : float
+        Confidence level in (0, 1); 0.9999 is ``z = 3.89``.
+
+    Returns
+    -------
+    low, high : ndarray
+    """
+    from scipy.stats import norm
+
+    if not 0.0 < level < 1.0:
+        raise ConfigError(f"level must be in (0, 1), got {level!r}")
+    z = float(norm.ppf(0.5 + 0.5 * level))
+    est = np.asarray(estimate, dtype=float)
+    half = z * np.asarray(se, dtype=float)
+    return est - half, est + half
+
+
+@dataclass(frozen=True)
+class AggregationTest:
+    """Outcome of :meth:`MCTimeRiskResult.aggregation_test`.
+
+    Attributes
+    ----------
+    gap, se : float
+        Estimated ``E[sum c] - Var(X_T)`` and its standard error.
+    level : float
+        Confidence level of the interval.
+    low, high : float
+        Confidence interval of the gap.
+    z : float
+        ``gap / se``.
+    p_value : float
+        Two-sided p-value of ``gap = 0``.
+    passed : bool
+        ``low <= 0 <= high``.
+    """
+
+    gap: float
+    se: float
+    level: float
+    low: float
+    high: float
+    z: float
+    p_value: float
+    passed: bool
+
+    @classmethod
+    def from_estimate(cls, gap: float, se: float, level: float) -> AggregationTest:
+        from scipy.stats import norm
+
+        low, high = normal_interval(gap, se, level)
+        z = gap / se if se > 0 else (0.0 if gap == 0 else np.inf * np.sign(gap))
+        p = float(2.0 * norm.sf(abs(z)))
+        return cls(float(gap), float(se), float(level), float(low), float(high), float(z), p,
+                   bool(low <= 0.0 <= high))
+
+
 @dataclass(frozen=True)
 class MCTimeRiskResult:
     """Monte Carlo estimate of the terminal variance and its contributions.
@@ -569,6 +646,17 @@ class MCTimeRiskResult:
     path_bucket_totals: np.ndarray
     n_paths: int
     n_steps: int
+
+    def aggregation_test(self, level: float = 0.9999) -> AggregationTest:
+        """Two-sided test of ``E[sum of contributions] = Var(X_T)`` at confidence ``level``.
+
+        The gap is the mean over paths of ``sum_{i,t} c_{i,t} - (X_T - mean X_T)^2 P / (P - 1)`` (paired:
+        both on the same path), with the standard error of that mean; the interval is the normal
+        (CLT) interval ``gap +- z_{(1+level)/2} se``. ``passed`` is True when it contains 0, i.e. when the
+        contributions aggregate to the terminal variance within Monte Carlo error. A correct
+        decomposition fails with probability about ``1 - level``.
+        """
+        return AggregationTest.from_estimate(self.aggregation_gap, self.aggregation_gap_se, level)
 
     @property
     def bucket_shares(self) -> np.ndarray:
@@ -997,6 +1085,79 @@ def mean_variance_expected_contributions(
     return c_bond, c_stock
 
 
+def zhou_li_wealth_at_price(
+    market: ZhouLiMarket, t: ArrayLike, price: ArrayLike, s0: float = 1.0
+) -> np.ndarray:
+    """Wealth of the mean-variance policy as a function of the stock's spot price (pathwise).
+
+    Both ``y_t = x_t - gamma e^{-r(T-t)}`` and the stock are driven by the same Brownian motion:
+    ``y_t = y0 exp((r - 1.5 rho) t - lam W_t)`` with ``lam = (b - r) / sigma`` and
+    ``W_t = (log(S_t / s0) - (b - sigma^2 / 2) t) / sigma``, so under continuous rebalancing
+
+        x_t = gamma e^{-r(T-t)} + y0 exp((r - 1.5 rho + lam (b - sigma^2/2) / sigma) t) (S_t/s0)^(-lam/sigma)
+
+    exactly. Since ``y0 < 0`` the wealth stays below the bliss wealth: the policy is long the stock
+    (``b > r``) on every path, and rises with the stock price.
+
+    Parameters
+    ----------
+    market : ZhouLiMarket
+    t : array_like
+        Time in years.
+    price : array_like
+        Stock price ``S_t`` (> 0), same unit as ``s0``.
+    s0 : float
+        Stock price at time 0.
+
+    Returns
+    -------
+    ndarray
+        ``x_t`` (currency), broadcast shape of ``t`` and ``price``.
+    """
+    m = market
+    t = np.asarray(t, dtype=float)
+    s = np.asarray(price, dtype=float)
+    if np.any(~np.isfinite(s)) or np.any(s <= 0) or s0 <= 0:
+        raise DataError("prices and s0 must be positive and finite")
+    lam = (m.b - m.r) / m.sigma
+    growth = (m.r - 1.5 * m.rho + lam * (m.b - 0.5 * m.sigma**2) / m.sigma) * t
+    return m.bliss_wealth(t) + m.y0 * np.exp(growth) * (s / s0) ** (-lam / m.sigma)
+
+
+def zhou_li_sign_change_price(market: ZhouLiMarket, t: ArrayLike, s0: float = 1.0) -> np.ndarray:
+    """Stock price below which the stock's risk contribution of the mean-variance policy is negative.
+
+    With ``u = -a y`` and ``Y_t = E_t y - K`` the stock's contribution is
+    ``c_stock = -a y (r E_t y - b K)``: zero at ``y = b K / (r E_t)``, i.e. at the wealth
+    ``bliss + (b / r) (E[x_t] - bliss)``, far below the mean, where the drift term ``b Y_t`` (negative)
+    outweighs the diffusion term. Through :func:`zhou_li_wealth_at_price` this is the price
+
+        S*(t) = s0 (r / b)^(sigma^2 / (b - r)) exp((b + r - sigma^2) t / 2)
+
+    which depends neither on the risk aversion nor on ``x0``. For ``S_t < S*(t)`` (a crash of the stock)
+    the policy is long the stock and yet its contribution is negative; above, it is positive.
+
+    Parameters
+    ----------
+    market : ZhouLiMarket
+        Needs ``b > r > 0`` (otherwise the contribution keeps one sign on reachable states).
+    t : array_like
+        Time in years.
+    s0 : float
+        Stock price at time 0.
+
+    Returns
+    -------
+    ndarray
+        ``S*(t)``, same unit as ``s0``.
+    """
+    m = market
+    if not m.b > m.r > 0:
+        raise ConfigError(f"the sign change needs b > r > 0, got r={m.r!r}, b={m.b!r}")
+    t = np.asarray(t, dtype=float)
+    return s0 * (m.r / m.b) ** (m.sigma**2 / (m.b - m.r)) * np.exp(0.5 * (m.b + m.r - m.sigma**2) * t)
+
+
 def zhou_li_mc_policy(market: ZhouLiMarket) -> Policy:
     """The mean-variance policy for :func:`simulate_time_risk` on
     ``GBM(s0=[1, 1], mu=[r, b], sigma=[0, sigma])`` (asset 0 = bond, 1 = stock), with ``x0 = market.x0``.
@@ -1108,6 +1269,8 @@ class ProjectionDemo:
     ----------
     budget : ndarray, shape (K, n)
         ``E[int_bucket b_t dt]`` per bucket and asset.
+    budget_total_se : ndarray, shape (n,)
+        Standard error of ``budget.sum(axis=0)`` (a mean over the simulated paths).
     full, deterministic, buy_and_hold : MCTimeRiskResult
         Contributions of the full-information policy (``theta_t m_t = b_t`` pathwise), of the
         deterministic time-varying projection (``theta_t`` solves the budgeting problem with
@@ -1123,6 +1286,7 @@ class ProjectionDemo:
     """
 
     budget: np.ndarray
+    budget_total_se: np.ndarray
     full: MCTimeRiskResult
     deterministic: MCTimeRiskResult
     buy_and_hold: MCTimeRiskResult
@@ -1220,4 +1384,6 @@ def projection_demo(
         name: float(np.mean(np.sum(np.abs(r.path_bucket_totals - path_budget), axis=1)) / total_budget)
         for name, r in results.items()
     }
-    return ProjectionDemo(mean_budget, res_full, res_det, res_bh, theta_bh, objective, pathwise)
+    total_se = budget_bucket.sum(axis=1).std(axis=0, ddof=1) / np.sqrt(n_paths)
+    return ProjectionDemo(mean_budget, total_se, res_full, res_det, res_bh, theta_bh, objective,
+                          pathwise)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 
 from drb.errors import ConfigError, DataError
 from strategies.time_axis import (
@@ -28,6 +28,8 @@ from strategies.time_axis import (
     time_risk_contributions,
     total_variance,
     zhou_li_policy,
+    zhou_li_sign_change_price,
+    zhou_li_wealth_at_price,
 )
 
 # ------------------------------------------------------------------------------------ (a)
@@ -238,6 +240,38 @@ def test_mean_variance_contributions_are_quadratic_and_stock_turns_negative() ->
         xc = 0.5 * (mean_x + x_zero_bond)
         cbc, csc = mean_variance_contributions(m, t, xc)
         assert cbc < 0 < csc
+
+
+def test_mean_variance_sign_change_price() -> None:
+    """On the price axis the stock's contribution is positive above S*(t) and negative below it (a
+    crash), where the policy is still long. The closed form of S* matches a numerical root of
+    c_stock(t, x(t, S)); S* depends neither on the risk aversion nor on x0."""
+    m = ZhouLiMarket()
+    assert np.isclose(zhou_li_wealth_at_price(m, 0.0, 1.0), m.x0)  # the map starts at x0
+    for t in (0.0, 0.3, 0.8):
+        s_star = float(zhou_li_sign_change_price(m, t))
+
+        def c_stock(s, mk=m, t=t):
+            return float(mean_variance_contributions(mk, t, zhou_li_wealth_at_price(mk, t, s))[1])
+
+        assert np.isclose(brentq(c_stock, 0.2, 0.9, xtol=1e-14), s_star, rtol=1e-9)
+        grid = np.linspace(0.2, 3.0, 300)
+        x = zhou_li_wealth_at_price(m, t, grid)
+        assert np.all(np.diff(x) > 0) and np.all(x < m.bliss_wealth(t))  # rises with S, below bliss
+        assert np.all(zhou_li_policy(m, t, x)[1] > 0)  # long the stock everywhere
+        cs = mean_variance_contributions(m, t, x)[1]
+        assert np.all(cs[grid < s_star] < 0) and np.all(cs[grid > s_star] > 0)
+        for other in (ZhouLiMarket(m.r, m.b, m.sigma, 3.0, m.horizon, 0.3),
+                      ZhouLiMarket(m.r, m.b, m.sigma, 0.5, m.horizon, 5.0)):
+            assert np.isclose(zhou_li_sign_change_price(other, t), s_star, rtol=1e-12)
+            assert np.isclose(brentq(lambda s, o=other: c_stock(s, o), 0.2, 0.9, xtol=1e-14),
+                              s_star, rtol=1e-9)
+    # r = 3%, b = 10%, sigma = 20%: the stock has to halve
+    assert np.isclose(zhou_li_sign_change_price(m, 0.0), 0.3 ** (0.04 / 0.07), rtol=1e-12)
+    with pytest.raises(ConfigError):
+        zhou_li_sign_change_price(ZhouLiMarket(r=0.0), 0.5)
+    with pytest.raises(DataError):
+        zhou_li_wealth_at_price(m, 0.5, -1.0)
 
 
 # ------------------------------------------------------------------------------------ (e)

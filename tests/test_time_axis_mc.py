@@ -2,9 +2,11 @@
 terminal variance within Monte Carlo error (GBM and SABR), closed-form references, the drift terms of
 the mean-variance policy, volatility management as time-axis parity, and the projection corollary.
 
-Every bound is ``Z`` standard errors (Z = 4: a correct implementation fails with probability ~1e-4
-per comparison; the seeds are fixed anyway) and each test also asserts that its standard error is
-small relative to the quantity, so that a wrong implementation cannot hide inside a wide band."""
+Every bound is ``Z`` standard errors (Z = 4, two-sided confidence 99.994%: a correct implementation
+fails with probability 6e-5 per comparison; the seeds are fixed anyway) and each test also asserts
+that its standard error is small relative to the quantity, so that a wrong implementation cannot hide
+inside a wide band. The aggregation test itself is :meth:`MCTimeRiskResult.aggregation_test` at the
+stated ``LEVEL``; a negative control shows that it rejects a covariance 20% off."""
 
 from __future__ import annotations
 
@@ -21,13 +23,16 @@ from strategies.time_axis import (
     buy_and_hold_policy,
     mean_variance_expected_contributions,
     moreira_muir_policy,
+    normal_interval,
     projection_demo,
     simulate_time_risk,
     volatility_managed_policy,
     zhou_li_mc_policy,
+    zhou_li_wealth_at_price,
 )
 
 Z = 4.0
+LEVEL = 0.9999  # confidence level of the aggregation tests (z = 3.89)
 
 
 def _constant_mix(weights: np.ndarray, base: float = 1.0):
@@ -101,12 +106,52 @@ def test_contributions_aggregate_to_terminal_variance(name: str) -> None:
                              n_buckets=4, seed=7)
     v = res.terminal_variance
     assert res.aggregation_gap_se < 0.05 * v  # the check is sharp enough to catch a 20% error
-    assert abs(res.aggregation_gap) <= Z * res.aggregation_gap_se, (
-        f"{name}: gap {res.aggregation_gap:.3g} vs se {res.aggregation_gap_se:.3g}")
+    test = res.aggregation_test(LEVEL)
+    assert test.passed, (
+        f"{name}: gap {test.gap:.3g}, {LEVEL:.2%} interval [{test.low:.3g}, {test.high:.3g}], "
+        f"p = {test.p_value:.2g}")
+    assert test.low <= 0.0 <= test.high and test.p_value > 1 - LEVEL
     # per asset and bucket: predictable (Ito) vs Gateaux (covariance) estimator
     diff = np.abs(res.contributions - res.cov_contributions)
     band = Z * np.hypot(res.contributions_se, res.cov_contributions_se)
     assert np.all(diff <= band), f"{name}: max excess {(diff - band).max():.3g}"
+
+
+class _MisspecifiedCovariance:
+    """A model whose reported conditional covariance is ``factor`` times the true one."""
+
+    def __init__(self, model, factor: float) -> None:
+        self.model, self.factor, self.n = model, factor, model.n
+
+    def initial(self, n_paths: int):
+        return self.model.initial(n_paths)
+
+    def cond_cov(self, s, v, dt):
+        return self.factor * self.model.cond_cov(s, v, dt)
+
+    def step(self, s, v, dt, rng):
+        return self.model.step(s, v, dt, rng)
+
+
+@pytest.mark.parametrize(("name", "factor"), [("gbm-constant-mix", 1.2), ("sabr-beta1", 0.8)])
+def test_aggregation_test_rejects_a_wrong_covariance(name: str, factor: float) -> None:
+    """Negative control: the same paths and policy with Sigma_t off by 20% do not aggregate (the policy
+    does not look at the covariance, so only the contributions change)."""
+    model, policy = CASES[name]
+    kw = dict(horizon=1.0, n_steps=120, n_paths=4000, n_buckets=4, seed=7)
+    good = simulate_time_risk(policy, model, **kw).aggregation_test(LEVEL)
+    bad = simulate_time_risk(policy, _MisspecifiedCovariance(model, factor), **kw).aggregation_test(LEVEL)
+    assert good.passed and not bad.passed
+    assert np.sign(bad.gap) == np.sign(factor - 1.0) and abs(bad.z) > 6.0
+
+
+def test_normal_interval_levels() -> None:
+    lo, hi = normal_interval(1.0, 0.5, 0.95)
+    assert np.isclose(hi - 1.0, 1.959964 * 0.5, rtol=1e-6) and np.isclose(1.0 - lo, hi - 1.0)
+    lo, hi = normal_interval([0.0, 2.0], [1.0, 1.0], 0.9999)
+    np.testing.assert_allclose(hi, [3.890592, 5.890592], rtol=1e-6)
+    with pytest.raises(ConfigError):
+        normal_interval(0.0, 1.0, 1.0)
 
 
 def test_simulation_is_reproducible_and_paths_do_not_depend_on_policy() -> None:
@@ -161,6 +206,33 @@ def test_mean_variance_policy_needs_the_drift_terms() -> None:
     assert abs(res.aggregation_gap - (qv - m.terminal_variance)) <= (
         Z * res.aggregation_gap_se + 0.01 * m.terminal_variance)
     assert res.aggregation_gap > 2 * res.aggregation_gap_se
+
+
+def test_mean_variance_wealth_is_a_function_of_the_stock_price() -> None:
+    """Section 4.3 on the price axis: simulated wealth of the rebalanced Zhou-Li policy converges to the
+    closed-form map x_t = f(t, S_t) (error O(sqrt(dt)): halves when the steps are 4x finer), and it
+    stays below the bliss wealth on every path (the policy never shorts the stock)."""
+    m = ZhouLiMarket(r=0.03, b=0.10, sigma=0.20, x0=1.0, horizon=1.0, risk_aversion=1.0)
+    model = GBM([1.0, 1.0], [m.r, m.b], [0.0, m.sigma])
+    err = {}
+    for n_steps in (200, 800):
+        seen: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+        base = zhou_li_mc_policy(m)
+
+        def policy(t, prices, state, base=base, seen=seen):
+            seen[state.k] = (t, prices[:, 1].copy(), state.wealth.copy())
+            return base(t, prices, state)
+
+        simulate_time_risk(policy, model, horizon=1.0, n_steps=n_steps, n_paths=2000, x0=m.x0,
+                           seed=13)
+        gaps = []
+        for t, s1, x in seen.values():
+            assert np.all(x < m.bliss_wealth(t))
+            gaps.append(np.mean(np.abs(x - zhou_li_wealth_at_price(m, t, s1))))
+        t_last, s_last, x_last = seen[n_steps - 1]
+        err[n_steps] = (float(np.mean(gaps)), float(np.std(x_last)))
+    assert 1.5 < err[200][0] / err[800][0] < 2.7  # sqrt(4) = 2
+    assert err[800][0] < 0.01 * err[800][1]  # under 1% of the spread of the wealth
 
 
 def test_volatility_management_is_time_axis_parity_under_sabr() -> None:
@@ -220,5 +292,18 @@ def test_projection_corollary_on_simulated_data() -> None:
     # and the buy-and-hold variance theta' Cov(S_T) theta is the projected budget total, within MC
     # error (single-period risk budgeting with the terminal covariance)
     bh = d.buy_and_hold
-    assert abs(bh.aggregation_gap) <= Z * bh.aggregation_gap_se
+    assert bh.aggregation_test(LEVEL).passed
     assert bh.aggregation_gap_se < 0.05 * bh.terminal_variance
+    # single period: the Euler contributions theta_i (Cov(S_T) theta)_i, from the terminal prices
+    # alone (the covariance estimator summed over buckets), meet the projected budget E int b_i dt;
+    # the sum of the bucket standard errors bounds the standard error of the total
+    single = bh.cov_contributions.sum(axis=0)
+    se = np.hypot(bh.cov_contributions_se.sum(axis=0), d.budget_total_se)
+    assert np.all(np.abs(single - d.budget.sum(axis=0)) <= Z * se)
+    assert np.all(se < 0.1 * d.budget.sum(axis=0))
+    # out of sample: the same buy-and-hold shares on fresh paths carry the projected budget per asset
+    fresh = simulate_time_risk(buy_and_hold_policy(d.bh_shares), model, horizon=1.0, n_steps=100,
+                               n_paths=4000, n_buckets=4, seed=99)
+    se = np.hypot(fresh.contributions_se.sum(axis=0), d.budget_total_se)
+    assert np.all(np.abs(fresh.contributions.sum(axis=0) - d.budget.sum(axis=0)) <= Z * se)
+    assert np.all(se < 0.05 * d.budget.sum(axis=0))
