@@ -29,6 +29,8 @@ from strategies.time_axis import (
     herfindahl,
     mean_variance_contributions,
     time_risk_contributions,
+    zhou_li_sign_change_price,
+    zhou_li_wealth_at_price,
 )
 
 __all__ = ["TimeRiskContribution", "time_risk_summary", "plot_mean_variance_contributions",
@@ -175,8 +177,11 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
         * ``("asset", "<name>")``: share of each asset (sum 1);
         * ``("concentration", ...)``: ``hhi_years`` and ``effective_years`` (= 1 / HHI),
           ``hhi_months`` and ``effective_months`` over calendar months, ``n_years``, ``n_months``
-          (buckets with data; partial first/last buckets count as they are), and ``total_variance``
-          (sum of all contributions, units of the input).
+          (buckets with data; partial first/last buckets count as they are), ``hhi_years_equal_risk``
+          and ``hhi_months_equal_risk`` (the HHI of the buckets' bar counts: what a policy with the same
+          ex-ante variance on every bar scores, the time-axis risk-parity benchmark; ``1 / n`` only
+          when the buckets have equal lengths), and ``total_variance`` (sum of all contributions,
+          units of the input).
 
         Concatenate strategies with ``pd.concat({name: summary}, axis=1)``.
 
@@ -199,6 +204,10 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
     assets = _shares(contributions.sum(axis=0))
     hhi_y = herfindahl(years.to_numpy())
     hhi_m = herfindahl(months.to_numpy())
+    bars_y = per_bar.groupby(idx.year).size().to_numpy(dtype=float)
+    bars_m = per_bar.groupby(idx.to_period("M")).size().to_numpy(dtype=float)
+    equal_y = float(np.sum((bars_y / bars_y.sum()) ** 2))
+    equal_m = float(np.sum((bars_m / bars_m.sum()) ** 2))
     rows: list[tuple[tuple[str, str], float]] = []
     rows += [(("year", str(y)), float(s)) for y, s in years.items()]
     rows += [(("asset", str(a)), float(s)) for a, s in assets.items()]
@@ -206,9 +215,11 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
         (("concentration", "hhi_years"), hhi_y),
         (("concentration", "effective_years"), 1.0 / hhi_y),
         (("concentration", "n_years"), float(len(years))),
+        (("concentration", "hhi_years_equal_risk"), equal_y),
         (("concentration", "hhi_months"), hhi_m),
         (("concentration", "effective_months"), 1.0 / hhi_m),
         (("concentration", "n_months"), float(len(months))),
+        (("concentration", "hhi_months_equal_risk"), equal_m),
         (("concentration", "total_variance"), float(values.sum())),
     ]
     index = pd.MultiIndex.from_tuples([k for k, _ in rows], names=["section", "item"])
@@ -218,22 +229,29 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
 def plot_mean_variance_contributions(
     path: str | Path, market: ZhouLiMarket | None = None, times: tuple[float, ...] = (0.25, 0.75)
 ) -> Path:
-    """Figure of the section 4.3 finding: mean-variance risk contributions are quadratic in the spot.
+    """Figure of the section 4.3 findings for the Zhou-Li mean-variance policy.
 
-    Left panel: bond, stock and total contribution densities against the spot wealth ``x_t`` at the
-    first of ``times``, for two risk-aversion levels (the aversion shifts the curves, not their
-    curvature). Right panel: the stock's contribution at each time in ``times``. The stock's
-    contribution is negative at extreme wealth (shorting above the bliss wealth
-    ``gamma e^{-r(T-t)}``, and far below the mean).
+    Left: bond, stock and total contribution densities against the spot wealth ``x_t`` at the first
+    of ``times``, for two risk-aversion levels: quadratic in ``x_t``, the aversion shifts the curves
+    but not their curvature. The stock's contribution is negative at both extremes of the wealth;
+    above the bliss wealth ``gamma e^{-r(T-t)}`` (the policy shorts the stock) is not reached from
+    ``x0`` under continuous rebalancing and is shaded.
+
+    Right: the same contributions against the stock's spot price ``S_t`` (``s0 = 1``, log scale)
+    through the pathwise map :func:`strategies.time_axis.zhou_li_wealth_at_price`, at each time in
+    ``times``; the stock's contribution turns negative below
+    :func:`strategies.time_axis.zhou_li_sign_change_price` (marked), i.e. after a crash of the stock,
+    while the policy is still long.
 
     Parameters
     ----------
     path : str or Path
         Output PNG file.
     market : ZhouLiMarket, optional
-        Defaults to ``ZhouLiMarket()`` (r 3%, b 10%, sigma 20%, x0 1, T 1, aversion 1).
+        Defaults to ``ZhouLiMarket()`` (r 3%, b 10%, sigma 20%, x0 1, T 1, aversion 1); the right
+        panel needs ``b > r > 0``.
     times : tuple of float
-        Times in years (within ``(0, T)``).
+        Times in years (within ``[0, T)``).
 
     Returns
     -------
@@ -244,9 +262,10 @@ def plot_mean_variance_contributions(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     m = market or ZhouLiMarket()
-    if not all(0.0 <= t < m.horizon for t in times) or not times:
+    if not times or not all(0.0 <= t < m.horizon for t in times):
         raise ConfigError(f"times must lie in [0, T), got {times!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,14 +281,16 @@ def plot_mean_variance_contributions(
         q = mk.y0 * np.exp((mk.r - 1.5 * mk.rho) * t + np.array([z, -z]) * np.sqrt(mk.rho * t))
         return float(mk.bliss_wealth(t) + q[0]), float(mk.bliss_wealth(t) + q[1])
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.8), constrained_layout=True)
     t0 = times[0]
     styles = {"solid": m, "dashed": ZhouLiMarket(m.r, m.b, m.sigma, m.x0, m.horizon,
                                                   2.0 * m.risk_aversion)}
     x = wealth_grid(m, t0)
     ax = axes[0]
     ax.axvspan(*wealth_band(m, t0), color="tab:green", alpha=0.08,
-               label="1%-99% range of x_t (aversion 1)")
+               label=f"1%-99% range of x_t (aversion {m.risk_aversion:g})")
+    ax.axvspan(float(m.bliss_wealth(t0)), float(x[-1]), color="grey", alpha=0.15,
+               label="above the bliss wealth: stock shorted (not reached from x0)")
     for ls, mk in styles.items():
         cb, cs = mean_variance_contributions(mk, t0, x)
         tag = f"aversion {mk.risk_aversion:g}"
@@ -277,26 +298,45 @@ def plot_mean_variance_contributions(
         ax.plot(x, cb, color="tab:blue", ls=ls, label=f"bond, {tag}")
         ax.plot(x, cs + cb, color="black", ls=ls, lw=0.8, label=f"total, {tag}")
     ax.axhline(0.0, color="grey", lw=0.6)
-    ax.axvline(m.mean_wealth(t0), color="tab:green", lw=0.8, ls=":", label="E[x_t] (aversion 1)")
-    ax.axvline(m.bliss_wealth(t0), color="tab:purple", lw=0.8, ls=":",
-               label="bliss wealth (aversion 1): stock shorted above")
-    ax.set_title(f"Risk contributions against the spot wealth at t = {t0:g} y")
-    ax.set_xlabel("spot wealth x_t (currency)")
+    ax.axvline(m.mean_wealth(t0), color="tab:green", lw=0.8, ls=":",
+               label=f"E[x_t] (aversion {m.risk_aversion:g})")
+    ax.set_title(f"Against the spot wealth at t = {t0:g} y:\nquadratic; the stock's contribution is "
+                 "negative at both ends")
+    ax.set_xlabel(f"spot wealth x_t (currency; x0 = {m.x0:g})")
     ax.set_ylabel("contribution density (currency$^2$ / year)")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+
     ax = axes[1]
-    for t in times:
-        xt = wealth_grid(m, t)
-        _, cs = mean_variance_contributions(m, t, xt)
-        ax.plot(xt, cs, label=f"stock, t = {t:g} y")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    s_lo = 0.8 * float(np.min(zhou_li_sign_change_price(m, np.asarray(times))))
+    s_grid = np.exp(np.linspace(np.log(s_lo), np.log(2.5), 400))
+    for t, col in zip(times, colours):
+        xs = zhou_li_wealth_at_price(m, t, s_grid)
+        cb, cs = mean_variance_contributions(m, t, xs)
+        ax.plot(s_grid, cs, color=col, lw=1.6, label=f"stock, t = {t:g} y")
+        ax.plot(s_grid, cb, color=col, lw=0.9, ls="--", label=f"bond, t = {t:g} y")
+        s_star = float(zhou_li_sign_change_price(m, t))
+        ax.axvline(s_star, color=col, lw=0.8, ls=":",
+                   label=f"S* = {s_star:.3f}: stock contribution < 0 below (t = {t:g} y)")
+    t1 = times[-1]
+    z = 2.326
+    drift = (m.b - 0.5 * m.sigma**2) * t1
+    ax.axvspan(float(np.exp(drift - z * m.sigma * np.sqrt(t1))),
+               float(np.exp(drift + z * m.sigma * np.sqrt(t1))), color="tab:green", alpha=0.08,
+               label=f"1%-99% range of S_t at t = {t1:g} y")
     ax.axhline(0.0, color="grey", lw=0.6)
-    ax.set_title("The stock's contribution is negative at both extremes of the spot")
-    ax.set_xlabel("spot wealth x_t (currency)")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 2.5]))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_title("Against the stock's spot price (s0 = 1): the stock's contribution\nturns negative "
+                 "below S* (after a crash), while the policy is long")
+    ax.set_xlabel("stock price S_t (s0 = 1, log scale)")
     ax.set_ylabel("contribution density (currency$^2$ / year)")
-    ax.legend(fontsize=8, loc="lower center")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     fig.suptitle(
         f"Zhou-Li mean-variance policy: r={m.r:g}, b={m.b:g}, sigma={m.sigma:g}, x0={m.x0:g}, "
-        f"T={m.horizon:g} y; Var(x_T)={m.terminal_variance:.4f}"
+        f"T={m.horizon:g} y, aversion {m.risk_aversion:g}; Var(x_T)={m.terminal_variance:.4f}"
     )
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -304,18 +344,38 @@ def plot_mean_variance_contributions(
 
 
 def plot_time_risk(
-    contributions: dict[str, pd.DataFrame] | pd.DataFrame, path: str | Path, freq: str = "year"
+    contributions: dict[str, pd.DataFrame] | pd.DataFrame,
+    path: str | Path,
+    freq: str = "year",
+    *,
+    periods_per_year: float = 252.0,
+    units: str = "return",
 ) -> Path:
-    """Stacked bars of each strategy's variance share per year (or month), split by asset.
+    """How each strategy's ex-ante variance is spread over time and over assets, in one figure.
+
+    Three panels, one row per strategy in the lower two:
+
+    1. ex-ante volatility of the next bar, annualized (``sqrt(periods_per_year * sum_i c_{i,t})``),
+       averaged by month: a time-axis risk-parity policy draws a flat line;
+    2. the share of the total variance carried by each year (or month), printed in the cells; the
+       colour is that share divided by the bucket's share of bars (1 = the same risk per bar as on
+       average; partial first and last buckets are not penalized), and the row label gives the HHI of
+       the shares next to the HHI of equal risk per bar;
+    3. the share of the total variance carried by each asset (Euler split; negative = hedge).
 
     Parameters
     ----------
     contributions : DataFrame or dict of name -> DataFrame
-        Outputs of ``TimeRiskContribution.get_analysis()``.
+        Per-bar contributions with a DatetimeIndex, one column per asset
+        (``TimeRiskContribution.get_analysis()`` or ``runners.compare.time_risk_contributions_by_strategy``).
     path : str or Path
         Output PNG.
     freq : {"year", "month"}
-        Time bucket.
+        Time bucket of panel 2 (cells are annotated for years only).
+    periods_per_year : float
+        Bars per year, to annualize panel 1.
+    units : {"return", "currency"}
+        Units of the positions: weights (panel 1 in percent) or money (currency).
 
     Returns
     -------
@@ -325,25 +385,91 @@ def plot_time_risk(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    from matplotlib.colors import TwoSlopeNorm
 
     if freq not in ("year", "month"):
         raise ConfigError(f"freq must be 'year' or 'month', got {freq!r}")
+    if units not in ("return", "currency"):
+        raise ConfigError(f"units must be 'return' or 'currency', got {units!r}")
     frames = contributions if isinstance(contributions, dict) else {"strategy": contributions}
+    frames = {n: c for n, c in frames.items() if len(c)}
+    if not frames:
+        raise DataError("plot_time_risk: no contributions to plot")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+
+    def key(c: pd.DataFrame) -> pd.Index:
+        return pd.Index(c.index.year if freq == "year" else c.index.to_period("M").astype(str))
+
+    shares, intensity, labels = {}, {}, []
+    for name, c in frames.items():
+        per_bar = c.sum(axis=1)
+        g = per_bar.groupby(key(c)).sum()
+        n_bars = per_bar.groupby(key(c)).size()
+        sh = g / g.sum()
+        bar_share = n_bars / n_bars.sum()
+        shares[name], intensity[name] = sh, sh / bar_share
+        labels.append(f"{name}\nHHI {herfindahl(sh.to_numpy()):.3f} "
+                      f"(equal risk {float(np.sum(bar_share.to_numpy() ** 2)):.3f})")
+    share_tab = pd.DataFrame(shares).T
+    inten_tab = pd.DataFrame(intensity).T
+    assets = pd.DataFrame({n: c.sum(axis=0) / c.to_numpy().sum() for n, c in frames.items()}).T
+
     k = len(frames)
-    fig, axes = plt.subplots(k, 1, figsize=(10, 3.2 * k), squeeze=False, constrained_layout=True)
-    for ax, (name, c) in zip(axes[:, 0], frames.items()):
-        key = c.index.year if freq == "year" else c.index.to_period("M").astype(str)
-        g = c.groupby(key).sum()
-        share = g / g.to_numpy().sum()
-        share.plot.bar(stacked=True, ax=ax, width=0.85)
-        hhi = herfindahl(share.sum(axis=1).to_numpy())
-        ax.axhline(1.0 / len(share), color="black", lw=0.8, ls="--", label="equal share")
-        ax.set_title(f"{name}: variance share by {freq} (HHI {hhi:.3f}, equal {1 / len(share):.3f})")
-        ax.set_xlabel(freq)
-        ax.set_ylabel("share of total ex-ante variance")
-        ax.legend(fontsize=7, ncol=4)
+    n_buckets = share_tab.shape[1]
+    heights = [3.2, 0.5 * k + 0.9, 0.5 * k + 0.9]
+    width = max(11.0, min(22.0, 4.0 + 0.9 * n_buckets)) if freq == "year" else 14.0
+    fig, axes = plt.subplots(3, 1, figsize=(width, sum(heights) + 0.8),
+                             gridspec_kw={"height_ratios": heights}, constrained_layout=True)
+    ax = axes[0]
+    scale = 100.0 if units == "return" else 1.0
+    for name, c in frames.items():
+        vol = np.sqrt(np.clip(c.sum(axis=1), 0.0, None) * periods_per_year) * scale
+        monthly = vol.groupby(vol.index.to_period("M")).mean()
+        ax.plot(monthly.index.to_timestamp(), monthly.to_numpy(), lw=1.3, label=name)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylabel("annualized ex-ante vol" + (" (%)" if units == "return" else " (currency)"))
+    ax.set_title("Ex-ante volatility of the next bar, annualized, monthly mean (log scale): flat = "
+                 "equal risk per bar (time-axis risk parity)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(k, 5), loc="upper left")
+
+    ax = axes[1]
+    vals = inten_tab.to_numpy(dtype=float)
+    norm = TwoSlopeNorm(vcenter=1.0, vmin=min(0.0, float(np.nanmin(vals))),
+                        vmax=max(2.0, float(np.nanmax(vals))))
+    im = ax.imshow(vals, aspect="auto", cmap="RdBu_r", norm=norm)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    cols = [str(c) for c in share_tab.columns]
+    if freq == "year":
+        ax.set_xticks(range(n_buckets), cols)
+        for (r, cidx), v in np.ndenumerate(share_tab.to_numpy(dtype=float)):
+            dark = abs(float(norm(vals[r, cidx])) - 0.5) > 0.33
+            ax.text(cidx, r, f"{100 * v:.1f}%", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+    else:
+        step = max(1, n_buckets // 24)
+        ax.set_xticks(range(0, n_buckets, step), cols[::step], rotation=90, fontsize=7)
+    ax.set_title(f"Share of each strategy's total ex-ante variance by {freq} (in the cells); colour: "
+                 f"share / share of bars (1 = equal risk per bar)")
+    fig.colorbar(im, ax=ax, label="share / share of bars", shrink=0.9)
+
+    ax = axes[2]
+    av = assets.to_numpy(dtype=float)
+    lim = max(0.5, float(np.nanmax(np.abs(av))))
+    im2 = ax.imshow(av, aspect="auto", cmap="PuOr_r", vmin=-lim, vmax=lim)
+    ax.set_yticks(range(k), list(frames), fontsize=8)
+    ax.set_xticks(range(av.shape[1]), [str(a) for a in assets.columns])
+    for (r, cidx), v in np.ndenumerate(av):
+        ax.text(cidx, r, f"{100 * v:.1f}%" if np.isfinite(v) else "not held", ha="center",
+                va="center", fontsize=8, color="white" if abs(v) > 0.66 * lim else "black")
+    ax.set_title("Share of each strategy's total ex-ante variance by asset (Euler split over the "
+                 "whole run; negative = hedge)")
+    fig.colorbar(im2, ax=ax, label="share of total variance", shrink=0.9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

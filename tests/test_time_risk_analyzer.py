@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from drb.errors import DataError
+from drb.errors import ConfigError, DataError
 from runners.time_risk import (
     TimeRiskContribution,
     plot_mean_variance_contributions,
@@ -150,6 +150,12 @@ def test_summary_shares_and_concentration() -> None:
     assert np.isclose(conc["effective_months"], 1.0 / conc["hhi_months"])
     assert conc["n_months"] == per_month.size
     assert np.isclose(conc["total_variance"], c.to_numpy().sum())
+    # equal-risk benchmark: the HHI of the bar counts (the first month is partial here)
+    bars = c.groupby(c.index.to_period("M")).size()
+    assert np.isclose(conc["hhi_months_equal_risk"], np.sum((bars / bars.sum()) ** 2))
+    assert conc["hhi_months_equal_risk"] > 1.0 / conc["n_months"]
+    bars_y = c.groupby(c.index.year).size()
+    assert np.isclose(conc["hhi_years_equal_risk"], np.sum((bars_y / bars_y.sum()) ** 2))
     # the turbulent-regime asset carries most of the risk
     assert s["asset"]["calmturb"] > s["asset"]["steady"]
     with pytest.raises(DataError):
@@ -176,10 +182,67 @@ def test_vol_target_spreads_risk_evenly_over_months_in_a_backtest() -> None:
     assert out["BuyAndHold"]["effective_months"] < 0.8 * out["VolTarget"]["effective_months"]
 
 
+def _regime_market(seed: int = 0, years: int = 4):
+    """Two assets whose volatility switches together between calm and turbulent regimes (equity 10% /
+    40%, bond 4% / 8%); returns the market and the regime (0 calm, 1 turbulent) per date."""
+    from feeds.market import MarketData
+
+    rng = np.random.default_rng(seed)
+    n_bars = DAYS * years
+    state = np.zeros(n_bars, dtype=int)
+    for t in range(1, n_bars):
+        stay = 0.99 if state[t - 1] == 0 else 0.97
+        state[t] = state[t - 1] if rng.random() < stay else 1 - state[t - 1]
+    idx = pd.bdate_range("2015-01-01", periods=n_bars)
+    vol = np.column_stack([np.where(state == 0, 0.10, 0.40), np.where(state == 0, 0.04, 0.08)])
+    r = vol / np.sqrt(DAYS) * rng.normal(size=(n_bars, 2))
+    prices = pd.DataFrame(100.0 * np.exp(np.cumsum(r, axis=0)), index=idx, columns=["equity", "bond"])
+    return MarketData(prices, {"equity": "equity", "bond": "bond"}), pd.Series(state, index=idx)
+
+
+def test_volatility_managed_baseline_is_time_axis_parity() -> None:
+    """Section 4.1 with the VolatilityManaged baseline itself (fast path, same allocator as the
+    backtrader strategy), decomposed as ``drb compare`` does. With the parity rule, rebalanced daily,
+    the turnover caps off and a target below the calm volatility (so that the no-borrowing cap does not
+    bind), every month carries the same ex-ante variance per bar: its HHI is the equal-risk HHI.
+    Equal weight puts the risk into turbulent months; the Moreira-Muir rule into calm ones."""
+    from runners.compare import time_risk_contributions_by_strategy
+    from runners.fastpath import run_fast
+
+    market, state = _regime_market()
+    free = dict(target_vol=0.02, rebalance=1, total_cap=1.0, asset_cap=1.0)
+    runs = {"EqualWeight": ("EqualWeight", {}),
+            "parity": ("VolatilityManaged", free),
+            "moreira_muir": ("VolatilityManaged", dict(free, rule="moreira_muir"))}
+    results = {k: run_fast(market, name, params) for k, (name, params) in runs.items()}
+    contributions = time_risk_contributions_by_strategy(results, market)
+    excess, calm_ratio = {}, {}
+    for k, c in contributions.items():
+        conc = time_risk_summary(c)["value"]["concentration"]
+        excess[k] = conc["hhi_months"] / conc["hhi_months_equal_risk"]
+        per_bar = c.sum(axis=1)
+        calm = (state.reindex(per_bar.index) == 0).to_numpy()
+        calm_ratio[k] = per_bar[calm].mean() / per_bar[~calm].mean()
+    assert abs(excess["parity"] - 1.0) < 0.03
+    # ex-ante variance per bar in calm vs turbulent regimes: ~1 for parity (the one-bar fill lag
+    # costs a few percent), well below 1 for equal weight, well above for Moreira-Muir
+    assert 0.85 < calm_ratio["parity"] < 1.1
+    assert excess["EqualWeight"] > 1.5 and calm_ratio["EqualWeight"] < 0.4
+    assert excess["moreira_muir"] > 1.1 and calm_ratio["moreira_muir"] > 1.8
+
+
 def test_figures_are_written(tmp_path: Path) -> None:
     p = plot_mean_variance_contributions(tmp_path / "mv.png")
     assert p.exists() and p.stat().st_size > 20_000
     frames = _frames()
     c = _run(BuyAndHold, frames).get_analysis()
-    q = plot_time_risk({"BuyAndHold": c}, tmp_path / "tr.png", freq="month")
+    v = _run(VolTarget, {"calmturb": frames["calmturb"]}).get_analysis()
+    both = {"BuyAndHold": c, "VolTarget": v}
+    q = plot_time_risk(both, tmp_path / "tr.png", freq="month", units="currency")
     assert q.exists() and q.stat().st_size > 10_000
+    y = plot_time_risk(both, tmp_path / "ty.png")
+    assert y.exists() and y.stat().st_size > 10_000
+    with pytest.raises(ConfigError):
+        plot_time_risk(both, tmp_path / "bad.png", freq="week")
+    with pytest.raises(DataError):
+        plot_time_risk({"empty": c.iloc[:0]}, tmp_path / "empty.png")
