@@ -473,3 +473,23 @@ def plot_time_risk(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runners.time_risk [--out DIR]``: write the section 4.3 figure
+    (``mean_variance_contributions.png``) with the default market and print the sign-change prices."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m runners.time_risk", description=main.__doc__)
+    parser.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    args = parser.parse_args(argv)
+    m = ZhouLiMarket()
+    path = plot_mean_variance_contributions(Path(args.out) / "mean_variance_contributions.png", m)
+    stars = ", ".join(f"S*({t:g}) = {float(zhou_li_sign_change_price(m, t)):.4f}"
+                      for t in (0.0, 0.25, 0.5, 0.75, 1.0))
+    print(f"{path}\nstock contribution < 0 below (s0 = 1): {stars}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

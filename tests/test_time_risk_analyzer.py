@@ -246,3 +246,11 @@ def test_figures_are_written(tmp_path: Path) -> None:
         plot_time_risk(both, tmp_path / "bad.png", freq="week")
     with pytest.raises(DataError):
         plot_time_risk({"empty": c.iloc[:0]}, tmp_path / "empty.png")
+
+
+def test_mean_variance_figure_from_the_command_line(tmp_path: Path, capsys) -> None:
+    from runners.time_risk import main
+
+    assert main(["--out", str(tmp_path)]) == 0
+    assert (tmp_path / "mean_variance_contributions.png").stat().st_size > 20_000
+    assert "S*(0.5) = 0.5140" in capsys.readouterr().out
