@@ -5,7 +5,8 @@ writes, all atomically:
 
 - ``metrics.csv`` / ``metrics.md`` when the run has no ``metrics.csv`` (computed from
   ``returns.csv``, turnover from ``rebalances.csv``, extreme months from the equity closes implied
-  by positions and fills); an existing ``metrics.csv`` is the source of truth and is not touched;
+  by positions and fills); an existing ``metrics.csv`` is the source of truth and is not touched
+  (another ``benchmark`` than the run's writes ``tables/metrics_vs_<benchmark>.csv`` / ``.md``);
 - ``tables/``: ``per_year_returns``, ``budget_log`` (paper's Table 1 shape, for ``window``) and
   ``triggers`` (trigger log summary), each as ``.csv`` and ``.md``;
 - ``figures/*.png`` (see :mod:`runners.figures`) and ``tearsheets/<strategy>.png``
@@ -406,8 +407,9 @@ def _signals_text(run: RunData) -> str | None:
     return "; ".join(parts) if parts else None
 
 
-def _describe_run(run: RunData) -> list[tuple[str, str]]:
-    """Key facts about the run as (label, text) pairs (tolerant of missing run.json keys)."""
+def _describe_run(run: RunData, benchmark: str | None = None) -> list[tuple[str, str]]:
+    """Key facts about the run as (label, text) pairs (tolerant of missing run.json keys);
+    ``benchmark`` is the strategy the report's information ratio is measured against."""
     info = run.run_info
     data = _data_info(info)
     facts: list[tuple[str, str]] = []
@@ -431,8 +433,12 @@ def _describe_run(run: RunData) -> list[tuple[str, str]]:
         facts.append(("Assets", ", ".join(
             f"{a} ({classes[a]})" if a in classes and classes[a] != a else a for a in run.assets)))
     facts.append(("Strategies", ", ".join(run.strategies)))
-    if info.get("benchmark"):
-        facts.append(("Benchmark (information ratio)", str(info["benchmark"])))
+    bench = benchmark if benchmark is not None else info.get("benchmark")
+    if bench:
+        text = str(bench)
+        if info.get("benchmark") and bench != info["benchmark"]:
+            text += f" (chosen for this report; the run used {info['benchmark']})"
+        facts.append(("Benchmark (information ratio)", text))
     sig = _signals_text(run)
     if sig:
         facts.append(("Signals", sig))
@@ -494,6 +500,29 @@ def _diagnostics_table(run: RunData) -> T.FormattedTable | None:
     return T.FormattedTable(("Strategy", *cols), (False, *([True] * len(cols))), rows)
 
 
+def _diagnostic_notes(run: RunData) -> list[str]:
+    """The text of every warning / note list in run.json's ``strategy_info`` (the diagnostics
+    table only counts them), as ``"<strategy>, <list>: <text>"``; repeated texts once, with a
+    count."""
+    out: list[str] = []
+    sinfo = run.run_info.get("strategy_info")
+    if not isinstance(sinfo, dict):
+        return out
+    for strat, d in sinfo.items():
+        if not isinstance(d, dict):
+            continue
+        for key, val in d.items():
+            if not isinstance(val, list) or not val:
+                continue
+            counts: dict[str, int] = {}
+            for item in val:
+                text = " ".join(str(item).split())
+                counts[text] = counts.get(text, 0) + 1
+            for text, n in counts.items():
+                out.append(f"{strat}, {key.replace('_', ' ')}: {text}" + (f" (x{n})" if n > 1 else ""))
+    return out
+
+
 def _other_info(run: RunData) -> str | None:
     known = {"data", "start", "end", "source", "data_source", "assets", "signals", "seed", "command",
              "fallbacks", "timings", "versions", "parameters", "equity_asset", "benchmark", "created",
@@ -508,13 +537,14 @@ def _other_info(run: RunData) -> str | None:
 
 @dataclass
 class _Block:
-    kind: str  # "h2", "p", "facts", "table", "figure", "pre", "links"
+    kind: str  # "h2", "p", "facts", "table", "figure", "pre", "links", "items"
     text: str = ""
     table: T.FormattedTable | None = None
     facts: list[tuple[str, str]] = field(default_factory=list)
     path: str = ""  # relative path of a figure
     links: list[tuple[str, str]] = field(default_factory=list)
     collapsed: bool = False
+    summary: str = "show"  # text of the disclosure widget of a collapsed block (HTML)
 
 
 def _md(blocks: Sequence[_Block], title: str) -> str:
@@ -536,6 +566,8 @@ def _md(blocks: Sequence[_Block], title: str) -> str:
             out += ["```", b.text, "```", ""]
         elif b.kind == "links":
             out += [f"- [{name}]({href})" for name, href in b.links] + [""]
+        elif b.kind == "items":
+            out += ([b.text, ""] if b.text else []) + [f"- {item}" for item, _ in b.links] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -582,6 +614,10 @@ def _html(blocks: Sequence[_Block], title: str, root: Path, *, embed_tearsheets:
                 f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in b.facts) + "</dl>"
         elif b.kind == "table" and b.table is not None:
             cap = f'<p class="caption">{html.escape(b.text)}</p>' if b.text else ""
+            if b.collapsed:  # the caption stays visible, the rows fold away
+                parts.append(cap + f"<details><summary>{html.escape(b.summary)}</summary>"
+                             f"{b.table.html()}</details>")
+                continue
             inner = cap + b.table.html()
         elif b.kind == "figure":
             data = base64.b64encode((root / b.path).read_bytes()).decode("ascii")
@@ -590,6 +626,9 @@ def _html(blocks: Sequence[_Block], title: str, root: Path, *, embed_tearsheets:
                      f'<span class="muted">({html.escape(b.path)})</span></figcaption></figure>')
         elif b.kind == "pre":
             inner = f"<pre>{html.escape(b.text)}</pre>"
+        elif b.kind == "items":
+            head = f"<p>{html.escape(b.text)}</p>" if b.text else ""
+            inner = head + "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item, _ in b.links) + "</ul>"
         elif b.kind == "links":
             items = []
             for name, href in b.links:
@@ -604,7 +643,7 @@ def _html(blocks: Sequence[_Block], title: str, root: Path, *, embed_tearsheets:
         else:
             continue
         if b.collapsed:
-            inner = f"<details><summary>show</summary>{inner}</details>"
+            inner = f"<details><summary>{html.escape(b.summary)}</summary>{inner}</details>"
         parts.append(inner)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f'<p class="muted">Generated {stamp} by runners.report from the saved outputs of '
@@ -637,8 +676,11 @@ def build_report(
         Window of the budget adjustment log (inclusive; either end may be open). Default: the
         whole run.
     benchmark : str, optional
-        Benchmark strategy of the information ratio, only used when ``metrics.csv`` is absent and
-        metrics are computed here; default ``run.json``'s ``benchmark`` if any.
+        Benchmark strategy of the information ratio; default ``run.json``'s ``benchmark``. When
+        ``metrics.csv`` is absent the metrics are computed and written there; when it exists and
+        ``benchmark`` differs from the run's, the metrics are recomputed from the saved outputs
+        into ``tables/metrics_vs_<benchmark>.csv`` / ``.md`` (shown in the report) and the run's
+        ``metrics.csv`` is left as it is.
     n_jobs : int, default 2
         Tear sheet worker processes.
     embed_tearsheets : bool, default False
@@ -684,10 +726,23 @@ def build_report(
     # ---- metrics -------------------------------------------------------------------------
     mask, mask_note = _extreme_mask(run)
     metrics_note = "from metrics.csv written by the run"
+    run_bench = run.run_info.get("benchmark")
+    effective_bench = benchmark if benchmark is not None else run_bench
+    metrics_files = ["metrics.csv", "metrics.md"]
     if run.metrics is None:
         run.metrics, metrics_note = run_metrics(run, benchmark=benchmark)
         for name, p in T.write_metrics_table(run.metrics, root).items():
             written[name] = p
+    elif benchmark is not None and benchmark != run_bench:
+        # another benchmark than the run's: recompute from the saved outputs (the same numbers
+        # as the run's metrics.csv but the information ratio) and keep the run's file intact
+        run.metrics, metrics_note = run_metrics(run, benchmark=benchmark)
+        stem = f"metrics_vs_{benchmark}"
+        for k, p in T.write_table(run.metrics, T.metrics_markdown, root / "tables", stem).items():
+            written[f"tables/{k}"] = p
+        metrics_note += (f"; written to tables/{stem}.csv, the run's metrics.csv (information ratio "
+                         f"against {run_bench or 'no benchmark'}) is kept")
+        metrics_files = [f"tables/{stem}.csv", f"tables/{stem}.md", *metrics_files]
     elif not (root / "metrics.md").is_file():
         written["metrics.md"] = atomic_write_text(root / "metrics.md", T.metrics_markdown(run.metrics))
     lap("metrics")
@@ -698,8 +753,11 @@ def build_report(
     for k, p in T.write_table(per_year, T.per_year_markdown, tdir, "per_year_returns").items():
         written[f"tables/{k}"] = p
     budget_log = None
+    budget_lag = 0
     if run.budgets is not None and run.rebalances is not None:
-        budget_log = T.budget_adjustment_log(run.budgets, run.rebalances, start=lo, end=hi, strategy=DYNAMIC)
+        budget_lag = T.infer_decision_lag(run.budgets, run.rebalances, DYNAMIC)
+        budget_log = T.budget_adjustment_log(run.budgets, run.rebalances, start=lo, end=hi, strategy=DYNAMIC,
+                                             decision_lag=budget_lag)
         for k, p in T.write_table(budget_log, T.budget_log_markdown, tdir, "budget_log", index=False).items():
             written[f"tables/{k}"] = p
     triggers = None
@@ -770,7 +828,8 @@ def build_report(
     lap("tearsheets")
 
     # ---- the document --------------------------------------------------------------------
-    blocks: list[_Block] = [_Block("h2", "The run"), _Block("facts", facts=_describe_run(run))]
+    blocks: list[_Block] = [_Block("h2", "The run"),
+                            _Block("facts", facts=_describe_run(run, benchmark=effective_bench))]
     ptable = _parameters_table(run)
     if ptable is not None:
         blocks.append(_Block("table", "Parameters per strategy (from run.json)", table=ptable))
@@ -778,10 +837,14 @@ def build_report(
     if dtable is not None:
         blocks.append(_Block("table", "Diagnostics per strategy (from run.json: refits, fit failures, "
                              "solver fallbacks, order issues)", table=dtable))
+    notes = _diagnostic_notes(run)
+    if notes:
+        blocks.append(_Block("items", "Warnings and notes recorded by the run:",
+                             links=[(n, "") for n in notes]))
     other = _other_info(run)
     if other:
         blocks.append(_Block("p", "Configuration and other run information (run.json):"))
-        blocks.append(_Block("pre", other, collapsed=True))
+        blocks.append(_Block("pre", other, collapsed=True, summary="show the configuration"))
 
     blocks += [
         _Block("h2", "Performance comparison"),
@@ -812,10 +875,18 @@ def build_report(
         blocks.append(_Block("p", "No budgets.csv in this run (the dynamic model was not run)."))
     if budget_log is not None:
         wtxt = (f"{lo.date() if lo is not None else 'start'} to {hi.date() if hi is not None else 'end'}")
+        when = ("the next bar" if budget_lag == 1 else
+                "the same bar" if budget_lag == 0 else f"{budget_lag} bars later")
+        n_reb = int(budget_log["executed"].notna().sum())
         blocks.append(_Block("table", f"Budget adjustment log of {DYNAMIC} (shape of the paper's Table 1), "
-                             f"window {wtxt}: smoothed budgets in force at the end of each day, in %.",
+                             f"window {wtxt}, {n_reb} rebalances: Date is the close at which the budget "
+                             f"was decided, Executed the day its trades filled ({when}); budgets are the "
+                             "smoothed budgets b(t) in force at the end of Date, in %. Regime changes "
+                             "that did not lead to a rebalance (e.g. inside the cooldown) are listed too. "
+                             "Choose the window with drb report --window START:END.",
                              table=T.budget_log_formatted(budget_log),
-                             collapsed=len(budget_log) > 40))
+                             collapsed=len(budget_log) > 40,
+                             summary=f"show the {len(budget_log)} rows"))
     if "regimes" in figs:
         blocks += [_Block("h2", "Regimes"),
                    _Block("figure", FIGURE_FILES["regimes"][1], path=rel(figs["regimes"]))]
@@ -846,8 +917,8 @@ def build_report(
     else:
         blocks.append(_Block("p", "Not rendered (run `drb report RUN_DIR` without --no-tearsheets)."
                              if not tearsheets else "No strategy has positions and transactions files."))
-    files = [(k, k) for k in ("metrics.csv", "metrics.md") if (root / k).is_file()]
-    files += [(k, k) for k in sorted(written) if k.startswith("tables/")]
+    files = [(k, k) for k in metrics_files if (root / k).is_file()]
+    files += [(k, k) for k in sorted(written) if k.startswith("tables/") and k not in metrics_files]
     if files:
         blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]
     if run.missing:
@@ -887,7 +958,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="tear sheet worker processes (default 2)")
     p.add_argument("--benchmark", default=None,
-                   help="benchmark strategy of the information ratio when metrics.csv is absent")
+                   help="benchmark strategy of the information ratio (default: the run's); another "
+                        "one than the run's recomputes the metrics into tables/metrics_vs_NAME.csv "
+                        "and keeps the run's metrics.csv")
     p.add_argument("--embed-tearsheets", action="store_true",
                    help="embed the tear sheet PNGs in report.html too (large)")
     return p

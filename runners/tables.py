@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "write_metrics_table",
     "parse_window",
     "budget_adjustment_log",
+    "infer_decision_lag",
     "budget_log_markdown",
     "per_year_returns",
     "per_year_markdown",
@@ -111,6 +113,15 @@ def _escape_md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _breakable(text: str) -> str:
+    """HTML-escape a header and let long names wrap: ``<wbr>`` inside CamelCase and after ``_``
+    or ``/`` (``DynamicRiskBudget`` -> ``Dynamic<wbr>Risk<wbr>Budget``), so wide tables with one
+    column per strategy fit the page."""
+    out = html.escape(str(text))
+    out = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", out)
+    return re.sub(r"(?<=[_/])(?=\w)", "<wbr>", out)
+
+
 @dataclass(frozen=True)
 class FormattedTable:
     """A table whose cells are already formatted strings, renderable as Markdown or HTML.
@@ -140,7 +151,7 @@ class FormattedTable:
         def cls(n: bool) -> str:
             return ' class="num"' if n else ""
 
-        head = "".join(f"<th{cls(n)}>{html.escape(h)}</th>" for h, n in zip(self.headers, self.numeric))
+        head = "".join(f"<th{cls(n)}>{_breakable(h)}</th>" for h, n in zip(self.headers, self.numeric))
         body = "".join(
             "<tr>" + "".join(f"<td{cls(n)}>{html.escape(c)}</td>" for c, n in zip(row, self.numeric)) + "</tr>"
             for row in self.rows
@@ -317,6 +328,63 @@ def _describe_trigger(trigger: str, prev_regime: str | None, regime: str | None)
     return " + ".join(parts)
 
 
+def _budget_frame(budgets: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    b = budgets.copy()
+    if "date" in b.columns:
+        b = b.set_index("date")
+    b.index = pd.DatetimeIndex(pd.to_datetime(b.index)).normalize()
+    b = b.sort_index()
+    assets = [c[len("smoothed_"):] for c in b.columns if c.startswith("smoothed_")]
+    if not assets or "regime" not in b.columns:
+        raise DataError("budgets: need a 'regime' column and 'smoothed_<asset>' columns")
+    return b, assets
+
+
+def _budget_changed(b: pd.DataFrame, assets: Sequence[str]) -> np.ndarray:
+    """Per day: did the smoothed budget change since the day before (first day: False)."""
+    sm = b[[f"smoothed_{a}" for a in assets]].astype(float).to_numpy()
+    out = np.zeros(len(sm), dtype=bool)
+    if len(sm) > 1:
+        out[1:] = np.nanmax(np.abs(np.diff(sm, axis=0)), axis=1) > 1e-12
+    return out
+
+
+def infer_decision_lag(budgets: pd.DataFrame, rebalances: pd.DataFrame, strategy: str = "DynamicRiskBudget") -> int:
+    """Bars between the decision of a rebalance and the date ``rebalances.csv`` gives it.
+
+    ``budgets.csv`` records the smoothed budget on the bar it was decided (at that bar's close);
+    ``rebalances.csv`` records the bar the trades filled. With backtrader's cheat-on-open (the
+    packaged runner) orders decided at a close fill at the next open, one bar later; with
+    cheat-on-close they fill on the decision bar. The lag is read from the data: 1 if the
+    smoothed budget changed on the bar *before* more of the strategy's rebalance dates than on
+    the rebalance dates themselves, else 0.
+
+    Parameters
+    ----------
+    budgets : pandas.DataFrame
+        ``budgets.csv`` (``date`` column or DatetimeIndex, ``regime``, ``smoothed_<asset>``).
+    rebalances : pandas.DataFrame
+        ``rebalances.csv`` (``date``, ``strategy``).
+    strategy : str, default "DynamicRiskBudget"
+
+    Returns
+    -------
+    int
+        0 or 1 (0 when the strategy has no rebalance).
+    """
+    b, assets = _budget_frame(budgets)
+    changed = _budget_changed(b, assets)
+    reb = rebalances[rebalances["strategy"].astype(str) == strategy]
+    if reb.empty:
+        return 0
+    days = pd.DatetimeIndex(pd.to_datetime(reb["date"])).normalize().unique()
+    pos = b.index.searchsorted(days, side="right") - 1
+    pos = pos[pos >= 0]
+    same = int(changed[pos].sum())
+    before = int(changed[pos[pos >= 1] - 1].sum())
+    return 1 if before > same else 0
+
+
 def budget_adjustment_log(
     budgets: pd.DataFrame,
     rebalances: pd.DataFrame,
@@ -325,15 +393,26 @@ def budget_adjustment_log(
     end: object = None,
     strategy: str = "DynamicRiskBudget",
     include_regime_events: bool = True,
+    decision_lag: int | None = None,
 ) -> pd.DataFrame:
     """The budget adjustment log in the shape of the paper's Table 1.
 
-    One row for the budgets in force when the window opens ("in force at window start"), then one
-    row per rebalance of ``strategy`` inside the window (the trigger(s) that fired, spelled out,
-    with the regime transition if one fired) and, with ``include_regime_events``, one row per
-    regime change that did *not* coincide with a rebalance (e.g. inside the cooldown), where the
-    budget in force is unchanged. Budgets are the smoothed budgets b(t) in force at the end of the
-    day, in percent.
+    Rows, in date order:
+
+    - the budget in force when the window opens (``in force at window start``: end of the day
+      before the window's first day; the first day itself if the run starts inside the window);
+    - one row per rebalance of ``strategy`` decided inside the window: the trigger(s) that fired,
+      spelled out, with the regime transition when one fired (or happened that day) and the day
+      its trades were executed;
+    - one row per change of the smoothed budget without an executed trade (the rebalance came to
+      no order), so every budget change is in the log;
+    - with ``include_regime_events``, one row per regime change that did *not* lead to a
+      rebalance (e.g. inside the cooldown), where the budget in force is unchanged.
+
+    ``date`` is the bar whose close the decision was taken at (signals known then; the budgets of
+    ``budgets.csv`` change on that bar); ``executed`` the bar the trades filled, as in
+    ``rebalances.csv`` (the next open under the packaged runner's cheat-on-open). Budgets are the
+    smoothed budgets b(t) in force at the end of ``date``, in percent.
 
     Parameters
     ----------
@@ -342,75 +421,102 @@ def budget_adjustment_log(
     rebalances : pandas.DataFrame
         ``rebalances.csv``: ``date``, ``strategy``, ``trigger``.
     start, end : date-like, optional
-        Inclusive window; default the whole run.
+        Inclusive window on the decision date; default the whole run.
     strategy : str, default "DynamicRiskBudget"
     include_regime_events : bool, default True
+    decision_lag : int, optional
+        Bars from decision to execution (0 or more); default :func:`infer_decision_lag`.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``date`` (Timestamp), ``event`` (str), ``regime`` (str), then one column per asset
-        named after it: the budget in percent (35.0 = 35 %).
+        Columns ``date`` (Timestamp), ``executed`` (Timestamp, NaT for rows without trades),
+        ``event`` (str), ``regime`` (str), then one column per asset named after it: the budget
+        in percent (35.0 = 35 %).
 
     Raises
     ------
     DataError
-        Missing columns; ConfigError for a bad window.
+        Missing columns; ConfigError for a bad window or lag.
     """
-    b = budgets.copy()
-    if "date" in b.columns:
-        b = b.set_index("date")
-    b.index = pd.DatetimeIndex(pd.to_datetime(b.index))
-    b = b.sort_index()
-    assets = [c[len("smoothed_"):] for c in b.columns if c.startswith("smoothed_")]
-    if not assets or "regime" not in b.columns:
-        raise DataError("budgets: need a 'regime' column and 'smoothed_<asset>' columns")
+    b, assets = _budget_frame(budgets)
     missing = {"date", "strategy", "trigger"} - set(rebalances.columns)
     if missing:
         raise DataError(f"rebalances: missing column(s) {sorted(missing)}")
+    if decision_lag is None:
+        decision_lag = infer_decision_lag(b, rebalances, strategy)
+    if not isinstance(decision_lag, int | np.integer) or decision_lag < 0:
+        raise ConfigError(f"decision_lag must be a non-negative integer, got {decision_lag!r}")
     lo, hi = parse_window((start, end))
     lo = lo if lo is not None else b.index[0]
     hi = hi if hi is not None else b.index[-1]
+    columns = ["date", "executed", "event", "regime", *assets]
 
     reb = rebalances[rebalances["strategy"].astype(str) == strategy].copy()
     reb["date"] = pd.DatetimeIndex(pd.to_datetime(reb["date"])).normalize()
-    reb = reb.groupby("date", sort=True)["trigger"].agg(lambda s: "+".join(dict.fromkeys(
+    by_exec = reb.groupby("date", sort=True)["trigger"].agg(lambda s: "+".join(dict.fromkeys(
         t for x in s for t in str(x).split("+"))))
+    # decision bar of each executed rebalance: ``decision_lag`` bars before its fill
+    decided: dict[int, tuple[pd.Timestamp, str]] = {}
+    for day, trig in by_exec.items():
+        p = int(b.index.searchsorted(day, side="right")) - 1 - int(decision_lag)
+        p = max(p, 0)
+        if p in decided:  # two fills mapped to one decision (e.g. a retried order): keep both
+            first_day, first_trig = decided[p]
+            trig = "+".join(dict.fromkeys([*first_trig.split("+"), *str(trig).split("+")]))
+            day = first_day
+        decided[p] = (day, str(trig))
 
     # missing regime = estimator warm-up; keep it missing (the end of the warm-up is no "change")
-    regimes = pd.Series([None if pd.isna(v) else str(v) for v in b["regime"].tolist()],
-                        index=b.index, dtype=object)
-    prev_regime = regimes.shift(1)
-    rows = []
-    inside = b.loc[(b.index >= lo) & (b.index <= hi)]
-    if inside.empty:
-        return pd.DataFrame(columns=["date", "event", "regime", *assets])
+    regimes = [None if pd.isna(v) else str(v) for v in b["regime"].tolist()]
+    changed = _budget_changed(b, assets)
+    smoothed = 100.0 * b[[f"smoothed_{a}" for a in assets]].astype(float).to_numpy()
 
-    first = inside.index[0]
-    before = b.loc[b.index < first]
-    anchor = before.iloc[-1] if not before.empty else inside.iloc[0]
-    anchor_date = before.index[-1] if not before.empty else first
-    if not (first in reb.index and before.empty):
-        rows.append({"date": anchor_date, "event": "in force at window start",
-                     "regime": WARMUP if pd.isna(anchor["regime"]) else str(anchor["regime"]),
-                     **{a: 100.0 * float(anchor[f"smoothed_{a}"]) for a in assets}})
-    for day, row in inside.iterrows():
-        pr = prev_regime.get(day)
-        pr = None if pd.isna(pr) else str(pr)
-        reg = regimes[day]
-        reg = WARMUP if reg is None else reg
-        changed = pr is not None and reg != WARMUP and pr != reg
-        if day in reb.index:
-            event = _describe_trigger(reb[day], pr, reg)
-            if "regime" not in str(reb[day]).split("+") and changed:
-                event += f" (regime {pr} → {reg})"
-        elif include_regime_events and changed:
-            event = f"regime change {pr} → {reg} (no rebalance; budget unchanged)"
+    inside = np.flatnonzero((b.index >= lo) & (b.index <= hi))
+    if inside.size == 0:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    first = int(inside[0])
+    anchor = first - 1 if first > 0 else first
+    if not (first == 0 and first in decided):
+        rows.append({"date": b.index[anchor], "executed": pd.NaT, "event": "in force at window start",
+                     "regime": regimes[anchor] or WARMUP, **dict(zip(assets, smoothed[anchor]))})
+    earlier = [d for d in decided if d < first]
+    last_decision = max(earlier) if earlier else 0
+    for p in inside:
+        p = int(p)
+        prev = regimes[p - 1] if p > 0 else None
+        reg = regimes[p]
+        regime_changed = prev is not None and reg is not None and prev != reg
+        executed: object = pd.NaT
+        if p in decided:
+            executed, trig = decided[p]
+            event = _describe_trigger(trig, prev, reg)
+            if "regime" in trig.split("+") and not regime_changed:
+                # the change came on an earlier bar (e.g. inside the cooldown): name it
+                q = p - 1
+                while q > last_decision and not (
+                        regimes[q] is not None and regimes[q - 1] is not None and regimes[q] != regimes[q - 1]):
+                    q -= 1
+                if q > last_decision and q >= 1:
+                    event = event.replace(
+                        _TRIGGER_TEXT["regime"],
+                        f"regime change {regimes[q - 1]} → {regimes[q]} (on {b.index[q].date()})", 1)
+            last_decision = p
+            if "regime" not in trig.split("+") and regime_changed:
+                event += f" (regime {prev} → {reg})"
+        elif changed[p]:
+            event = "budget updated, no trade executed"
+            if regime_changed:
+                event = f"regime change {prev} → {reg}; " + event
+        elif include_regime_events and regime_changed:
+            event = f"regime change {prev} → {reg} (no rebalance decided; budget unchanged)"
         else:
             continue
-        rows.append({"date": day, "event": event, "regime": reg,
-                     **{a: 100.0 * float(row[f"smoothed_{a}"]) for a in assets}})
-    out = pd.DataFrame(rows, columns=["date", "event", "regime", *assets])
+        rows.append({"date": b.index[p], "executed": executed, "event": event, "regime": reg or WARMUP,
+                     **dict(zip(assets, smoothed[p]))})
+    out = pd.DataFrame(rows, columns=columns)
+    out["executed"] = pd.to_datetime(out["executed"])
     return out.reset_index(drop=True)
 
 
@@ -418,11 +524,14 @@ def budget_log_formatted(log: pd.DataFrame) -> FormattedTable:
     """:func:`budget_adjustment_log` formatted (ISO dates, budgets in % with one decimal)."""
     shown = log.copy()
     shown["date"] = pd.DatetimeIndex(shown["date"]).strftime("%Y-%m-%d")
-    assets = [c for c in shown.columns if c not in {"date", "event", "regime"}]
+    if "executed" in shown.columns:
+        ex = pd.DatetimeIndex(shown["executed"])
+        shown["executed"] = ["" if pd.isna(d) else d.strftime("%Y-%m-%d") for d in ex]
+    assets = [c for c in shown.columns if c not in {"date", "executed", "event", "regime"}]
     for a in assets:
         shown[a] = ["n/a" if np.isnan(v) else f"{v:.1f}" for v in shown[a].astype(float)]
-    headers = {"date": "Date", "event": "Trigger / event", "regime": "Regime",
-               **{a: f"{a} budget (%)" for a in assets}}
+    headers = {"date": "Date", "executed": "Executed", "event": "Trigger / event",
+               "regime": "Regime", **{a: f"{a} budget (%)" for a in assets}}
     fmt = format_table(shown, index=False, headers=headers)
     # budgets are right-aligned numbers even though they are pre-formatted strings here
     numeric = tuple(c in assets for c in shown.columns)
@@ -502,7 +611,9 @@ def trigger_summary(rebalances: pd.DataFrame, strategies: Sequence[str] | None =
     pandas.DataFrame
         Index ``strategy``; columns ``rebalances`` (executed rebalances, initial included), one
         column per trigger kind (count), ``mean_turnover`` (decimal, initial excluded) and
-        ``total_cost`` (currency).
+        ``total_cost``: the sum of ``rebalances.csv``'s ``cost`` (commission of each rebalance as a
+        fraction of the portfolio value then; 0.005 = 0.5 % of value over the run), initial
+        investment included.
     """
     missing = {"strategy", "trigger", "turnover"} - set(rebalances.columns)
     if missing:
@@ -530,8 +641,9 @@ def trigger_formatted(table: pd.DataFrame) -> FormattedTable:
     """:func:`trigger_summary` formatted."""
     formats: dict[str, str] = {c: "int" for c in table.columns}
     formats["mean_turnover"] = "pct2"
-    formats["total_cost"] = "ratio"
-    headers = {"rebalances": "Rebalances", "mean_turnover": "Mean turnover", "total_cost": "Total cost (currency)",
+    formats["total_cost"] = "pct2"
+    headers = {"rebalances": "Rebalances", "mean_turnover": "Mean turnover",
+               "total_cost": "Total cost (% of value)",
                **{k: v for k, v in _TRIGGER_TEXT.items()}}
     return format_table(table, formats, index_label="Strategy", headers=headers)
 
@@ -552,8 +664,9 @@ def write_table(
     """Write ``<stem>.csv`` and ``<stem>.md`` of a table atomically; returns both paths."""
     out = Path(out_dir)
     csv = frame.copy()
-    if "date" in csv.columns:
-        csv["date"] = pd.DatetimeIndex(csv["date"]).strftime("%Y-%m-%d")
+    for col in ("date", "executed"):
+        if col in csv.columns:
+            csv[col] = pd.DatetimeIndex(csv[col]).strftime("%Y-%m-%d")
     return {
         f"{stem}.csv": atomic_to_csv(csv, out / f"{stem}.csv", index=index),
         f"{stem}.md": atomic_write_text(out / f"{stem}.md", markdown(frame)),

@@ -196,7 +196,8 @@ def write_fake_run(
                 rebal_rows.append(
                     {"date": dates[t], "strategy": name, "trigger": trig,
                      "turnover": 0.5 * float(np.abs(post_exec - pre).sum()),
-                     "max_asset_change": float(np.abs(post_exec - pre).max()), "cost": cost,
+                     "max_asset_change": float(np.abs(post_exec - pre).max()),
+                     "cost": cost / value,  # as the runner writes it: a fraction of the value
                      **{f"pre_{a}": v for a, v in zip(ASSETS, pre)},
                      **{f"post_{a}": v for a, v in zip(ASSETS, post_exec)}}
                 )

@@ -85,7 +85,7 @@ def test_markdown_links_every_figure_and_tables(built):
         assert f"](figures/{png.name})" in md
     assert "| Strategy | Ann. return |" in md  # metrics table
     assert "| Year |" in md  # per-year returns
-    assert "| Date | Trigger / event | Regime | equity budget (%)" in md  # Table 1 shape
+    assert "| Date | Executed | Trigger / event | Regime | equity budget (%)" in md  # Table 1 shape
     assert "| Strategy | Rebalances |" in md  # trigger log
 
 
@@ -142,6 +142,51 @@ def test_metrics_recomputed_when_absent(tmp_path):
     assert "implied by positions and fills" in note
     with pytest.raises(ConfigError, match="benchmark"):
         run_metrics(load_run(without), benchmark="Nope")
+
+
+def test_other_benchmark_recomputes_metrics_and_keeps_the_runs(tmp_path):
+    run_dir = write_fake_run(tmp_path / "r", n_days=120)
+    before = (run_dir / "metrics.csv").read_bytes()
+    written = build_report(run_dir, tearsheets=False, benchmark="RiskParity")
+    assert (run_dir / "metrics.csv").read_bytes() == before  # the run's table is kept
+    assert {"tables/metrics_vs_RiskParity.csv", "tables/metrics_vs_RiskParity.md"} <= set(written)
+    ours = pd.read_csv(run_dir / "tables" / "metrics_vs_RiskParity.csv", index_col="strategy")
+    theirs = pd.read_csv(run_dir / "metrics.csv", index_col="strategy")
+    assert pd.isna(ours.loc["RiskParity", "info_ratio"]) and pd.isna(theirs.loc["EqualWeight", "info_ratio"])
+    assert ours.loc["EqualWeight", "info_ratio"] != pytest.approx(theirs.loc["RiskParity", "info_ratio"])
+    # every other column is the run's
+    pd.testing.assert_frame_equal(ours.drop(columns="info_ratio"), theirs.drop(columns="info_ratio"), rtol=1e-9)
+    md = (run_dir / "report.md").read_text()
+    assert "- **Benchmark (information ratio):** RiskParity (chosen for this report; the run used EqualWeight)" in md
+    assert "[tables/metrics_vs_RiskParity.csv](tables/metrics_vs_RiskParity.csv)" in md
+    # the run's own benchmark named again: nothing recomputed
+    assert "tables/metrics_vs_EqualWeight.csv" not in build_report(run_dir, tearsheets=False, benchmark="EqualWeight")
+    with pytest.raises(ConfigError, match="benchmark"):
+        build_report(run_dir, tearsheets=False, benchmark="Nope")
+
+
+def test_warnings_of_the_run_are_listed(tmp_path):
+    run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
+    info = json.loads((run_dir / "run.json").read_text())
+    info["strategy_info"]["DynamicRiskBudget"]["warnings"] = ["EGARCH fit for asset 1 failed"] * 2 + ["other"]
+    (run_dir / "run.json").write_text(json.dumps(info))
+    build_report(run_dir, tearsheets=False)
+    md = (run_dir / "report.md").read_text()
+    assert "- DynamicRiskBudget, warnings: EGARCH fit for asset 1 failed (x2)" in md
+    assert "- DynamicRiskBudget, warnings: other" in md
+    assert "<li>DynamicRiskBudget, warnings: other</li>" in (run_dir / "report.html").read_text()
+
+
+def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
+    from runners.report import _Block, _html
+    from runners.tables import FormattedTable
+
+    table = FormattedTable(("Year", "DynamicRiskBudget"), (False, True), (("2024", "1.0%"),) * 50)
+    page = _html([_Block("table", "Budget adjustment log, window start to end", table=table,
+                         collapsed=True, summary="show the 50 rows")], "t", tmp_path, embed_tearsheets=False)
+    assert ('<p class="caption">Budget adjustment log, window start to end</p>'
+            "<details><summary>show the 50 rows</summary><table") in page
+    assert '<th class="num">Dynamic<wbr>Risk<wbr>Budget</th>' in page
 
 
 def test_build_report_writes_metrics_when_absent(tmp_path):

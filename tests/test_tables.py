@@ -74,7 +74,8 @@ def _budget_fixture():
 def test_budget_adjustment_log_table1_shape():
     dates, budgets, rebalances = _budget_fixture()
     log = T.budget_adjustment_log(budgets, rebalances, start=dates[1], end=dates[9])
-    assert list(log.columns) == ["date", "event", "regime", "equity", "bond"]
+    assert T.infer_decision_lag(budgets, rebalances) == 0  # fills on the decision bar here
+    assert list(log.columns) == ["date", "executed", "event", "regime", "equity", "bond"]
     events = log["event"].tolist()
     # first: what was in force when the window opened (end of the day before)
     assert events[0] == "in force at window start"
@@ -82,7 +83,7 @@ def test_budget_adjustment_log_table1_shape():
     assert log["equity"].iloc[0] == pytest.approx(35.0)
     assert events[1] == "periodic (scheduled)" and log["equity"].iloc[1] == pytest.approx(40.0)
     # regime changed on day 3 without a rebalance: logged, budget unchanged
-    assert events[2] == "regime change recovery/low → expansion/low (no rebalance; budget unchanged)"
+    assert events[2] == "regime change recovery/low → expansion/low (no rebalance decided; budget unchanged)"
     assert log["equity"].iloc[2] == pytest.approx(40.0)
     assert events[3] == "correlation eigenvalue shift"
     # day 7: regime change alone; day 9: two triggers
@@ -92,8 +93,10 @@ def test_budget_adjustment_log_table1_shape():
     # EqualWeight's rebalance is not in the dynamic model's log
     assert len(log) == 6
     md = T.budget_log_markdown(log)
-    assert "| Date | Trigger / event | Regime | equity budget (%) | bond budget (%) |" in md
-    assert "| 2024-04-03 | periodic (scheduled) | recovery/low | 40.0 | 60.0 |" in md
+    assert log["executed"].isna().tolist() == [True, False, True, False, True, False]
+    assert "| Date | Executed | Trigger / event | Regime | equity budget (%) | bond budget (%) |" in md
+    assert "| 2024-04-03 | 2024-04-03 | periodic (scheduled) | recovery/low | 40.0 | 60.0 |" in md
+    assert "| 2024-04-01 |  | in force at window start |" in md
 
 
 def test_budget_log_window_and_regime_trigger_text():
@@ -108,7 +111,62 @@ def test_budget_log_window_and_regime_trigger_text():
     assert whole["event"].iloc[0] == "in force at window start"
     assert not any("no rebalance" in e for e in whole["event"])
     empty = T.budget_adjustment_log(budgets, rebalances, start="2030-01-01")
-    assert empty.empty and list(empty.columns) == ["date", "event", "regime", "equity", "bond"]
+    assert empty.empty and list(empty.columns) == ["date", "executed", "event", "regime", "equity", "bond"]
+
+
+def _next_open_fixture():
+    """As the packaged runner writes it (cheat-on-open): budgets.csv changes on the decision bar,
+    rebalances.csv is dated the next bar, when the orders filled at the open."""
+    dates = pd.bdate_range("2024-04-01", periods=12)
+    regime = ["recovery/low"] * 4 + ["expansion/low"] * 3 + ["expansion/high"] * 5
+    eq = [0.40, 0.40, 0.44, 0.44, 0.44, 0.44, 0.50, 0.50, 0.50, 0.50, 0.55, 0.55]
+    budgets = pd.DataFrame({"date": dates, "regime": regime, "smoothed_equity": eq,
+                            "smoothed_bond": [1 - e for e in eq]})
+    rebalances = pd.DataFrame({
+        # decided on bars 2, 6 and 10, filled one bar later; bar 4 (regime change) is in the
+        # cooldown, the regime trigger fires on bar 6 together with the RC deviation
+        "date": [dates[3], dates[7], dates[11]],
+        "strategy": "DynamicRiskBudget",
+        "trigger": ["periodic", "regime+rc_deviation", "regime"],
+        "turnover": [0.05, 0.04, 0.03],
+    })
+    return dates, budgets, rebalances
+
+
+def test_budget_log_matches_next_open_fills_to_their_decision():
+    dates, budgets, rebalances = _next_open_fixture()
+    assert T.infer_decision_lag(budgets, rebalances) == 1
+    log = T.budget_adjustment_log(budgets, rebalances)
+    assert log["date"].tolist() == [dates[0], dates[2], dates[4], dates[6], dates[7], dates[10]]
+    rows = log.to_dict("records")
+    assert rows[1]["event"] == "periodic (scheduled)" and rows[1]["executed"] == dates[3]
+    assert rows[1]["equity"] == pytest.approx(44.0)  # the budget decided on bar 2, not bar 3's
+    assert rows[2]["event"] == ("regime change recovery/low → expansion/low "
+                                "(no rebalance decided; budget unchanged)")
+    assert pd.isna(rows[2]["executed"]) and rows[2]["equity"] == pytest.approx(44.0)
+    # the regime trigger fired on bar 6 for the change of bar 4: named with its date
+    assert rows[3]["event"] == ("regime change recovery/low → expansion/low (on 2024-04-05) "
+                                "+ risk-contribution deviation")
+    assert rows[3]["executed"] == dates[7] and rows[3]["equity"] == pytest.approx(50.0)
+    assert rows[4]["event"].startswith("regime change expansion/low → expansion/high (no rebalance")
+    assert rows[5]["event"] == "regime change expansion/low → expansion/high (on 2024-04-10)"
+    assert rows[5]["executed"] == dates[11] and rows[5]["equity"] == pytest.approx(55.0)
+    # the lag can be forced; read as fills on the decision bar, the budgets would be off by one
+    same_bar = T.budget_adjustment_log(budgets, rebalances, decision_lag=0)
+    assert same_bar.loc[same_bar["event"] == "periodic (scheduled)", "equity"].tolist() == [44.0]
+    assert same_bar.loc[same_bar["event"] == "periodic (scheduled)", "date"].tolist() == [dates[3]]
+    with pytest.raises(ConfigError, match="decision_lag"):
+        T.budget_adjustment_log(budgets, rebalances, decision_lag=-1)
+
+
+def test_budget_change_without_trade_is_logged():
+    dates, budgets, rebalances = _next_open_fixture()
+    # the bar-6 decision came to no order: no fill, but the budget changed
+    rebalances = rebalances[rebalances["date"] != dates[7]]
+    log = T.budget_adjustment_log(budgets, rebalances, decision_lag=1)
+    row = log[log["date"] == dates[6]].iloc[0]
+    assert row["event"] == "budget updated, no trade executed"
+    assert pd.isna(row["executed"]) and row["equity"] == pytest.approx(50.0)
 
 
 def test_parse_window():
@@ -147,15 +205,17 @@ def test_trigger_summary_counts_combined_triggers():
         "strategy": ["D", "D", "D", "E"],
         "trigger": ["initial", "periodic+regime", "regime", "initial"],
         "turnover": [0.5, 0.1, 0.3, 0.5],
-        "cost": [5.0, 1.0, 2.0, 5.0],
+        "cost": [5e-4, 1e-4, 3e-4, 5e-4],  # commission as a fraction of the portfolio value
     })
     t = T.trigger_summary(reb, ["D", "E", "F"])
     assert t.loc["D", "rebalances"] == 3 and t.loc["D", "regime"] == 2 and t.loc["D", "periodic"] == 1
     assert t.loc["D", "mean_turnover"] == pytest.approx(0.2)
-    assert t.loc["D", "total_cost"] == pytest.approx(8.0)
+    assert t.loc["D", "total_cost"] == pytest.approx(9e-4)
     assert t.loc["E", "rebalances"] == 1 and math.isnan(t.loc["E", "mean_turnover"])
     assert t.loc["F", "rebalances"] == 0
-    assert "| D | 3 | 1 | 2 | 0 | 0 | 20.00% | 8.00 |" in T.trigger_markdown(t)
+    md = T.trigger_markdown(t)
+    assert "| D | 3 | 1 | 2 | 0 | 0 | 20.00% | 0.09% |" in md
+    assert "Total cost (% of value)" in md
 
 
 def test_budget_log_warm_up_is_not_a_regime_change():
