@@ -40,7 +40,7 @@ def _arch(y, tol=None):
 def test_loglik_and_gradient_match_arch():
     y = 100 * R[:600]
     ref = _arch(y)
-    _, bc, vb, _ = _prepare(y)
+    bc, vb, _ = _prepare(y)
     ll, g = _loglik_and_grad(ref.params.to_numpy(), y, bc, vb, "t")
     assert ll == pytest.approx(ref.loglikelihood, abs=1e-8)
     p = ref.params.to_numpy() + np.array([0.01, 0.01, 0.02, -0.01, -0.005, 1.0])
@@ -52,6 +52,36 @@ def test_loglik_and_gradient_match_arch():
         b[i] -= h
         fd = (_loglik_and_grad(a, y, bc, vb, "t")[0] - _loglik_and_grad(b, y, bc, vb, "t")[0]) / (2 * h)
         assert g[i] == pytest.approx(fd, rel=1e-4, abs=1e-5)
+
+
+def test_backcast_and_variance_bounds_equal_archs():
+    from arch.univariate import EGARCH
+
+    for y in (100 * R[:600], 100 * R[:40], 100 * R[300:1100] * 50):
+        bc, vb, res0 = _prepare(y)
+        vol = EGARCH(1, 1, 1)
+        assert bc == pytest.approx(vol.backcast(y - y.mean()), rel=1e-13, abs=1e-13)
+        np.testing.assert_allclose(vb, vol.variance_bounds(y - y.mean()), rtol=1e-12)
+        np.testing.assert_array_equal(res0, y - y.mean())
+
+
+def test_warm_refits_converge_by_newton_to_archs_optimum():
+    """Month-on-month warm starts take the Newton path and land on arch's own optimum: arch
+    started there does not move the forecast by more than 1e-6."""
+    prev = egarch_fit(R[:750])
+    for end in (771, 792, 813):
+        f = egarch_fit(R[end - 750 : end], start=prev.params)
+        assert f.converged and f.engine == "fast" and f.message.startswith("Newton")
+        am = arch_model(100 * R[end - 750 : end], vol="EGARCH", p=1, o=1, q=1, dist="t",
+                        rescale=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = am.fit(disp="off", starting_values=f.params, tol=1e-14, show_warning=False,
+                         options={"maxiter": 1000})
+        fc = math.sqrt(ref.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]) / 100
+        assert f.loglik >= ref.loglikelihood - 1e-7
+        assert f.forecast_vol == pytest.approx(fc, rel=1e-6)
+        prev = f
 
 
 def test_own_filter_matches_arch_fixed_parameters_to_1e8():
