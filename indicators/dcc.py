@@ -12,7 +12,10 @@ are batched Cholesky solves. The likelihood evaluated inside the optimizer runs 
 compiled (numba) loop, ~50x faster than the batched numpy version for small n; both are tested equal. ``Qbar`` is the sample second moment of the standardized residuals
 (correlation targeting). The correlation log-likelihood
 ``-1/2 sum_t (ln|R_t| + z_t' R_t^{-1} z_t - z_t'z_t)`` is maximized over ``a > 0, b > 0, a + b < 1``
-with L-BFGS-B on the box reparametrization ``s = a + b in (0, 1)``, ``p = a / (a + b) in (0, 1)``.
+with L-BFGS-B on the box reparametrization ``s = a + b in (0, 1)``, ``p = a / (a + b) in (0, 1)``,
+using the analytic gradient of a second compiled pass (the derivative recursions of Q in a and b;
+checked against finite differences): a warm-started monthly refit takes about a third of the time
+of finite-difference gradients.
 """
 
 from __future__ import annotations
@@ -109,6 +112,108 @@ def _loglik_kernel(z, a, b, qbar):  # pragma: no cover - compiled
     return -0.5 * total
 
 
+@numba.njit(cache=True)
+def _loglik_grad_kernel(z, a, b, qbar):  # pragma: no cover - compiled
+    """Log-likelihood and its analytic gradient in (a, b), one compiled pass.
+
+    With dQ_t/da = zz'_{t-1} - Qbar + b dQ_{t-1}/da and dQ_t/db = Q_{t-1} - Qbar + b dQ_{t-1}/db
+    (both zero at t = 0), dR_ij = d_i d_j dQ_ij - R_ij (dQ_ii / Q_ii + dQ_jj / Q_jj) / 2 and
+    d l_t = -1/2 sum_ij (R^-1 - u u')_ij dR_ij with u = R_t^-1 z_t. Returns (ll, dll/da, dll/db);
+    ll = -inf when some R_t is not positive definite.
+    """
+    T, n = z.shape
+    q = qbar.copy()
+    qa = np.zeros((n, n))
+    qb = np.zeros((n, n))
+    c = (1.0 - a - b) * qbar
+    L = np.zeros((n, n))
+    Linv = np.zeros((n, n))
+    r = np.zeros((n, n))
+    m = np.zeros((n, n))
+    u = np.zeros(n)
+    v = np.zeros(n)
+    d = np.zeros(n)
+    total = 0.0
+    ga = 0.0
+    gb = 0.0
+    for t in range(T):
+        if t > 0:
+            for i in range(n):
+                for j in range(i + 1):
+                    zz = z[t - 1, i] * z[t - 1, j]
+                    qprev = q[i, j]
+                    qa[i, j] = zz - qbar[i, j] + b * qa[i, j]
+                    qb[i, j] = qprev - qbar[i, j] + b * qb[i, j]
+                    q[i, j] = c[i, j] + a * zz + b * qprev
+                    qa[j, i] = qa[i, j]
+                    qb[j, i] = qb[i, j]
+                    q[j, i] = q[i, j]
+        for i in range(n):
+            d[i] = 1.0 / np.sqrt(q[i, i])
+        for i in range(n):
+            for j in range(i + 1):
+                r[i, j] = q[i, j] * d[i] * d[j]
+                r[j, i] = r[i, j]
+        for i in range(n):
+            for j in range(i + 1):
+                acc = r[i, j]
+                for k in range(j):
+                    acc -= L[i, k] * L[j, k]
+                if i == j:
+                    if acc <= 0.0:
+                        return -np.inf, 0.0, 0.0
+                    L[i, i] = np.sqrt(acc)
+                else:
+                    L[i, j] = acc / L[j, j]
+        # L^-1 (lower triangular), then R^-1 = L^-T L^-1 and u = R^-1 z
+        for j in range(n):
+            Linv[j, j] = 1.0 / L[j, j]
+            for i in range(j + 1, n):
+                acc = 0.0
+                for k in range(j, i):
+                    acc -= L[i, k] * Linv[k, j]
+                Linv[i, j] = acc / L[i, i]
+        logdet = 0.0
+        quad = 0.0
+        zz_t = 0.0
+        for i in range(n):
+            logdet += 2.0 * np.log(L[i, i])
+            zz_t += z[t, i] * z[t, i]
+            acc = 0.0
+            for k in range(i + 1):
+                acc += Linv[i, k] * z[t, k]
+            v[i] = acc  # L^-1 z
+            quad += acc * acc
+        total += logdet + quad - zz_t
+        for i in range(n):
+            acc = 0.0
+            for k in range(i, n):
+                acc += Linv[k, i] * v[k]
+            u[i] = acc  # L^-T L^-1 z = R^-1 z
+        for i in range(n):
+            for j in range(i + 1):
+                acc = 0.0
+                for k in range(max(i, j), n):
+                    acc += Linv[k, i] * Linv[k, j]
+                m[i, j] = acc - u[i] * u[j]
+                m[j, i] = m[i, j]
+        # sum_ij M_ij dR_ij for both parameters
+        sa = 0.0
+        sb = 0.0
+        for i in range(n):
+            rowa = 0.0
+            for j in range(n):
+                w = m[i, j] * d[i] * d[j]
+                sa += w * qa[i, j]
+                sb += w * qb[i, j]
+                rowa += m[i, j] * r[i, j]
+            sa -= rowa * qa[i, i] / q[i, i]
+            sb -= rowa * qb[i, i] / q[i, i]
+        ga += sa
+        gb += sb
+    return -0.5 * total, -0.5 * ga, -0.5 * gb
+
+
 def _loglik(z, a, b, qbar):
     q = _q_path(z, a, b, qbar, qbar)
     r = q_to_corr(q[:-1])
@@ -195,6 +300,14 @@ def fit_dcc(
         ll = _loglik_kernel(z, a, b, qbar)
         return -ll / T if np.isfinite(ll) else 1e10
 
+    def nll_grad(u):
+        s, p = float(u[0]), float(u[1])
+        ll, ga, gb = _loglik_grad_kernel(z, s * p, s * (1.0 - p), qbar)
+        if not np.isfinite(ll):
+            return 1e10, np.zeros(2)
+        # chain rule through a = s p, b = s (1 - p)
+        return -ll / T, -np.array([p * ga + (1.0 - p) * gb, s * (ga - gb)]) / T
+
     if start is not None and start[0] > 0 and start[1] > 0 and start[0] + start[1] < 1:
         a0, b0 = start
     else:
@@ -204,7 +317,8 @@ def fit_dcc(
     u0 = np.array([a0 + b0, a0 / (a0 + b0)])
     bounds = [(_EPS, 1.0 - _EPS), (_EPS, 1.0 - _EPS)]
     try:
-        res = minimize(nll, u0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-12, "gtol": 1e-7, "eps": 1e-7})
+        res = minimize(nll_grad, u0, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"ftol": 1e-13, "gtol": 1e-9})
         ok = bool(np.all(np.isfinite(res.x))) and res.fun < 1e9
         u, msg = res.x, str(res.message)
     except (ValueError, np.linalg.LinAlgError) as exc:
