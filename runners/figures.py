@@ -10,7 +10,8 @@ Figures (file names used by :mod:`runners.report` under ``figures/``):
 ``equity_drawdown.png``        Growth of 1 per strategy on a log scale (top) and drawdown from the
                                running peak in % (bottom).
 ``budgets.png``                Dynamic model: stacked target budgets b* (top) and smoothed budgets
-                               b(t) in force (bottom), regime shaded behind and as a strip on top.
+                               b(t) in force (bottom), the regime in two bands above each stack
+                               (phase; volatility state).
 ``risk_contributions.png``     Stacked relative risk contributions per strategy (small multiples).
 ``weights.png``                Stacked executed weights per strategy, cash as the grey remainder.
 ``turnover_per_year.png``      One-way turnover per calendar year and strategy (initial investment
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib import colors as mcolors
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -47,6 +49,9 @@ from runners.io import atomic_savefig
 __all__ = [
     "DYNAMIC",
     "PHASES",
+    "PHASE_COLORS",
+    "VOL_COLORS",
+    "SOURCE_TEXT",
     "VOL_STATES",
     "asset_colors",
     "strategy_colors",
@@ -131,6 +136,14 @@ def strategy_colors(strategies: Sequence[str]) -> dict[str, str]:
     return out
 
 
+#: Plain words for the ``cycle_source`` / ``vol_source`` codes of ``regimes.csv``.
+SOURCE_TEXT = {
+    "macro": "macro leading indicators",
+    "price_proxy": "price-based proxy (no macro data)",
+    "vol_index": "implied-volatility index",
+    "egarch_equity": "equity EGARCH volatility (no volatility index)",
+}
+
 #: Label of the days before the first regime is known (estimator warm-up): NaN in the files.
 WARMUP = "warm-up (no regime yet)"
 
@@ -153,8 +166,6 @@ def regime_color(regime: str) -> tuple[float, float, float, float]:
     if phase not in _PHASE_CMAP:
         return (0.6, 0.6, 0.6, 1.0)
     level = {"low": 0.35, "medium": 0.6, "high": 0.85}.get(vol, 0.6)
-    from matplotlib import colormaps
-
     return tuple(colormaps[_PHASE_CMAP[phase]](level))  # type: ignore[return-value]
 
 
@@ -178,8 +189,33 @@ def _spells(dates: pd.DatetimeIndex, labels: Sequence[str]) -> list[tuple[pd.Tim
     return out
 
 
-def _pct_axis(ax, decimals: int = 0) -> None:
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
+class _StepPercent(PercentFormatter):
+    """Percent tick labels with as many decimals as the tick *spacing* needs.
+
+    ``PercentFormatter(decimals=0)`` prints a -2.5 % tick as "-2%" (and -7.5 % as "-7%"): labels
+    that are wrong. Here 1 %-or-wider steps get no decimals, 0.5 % one, 0.05 % two.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(1.0, decimals=0)
+
+    def __call__(self, x, pos=None):  # noqa: ANN001 - matplotlib's signature
+        locs = np.asarray(self.axis.get_majorticklocs(), dtype=float) if self.axis is not None else []
+        steps = np.diff(np.unique(np.round(locs, 12))) if len(locs) > 1 else np.array([])
+        step_pct = 100.0 * float(steps.min()) if steps.size else 100.0 * abs(float(x)) or 1.0
+        decimals = max(0, int(np.ceil(-np.log10(step_pct) - 1e-9)))
+        text = f"{100.0 * x:.{decimals}f}%"
+        if text.startswith("-") and not any(ch in "123456789" for ch in text):
+            text = text[1:]  # no "-0%"
+        return text
+
+
+def _pct_axis(ax, *, nice: bool = False) -> None:
+    """Percent labels on the y axis (decimals from the tick step); ``nice`` also picks round
+    tick steps (1, 2, 5 x 10^k)."""
+    if nice:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]))
+    ax.yaxis.set_major_formatter(_StepPercent())
 
 
 def _need(frame: pd.DataFrame, cols: Sequence[str], what: str) -> None:
@@ -217,10 +253,11 @@ def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
         wealth = pd.concat([pd.Series([1.0], index=[r.index[0] - pd.Timedelta(days=1)]), wealth])
         dd = wealth / wealth.cummax() - 1.0
         lw = 2.2 if name == DYNAMIC else 1.3
+        z = 3 if name == DYNAMIC else 2  # the dynamic model is drawn over the baselines
         final = wealth.iloc[-1]
-        ax1.plot(wealth.index, wealth.to_numpy(), color=colors[name], lw=lw,
+        ax1.plot(wealth.index, wealth.to_numpy(), color=colors[name], lw=lw, zorder=z,
                  label=f"{name} ({final - 1:+.1%})")
-        ax2.plot(dd.index, dd.to_numpy(), color=colors[name], lw=lw, label=name)
+        ax2.plot(dd.index, dd.to_numpy(), color=colors[name], lw=lw, zorder=z, label=name)
     ax1.set_yscale("log")
     lo, hi = ax1.get_ylim()
     if hi / lo < 20:
@@ -235,7 +272,7 @@ def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
     ax1.legend(loc="upper left", fontsize=9, ncols=2 if returns.shape[1] > 5 else 1)
     ax1.grid(True, which="major", alpha=0.3)
     ax2.set_ylabel("drawdown from running peak")
-    _pct_axis(ax2)
+    _pct_axis(ax2, nice=True)
     ax2.set_title("Drawdowns")
     ax2.grid(True, alpha=0.3)
     ax2.set_xlabel("date")
@@ -245,18 +282,36 @@ def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
 # ----------------------------------------------------------------------------- budgets
 
 
-def _shade_regimes(ax, dates: pd.DatetimeIndex, regimes: Sequence[str], *, strip: tuple[float, float]) -> None:
-    spells = _spells(dates, regimes)
-    for k, (start, end, reg) in enumerate(spells):
-        col = regime_color(reg)
-        ax.axvspan(start, end, color=col, alpha=0.18, lw=0, zorder=0)
-        ax.axvspan(start, end, ymin=strip[0], ymax=strip[1], color=col, alpha=1.0, lw=0, zorder=3)
-        if k > 0 and len(spells) <= 30:  # mark regime changes through the stack while readable
-            ax.axvline(start, color="white", lw=1.0, ls="--", zorder=4)
+#: Colour of each phase in the budgets figure's phase band, and of each volatility state in its
+#: volatility band (the regimes figure keeps one colour per (phase, state) cell).
+PHASE_COLORS = {p: mcolors.to_hex(colormaps[c](0.55)) for p, c in _PHASE_CMAP.items()}
+VOL_COLORS = {"low": "#dcdcdc", "medium": "#9a9a9a", "high": "#404040"}
+_WARMUP_BAND = "#f4f4f4"
+
+
+def _regime_bands(ax, dates: pd.DatetimeIndex, regimes: Sequence[str], *, top: float) -> None:
+    """Two bands above the 100 % stack: the phase (colour per phase) and the volatility state
+    (light to dark grey), one spell per run of equal values; warm-up days are near-white."""
+    phases = [WARMUP if r == WARMUP else str(r).partition("/")[0] for r in regimes]
+    vols = [WARMUP if r == WARMUP else str(r).partition("/")[2] for r in regimes]
+    gap = 0.008
+    mid = 1.0 + gap + (top - 1.0 - gap) / 2
+    for labels, (y0, y1), palette in ((phases, (mid, top), PHASE_COLORS),
+                                      (vols, (1.0 + gap, mid), VOL_COLORS)):
+        for start, end, lab in _spells(dates, labels):
+            col = _WARMUP_BAND if lab == WARMUP else palette.get(lab, "#bbbbbb")
+            ax.fill_between([start, end], y0, y1, color=col, lw=0, zorder=3)
+    tr = ax.get_yaxis_transform()
+    for y, text in (((mid + top) / 2, "phase"), ((1.0 + gap + mid) / 2, "volatility")):
+        ax.text(-0.005, y, text, transform=tr, ha="right", va="center", fontsize=7, color="#333333")
 
 
 def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
-    """Stacked target and smoothed risk budgets of the dynamic model, regime shaded behind.
+    """Stacked target and smoothed risk budgets of the dynamic model, the regime in two bands
+    on top of each stack (phase; volatility state).
+
+    A stack of budgets fills 0-100 %, so regime shading *behind* it would not be seen: the regime
+    is drawn in two bands just above the stack, over the same dates.
 
     Parameters
     ----------
@@ -274,29 +329,45 @@ def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
     regimes = regime_labels(budgets["regime"])
     fig = _new_figure(12, 8.5)
     axes = fig.subplots(2, 1, sharex=True)
-    top = 1.08
+    top = 1.10
     for ax, kind, title in (
         (axes[0], "target", "Target risk budgets b* (regime budget matrix + tactical tilts)"),
         (axes[1], "smoothed", "Smoothed risk budgets b(t) in force (updated at each rebalance)"),
     ):
-        _shade_regimes(ax, dates, regimes, strip=(1.0 / top + 0.005, 1.0))
         values = [budgets[f"{kind}_{a}"].to_numpy(dtype=float) for a in assets]
         ax.stackplot(dates, values, labels=list(assets), colors=[colors[a] for a in assets],
-                     alpha=0.85, lw=0, zorder=2)
+                     alpha=0.9, lw=0, zorder=2)
+        _regime_bands(ax, dates, regimes, top=top)
         ax.set_ylim(0, top)
         ax.set_yticks(np.linspace(0, 1, 6))
         _pct_axis(ax)
         ax.set_ylabel("share of portfolio risk")
         ax.set_title(title)
         ax.margins(x=0)
-    regime_handles = [Patch(color=regime_color(r), label=r) for r in _regime_order(regimes)]
-    asset_handles = [Patch(color=colors[a], alpha=0.85, label=a) for a in assets]
+    seen = set(regimes)
+    phases_seen = [p for p in PHASES if any(r.startswith(p + "/") for r in seen)]
+    vols_seen = [v for v in VOL_STATES if any(r.endswith("/" + v) for r in seen)]
+    # one legend (a second one added with add_artist would be ignored by the layout and cut):
+    # invisible handles carry the section headers
+    def header(text: str) -> Patch:
+        return Patch(facecolor="none", edgecolor="none", label=text)
+
+    regime_handles = [header("phase (upper band)")]
+    regime_handles += [Patch(color=PHASE_COLORS[p], label=p) for p in phases_seen]
+    if WARMUP in seen:
+        regime_handles.append(Patch(facecolor=_WARMUP_BAND, edgecolor="#bbbbbb", label="warm-up (no regime)"))
+    regime_handles += [header(""), header("volatility (lower band)")]
+    regime_handles += [Patch(color=VOL_COLORS[v], label=v) for v in vols_seen]
+    asset_handles = [Patch(color=colors[a], alpha=0.9, label=a) for a in assets]
     axes[0].legend(handles=asset_handles, title="asset", loc="upper left",
                    bbox_to_anchor=(1.01, 1.0), fontsize=9)
-    axes[1].legend(handles=regime_handles, title="regime (strip on top)", loc="upper left",
-                   bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    leg = axes[1].legend(handles=regime_handles, title="regime", loc="upper left",
+                         bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    for text in leg.get_texts():
+        if text.get_text().endswith("band)"):
+            text.set_fontweight("bold")
     axes[1].set_xlabel("date")
-    fig.suptitle("Dynamic risk budgets over time, regime shaded behind", fontsize=13)
+    fig.suptitle("Dynamic risk budgets over time, with the regime (phase, volatility state) on top", fontsize=13)
     return fig
 
 
@@ -452,10 +523,11 @@ def plot_turnover_per_year(rebalances: pd.DataFrame, returns: pd.DataFrame) -> F
         d = int(days.get(y, 0))
         labels.append(f"{y}\n({d} days)*" if (len(all_years) > 1 and d < 0.9 * max(full, 250)) else str(y))
     ax.set_xticks(x, labels)
-    _pct_axis(ax)
+    _pct_axis(ax, nice=True)
     ax.set_ylabel("one-way turnover in the year (sum of 0.5·Σ|Δw|)")
     ax.set_title("Turnover per calendar year (initial investment excluded; * partial year)")
-    ax.legend(fontsize=9, ncols=2 if n > 5 else 1)
+    # outside the axes: inside, it hides the tallest bars
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="strategy")
     ax.grid(True, axis="y", alpha=0.3)
     return fig
 
@@ -469,6 +541,7 @@ def plot_extreme_months(
     n_months: int | None = None,
     counts: pd.Series | None = None,
     threshold: float = -0.05,
+    equity_return: float | None = None,
 ) -> Figure:
     """Average monthly return in extreme months per strategy (the paper's Figure 4).
 
@@ -484,6 +557,9 @@ def plot_extreme_months(
         may miss some), shown under each bar.
     threshold : float, default -0.05
         Equity monthly return below which a month is extreme, for the title.
+    equity_return : float, optional
+        Average monthly return of the equity asset itself over the same months: drawn as a
+        dashed reference line (what the strategies were protecting against).
 
     Returns
     -------
@@ -507,9 +583,14 @@ def plot_extreme_months(
                     fontsize=9)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xticks(x, strategies, rotation=20 if len(strategies) > 4 else 0, ha="right" if len(strategies) > 4 else "center")
-    _pct_axis(ax, decimals=1)
+    _pct_axis(ax, nice=True)
     lo = min(0.0, float(np.nanmin(heights)) if len(heights) else 0.0)
     hi = max(0.0, float(np.nanmax(heights)) if len(heights) else 0.0)
+    if equity_return is not None and np.isfinite(equity_return):
+        ax.axhline(equity_return, color="#555555", lw=1.2, ls="--", zorder=0,
+                   label=f"equity asset itself: {equity_return:+.2%}")
+        ax.legend(loc="best", fontsize=9)
+        lo, hi = min(lo, equity_return), max(hi, equity_return)
     pad = 0.2 * max(hi - lo, 1e-3)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_ylabel("average monthly return")
@@ -565,7 +646,7 @@ def plot_regimes(regimes: pd.DataFrame, transition: pd.DataFrame | None) -> Figu
     sources = []
     for col, name in (("cycle_source", "cycle"), ("vol_source", "volatility state")):
         if col in regimes.columns:
-            vals = [str(v) for v in pd.unique(regimes[col].dropna())]
+            vals = [SOURCE_TEXT.get(str(v), str(v)) for v in pd.unique(regimes[col].dropna())]
             if vals:
                 sources.append(f"{name} from {', '.join(vals)}")
     ax1.set_title(

@@ -40,7 +40,13 @@ from drb.errors import ConfigError, DataError, DRBError
 from runners import figures as F
 from runners import tables as T
 from runners.io import atomic_write_text
-from runners.metrics import METRIC_COLUMNS, annualized_turnover, compute_metrics, extreme_months
+from runners.metrics import (
+    METRIC_COLUMNS,
+    annualized_turnover,
+    compute_metrics,
+    extreme_months,
+    monthly_returns,
+)
 
 __all__ = [
     "RunData",
@@ -61,10 +67,11 @@ FIGURE_FILES: dict[str, tuple[str, str]] = {
                         "from the running peak."),
     "extreme_months": ("extreme_months.png",
                        "Average monthly return in extreme months, when the equity asset fell by "
-                       "more than 5% (the paper's Figure 4)."),
+                       "more than 5% (the paper's Figure 4); the dashed line is the equity asset's "
+                       "own average over those months."),
     "budgets": ("budgets.png",
                 "Dynamic model: target budgets b* and smoothed budgets b(t) in force, stacked; the "
-                "regime is shaded behind and shown as a strip on top."),
+                "regime is drawn in two bands above each stack (phase; volatility state)."),
     "risk_contributions": ("risk_contributions.png",
                            "Relative risk contributions of the end-of-day weights, per strategy."),
     "weights": ("weights.png", "Executed end-of-day weights per strategy (cash in grey)."),
@@ -284,7 +291,8 @@ def _equity_asset(run: RunData) -> str | None:
     return "equity" if "equity" in run.assets else None
 
 
-def _extreme_mask(run: RunData) -> tuple[pd.Series | None, str]:
+def _equity_closes(run: RunData) -> tuple[pd.Series | None, str]:
+    """Closes of the equity asset implied by the strategies' positions and fills (or a note)."""
     asset = _equity_asset(run)
     if asset is None:
         return None, "no asset named 'equity' (or run.json 'equity_asset'): extreme months unknown"
@@ -295,11 +303,30 @@ def _extreme_mask(run: RunData) -> tuple[pd.Series | None, str]:
             best = px if best is None else best.combine_first(px)
     if best is None or best.dropna().size < 2:
         return None, f"no positions/transactions to recover the {asset} closes: extreme months unknown"
+    return best.dropna(), f"{asset} closes implied by positions and fills"
+
+
+def _extreme_mask(run: RunData) -> tuple[pd.Series | None, str]:
+    closes, note = _equity_closes(run)
+    if closes is None:
+        return None, note
     try:
-        mask = extreme_months(best.dropna())
+        mask = extreme_months(closes)
     except DRBError as exc:
         return None, f"extreme months unknown: {exc}"
-    return mask, f"{asset} closes implied by positions and fills"
+    return mask, note
+
+
+def _equity_extreme_return(run: RunData, mask: pd.Series | None) -> float | None:
+    """Average monthly return of the equity asset over the extreme months of the run's span."""
+    closes, _ = _equity_closes(run)
+    if closes is None or mask is None:
+        return None
+    monthly = monthly_returns(closes.pct_change().iloc[1:])
+    first, last = run.returns.dropna(how="all").index[[0, -1]]
+    flagged = mask[mask & (mask.index >= first.to_period("M")) & (mask.index <= last.to_period("M"))].index
+    vals = monthly.reindex(flagged).dropna()
+    return float(vals.mean()) if len(vals) else None
 
 
 def run_metrics(run: RunData, *, benchmark: str | None = None) -> tuple[pd.DataFrame, str]:
@@ -363,12 +390,7 @@ def _asset_classes(info: dict[str, Any]) -> dict[str, str]:
 
 
 _SIGNAL_NAMES = {"vol_index": "implied-volatility index", "macro": "macro leading indicators"}
-_SOURCE_TEXT = {
-    "macro": "macro leading indicators",
-    "price_proxy": "price-based proxy (no macro data)",
-    "vol_index": "implied-volatility index",
-    "egarch_equity": "equity EGARCH volatility (no volatility index)",
-}
+_SOURCE_TEXT = F.SOURCE_TEXT
 
 
 def _signals_text(run: RunData) -> str | None:
@@ -791,7 +813,8 @@ def build_report(
             for s in run.strategies
         })
     emit("extreme_months", F.plot_extreme_months(run.metrics["extreme_month_return"],
-                                                 n_months=n_extreme, counts=counts))
+                                                 n_months=n_extreme, counts=counts,
+                                                 equity_return=_equity_extreme_return(run, mask)))
     assets_with_budgets = [a for a in run.assets if run.budgets is not None
                            and f"smoothed_{a}" in run.budgets.columns]
     if run.budgets is not None:

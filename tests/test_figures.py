@@ -49,13 +49,39 @@ def test_equity_and_drawdowns(run, tmp_path):
     _save_ok(fig, tmp_path / "eq.png")
 
 
+def _bands(ax) -> list[tuple[float, float, tuple]]:
+    """(y0, y1, colour) of each regime-band spell drawn above the stack of ``ax``."""
+    out = []
+    for c in ax.collections:
+        if c.get_label() in ASSETS:
+            continue
+        ys = c.get_paths()[0].vertices[:, 1]
+        if ys.min() >= 1.0:
+            out.append((round(float(ys.min()), 6), round(float(ys.max()), 6), tuple(c.get_facecolor()[0])))
+    return out
+
+
 def test_budgets_figure(run, tmp_path):
     fig = F.plot_budgets(run.budgets, list(ASSETS))
     ax_target, ax_smooth = fig.axes[:2]
     assert "Target" in ax_target.get_title() and "Smoothed" in ax_smooth.get_title()
-    regime_legend = [t.get_text() for t in ax_smooth.get_legend().get_texts()]
-    assert set(regime_legend) == set(run.budgets["regime"])
+    regimes = F.regime_labels(run.budgets["regime"])
+    phases = [r.split("/")[0] for r in regimes]
+    vols = [r.split("/")[1] for r in regimes]
+    legend = [t.get_text() for t in ax_smooth.get_legend().get_texts()]
+    assert legend == (["phase (upper band)"] + [p for p in F.PHASES if p in phases]
+                      + ["", "volatility (lower band)"] + [v for v in F.VOL_STATES if v in vols])
     assert [t.get_text() for t in ax_target.get_legend().get_texts()] == list(ASSETS)
+    # two bands above the stack, one patch per spell, coloured by phase / volatility state
+    dates = pd.DatetimeIndex(run.budgets.index)
+    bands = _bands(ax_smooth)
+    upper = sorted({b[:2] for b in bands}, reverse=True)[0]
+    top_colours = [b[2] for b in bands if b[:2] == upper]
+    lower_colours = [b[2] for b in bands if b[:2] != upper]
+    from matplotlib.colors import to_rgba
+
+    assert top_colours == [to_rgba(F.PHASE_COLORS[p]) for *_, p in F._spells(dates, phases)]
+    assert lower_colours == [to_rgba(F.VOL_COLORS[v]) for *_, v in F._spells(dates, vols)]
     # the stack's top edge is the sum of the budgets: 100 %
     polys = [c for c in ax_smooth.collections if c.get_label() in ASSETS]
     assert len(polys) == len(ASSETS)
@@ -83,6 +109,25 @@ def test_risk_contributions_and_weights(run, tmp_path):
         F.plot_weights({})
 
 
+def test_percent_ticks_carry_the_decimals_their_step_needs():
+    fig = F._new_figure(4, 3)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0.0, -0.19])
+    F._pct_axis(ax, nice=True)
+    fig.canvas.draw()
+    labels = [t.get_text().replace("\u2212", "-") for t in ax.get_yticklabels()]
+    locs = ax.get_yticks()
+    assert len(set(labels)) == len(labels)  # no two ticks with the same label
+    for lab, v in zip(labels, locs):
+        assert float(lab.rstrip("%")) == pytest.approx(100 * v, abs=1e-9)  # each label is exact
+    ax.set_ylim(-0.012, 0.0)  # a 0.2 % step needs one decimal
+    fig.canvas.draw()
+    labels = [t.get_text().replace("\u2212", "-") for t in ax.get_yticklabels()]
+    assert "-0.2%" in labels or "-0.4%" in labels
+    assert all(float(lab.rstrip("%")) == pytest.approx(100 * v, abs=1e-9)
+               for lab, v in zip(labels, ax.get_yticks()))
+
+
 def test_turnover_by_year_by_hand():
     reb = pd.DataFrame({
         "date": pd.to_datetime(["2023-01-03", "2023-06-01", "2024-02-01", "2024-03-01"]),
@@ -102,6 +147,9 @@ def test_turnover_figure(run, tmp_path):
     heights = [p.get_height() for p in ax.patches]
     assert sorted(heights) == pytest.approx(sorted(expected.to_numpy().ravel()))
     assert "partial" in ax.get_title()
+    # the legend sits right of the bars, not over them
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
     _save_ok(fig, tmp_path / "t.png")
 
 
@@ -113,14 +161,21 @@ def test_extreme_months_figure(tmp_path):
     texts = [t.get_text() for t in ax.texts]
     assert texts[0] == "-2.80%\n(n=7)" and texts[2] == "n/a"
     assert "7 months" in ax.get_title()
+    assert ax.get_legend() is None  # no equity reference given
     _save_ok(fig, tmp_path / "x.png")
+    fig = F.plot_extreme_months(vals, n_months=7, equity_return=-0.081)
+    ax = fig.axes[0]
+    ref = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(ref) == 1 and ref[0].get_ydata()[0] == pytest.approx(-0.081)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["equity asset itself: -8.10%"]
+    assert ax.get_ylim()[0] < -0.081  # the line is inside the axes
 
 
 def test_regimes_figure(run, tmp_path):
     fig = F.plot_regimes(run.regimes, run.transition)
     timeline, heat = fig.axes[:2]
     assert "Regime timeline" in timeline.get_title()
-    assert "price_proxy" in timeline.get_title()
+    assert "cycle from price-based proxy (no macro data)" in timeline.get_title()
     assert "transition matrix" in heat.get_title()
     img = heat.get_images()[0].get_array()
     assert img.shape == (12, 12)
@@ -143,11 +198,13 @@ def test_warm_up_days_form_one_grey_spell(run):
     assert F.regime_labels(budgets["regime"])[:2] == [F.WARMUP, F.WARMUP]
     fig = F.plot_budgets(budgets, list(ASSETS))
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert legend[-1] == F.WARMUP and legend.count(F.WARMUP) == 1
-    # one strip patch per spell: the warm-up is a single spell, not one per day
-    n_spells = len(F._spells(pd.DatetimeIndex(budgets.index), F.regime_labels(budgets["regime"])))
-    strips = [p for p in fig.axes[1].patches if p.get_alpha() == 1.0]
-    assert len(strips) == n_spells
+    assert legend.count("warm-up (no regime)") == 1
+    # one band patch per spell: the warm-up is a single spell in each band, not one per day
+    labels = F.regime_labels(budgets["regime"])
+    dates = pd.DatetimeIndex(budgets.index)
+    n_phase = len(F._spells(dates, [r.split("/")[0] for r in labels]))
+    n_vol = len(F._spells(dates, [r.split("/")[-1] for r in labels]))
+    assert len(_bands(fig.axes[1])) == n_phase + n_vol
     regimes = run.regimes.copy()
     regimes["regime"] = budgets["regime"]
     timeline = F.plot_regimes(regimes, run.transition).axes[0]
