@@ -333,6 +333,8 @@ class BarSource:
         self.seen: set[pd.Timestamp] = set()
         self.stats = SourceStats()
         self._backlog = True
+        self._rereading = False
+        self._no_signal: set[str] = set()
         self._reader: _CsvTail | _ParquetFile | _Folder | None = None
 
     # ---------------------------------------------------------------------------- reading
@@ -353,7 +355,7 @@ class BarSource:
             self._reader = self._make_reader()
             if self._reader is None:
                 if self.stats.polls == 0:
-                    self.log.info("%s does not exist yet: waiting for it", self.path)
+                    self.log.warning("%s does not exist yet: waiting for it", self.path)
                 self.stats.polls += 1
                 return []
         raws, replaced = self._reader.read()
@@ -361,6 +363,7 @@ class BarSource:
         if replaced:
             self.log.warning("%s: file replaced or truncated; re-reading it, bars already accepted are skipped", self.path)
             self._backlog = True
+            self._rereading = True
         bars: list[LiveBar] = []
         known_before = self.stats.known
         header_ok = True
@@ -378,6 +381,7 @@ class BarSource:
             upto = self.after if self.after is not None else self.last
             self.log.info("%s: skipped %d rows up to %s already processed", self.path, skipped, upto.date())
         self._backlog = False
+        self._rereading = False
         return bars
 
     def _check_header(self, header: list[str], where: str) -> bool:
@@ -390,6 +394,10 @@ class BarSource:
             if missing:
                 problem = f"no column for asset '{missing[0]}' (columns: {', '.join(header[:8])})"
         if problem is None:
+            for sig in self.signals:
+                if sig not in header and sig not in self._no_signal:
+                    self._no_signal.add(sig)
+                    self.log.warning("%s: no '%s' column: the live bars carry no %s (NaN)", where.rsplit(":", 1)[0], sig, sig)
             return True
         if isinstance(self._reader, _Folder):
             self.log.error("%s: file skipped: %s", where.rsplit(":", 1)[0], problem)
@@ -460,21 +468,18 @@ class BarSource:
                 self._reject("malformed", raw.where, f"bad value {values.get(s)!r} for signal '{s}'")
                 return None
             signals[s] = x
-        if self.after is not None and date <= self.after and self.last is None:
-            if self._backlog:
-                self.stats.known += 1
-                self.seen.add(date)
-            else:
-                self._reject("late", raw.where, f"{date.date()} is not after the last processed bar {self.after.date()}")
+        if self._backlog and ((self.after is not None and date <= self.after) or (self._rereading and date in self.seen)):
+            # Part of what the source held at start (or of a replaced file being re-read) and
+            # already processed: skipped silently, counted in one summary line.
+            self.stats.known += 1
+            self.seen.add(date)
             return None
-        if self.last is not None and date <= self.last:
-            if date == self.last or date in self.seen or (self.after is not None and date <= self.after and self._backlog):
-                if self._backlog:
-                    self.stats.known += 1
-                    return None
+        floor = self.last if self.last is not None else self.after
+        if floor is not None and date <= floor:
+            if date == floor or date in self.seen:
                 self._reject("duplicate", raw.where, f"bar {date.date()} already accepted")
             else:
-                self._reject("late", raw.where, f"{date.date()} is before the last accepted bar {self.last.date()} (late/out of order)")
+                self._reject("late", raw.where, f"{date.date()} is before the last accepted bar {floor.date()} (late/out of order)")
             return None
         self.last = date
         self.seen.add(date)
@@ -674,16 +679,22 @@ class LiveMarket:
         if self._exhausted or (self.max_bars is not None and self._queued >= self.max_bars):
             self._exhausted = True
             return False
-        now = time.monotonic()
-        if now < self._next_poll:
-            if index != 0:
-                return None  # the first feed waits and polls for everyone
-            self._stop.wait(self._next_poll - now)
-            if self._stop.is_set():
-                return self.next_for(index)
-        self._poll()
-        if slot.queue:
-            return self._pop(slot)
-        if self._exhausted:
-            return False
-        return None
+        while True:
+            now = time.monotonic()
+            if now < self._next_poll:
+                if index != 0:
+                    return None  # the first feed waits and polls for everyone
+                self._stop.wait(self._next_poll - now)
+                if self._stop.is_set():
+                    return self.next_for(index)
+            self._poll()
+            if slot.queue:
+                return self._pop(slot)
+            if self._exhausted:
+                return False
+            if slot.delivered:
+                return None
+            # No bar delivered yet: keep waiting here rather than hand cerebro an empty round.
+            # On a round without any bar cerebro still runs its broker, which values every
+            # position at close[0]: on feeds that have no bar yet that is an IndexError (and a
+            # resumed paper run holds positions before its first live bar).

@@ -293,3 +293,67 @@ def test_live_run_equals_the_backtest_on_the_same_bars(tmp_path):
     assert cerebro.broker.getvalue() == ref.broker.getvalue()
     for a, b in zip(strat.fills, ref_strat.fills):
         assert a == b
+
+
+class _TouchesPositions(_Recorder):
+    """Creates every feed's broker position before the first bar (as a resumed paper run does)."""
+
+    def start(self) -> None:
+        for d in self.datas:
+            self.broker.getposition(d)
+
+
+def test_waiting_for_the_first_bar_does_not_run_the_broker_on_empty_feeds(tmp_path):
+    """Before the first bar, cerebro must not loop on empty feeds (its broker would read close[0]
+    of feeds without a bar); the feed waits, polling, until a bar arrives or a stop."""
+    frame = _frame(6)
+    path = tmp_path / "later" / "live.csv"  # neither the file nor its folder exist yet
+    market = LiveMarket(path, ASSETS, poll_interval=0.01, max_bars=6)
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    market.add_to(cerebro)
+    cerebro.addstrategy(_TouchesPositions)
+
+    def later() -> None:
+        time.sleep(0.4)
+        path.parent.mkdir()
+        _write_rows(path, frame, 0.002).join()
+
+    th = threading.Thread(target=later, daemon=True)
+    th.start()
+    strat = cerebro.run()[0]
+    th.join()
+    assert [r[0] for r in strat.rows] == [d.date() for d in frame.index]
+    assert market.source.stats.polls > 10  # it did wait, polling
+    # a stop while waiting for the first bar ends the run at once, without a bar
+    market = LiveMarket(tmp_path / "never.csv", ASSETS, poll_interval=0.01)
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    market.add_to(cerebro)
+    cerebro.addstrategy(_TouchesPositions)
+    threading.Timer(0.3, market.request_stop).start()
+    t0 = time.monotonic()
+    assert cerebro.run()[0].rows == []
+    assert time.monotonic() - t0 < 5
+
+
+def test_backlog_rows_after_the_processed_bar_are_still_checked(tmp_path, caplog):
+    """Only backlog rows dated on or before ``after`` are skipped silently: a duplicate or an
+    out-of-order row among the new rows of the backlog is logged like any other."""
+    path = tmp_path / "live.csv"
+    path.write_text(
+        "date,equity,bond\n"  # no vol_index column: said once
+        "2024-01-02,100,50\n2024-01-03,101,50\n"  # lines 2-3: processed by a previous run
+        "2024-01-04,102,50\n2024-01-04,102,50\n"  # lines 4-5: new, then its duplicate
+        "2024-01-03,101,50\n"  # line 6: a processed bar again (its duplicate was logged back then)
+        "2024-01-08,103,50\n2024-01-05,104,50\n"  # lines 7-8: new, then out of order
+    )
+    src = BarSource(path, ASSETS, after="2024-01-03")
+    with caplog.at_level(logging.INFO, logger="drb.live"):
+        bars = src.poll()
+    assert _dates(bars) == ["2024-01-04", "2024-01-08"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3, warnings
+    assert "no 'vol_index' column" in warnings[0]
+    assert "live.csv:5: duplicate row skipped" in warnings[1]
+    assert "live.csv:8: late row skipped" in warnings[2]
+    assert src.stats.known == 3 and src.stats.duplicate == 1 and src.stats.late == 1
+    assert np.isnan(bars[0].signals["vol_index"])

@@ -435,3 +435,50 @@ def test_replay_script_output_is_a_valid_live_source(tmp_path, fmt):
     assert len(bars) == 5 and src.stats.malformed == src.stats.duplicate == 0  # the restart continued
     assert bars[0].date > hist["date"].iloc[-1]
     assert (tmp_path / "paper.toml").exists()
+
+
+def _held(lock: Path) -> bool:
+    """Another process (or thread) holds the state folder's lock."""
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def _append_once_waiting(path: Path, text: str, state: Path, delay: float) -> threading.Thread:
+    """Append ``text`` ``delay`` seconds after a paper run took the state folder's lock."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 30
+        while not _held(state / ".lock") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        with open(path, "a") as fh:
+            fh.write(text)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def test_waits_for_the_first_bar_on_a_fresh_start_and_on_a_restart(market, reference, tmp_path, capsys):
+    """The usual daily case: the process starts (or restarts) before the next bar exists."""
+    live, state = tmp_path / "live.csv", tmp_path / "state"
+    lines = market.lines()
+    # fresh start: the live file does not exist yet
+    th = _append_once_waiting(live, market.header + "".join(lines[:20]), state, 1.5)
+    assert drb([*market.args(state, live), "--max-bars", "20"]) == 0
+    th.join()
+    err = capsys.readouterr().err
+    assert "does not exist yet: waiting for it" in err  # a warning, shown even with --quiet
+    assert _bars(state) == 20
+    # restart with no new bar in the file: wait for it, then go on
+    th = _append_once_waiting(live, "".join(lines[20:]), state, 1.0)
+    assert drb(market.args(state, live)) == 0
+    th.join()
+    _same_run(state, reference)
