@@ -54,6 +54,7 @@ import os
 import pickle
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -956,9 +957,16 @@ def run_paper(opts: PaperOptions) -> PaperResult:
     folder = Path(opts.state)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder}: --state must be a folder")
+    # A bad config, strategy name or live path fails before the state folder is created.
+    setup = None if opts.demo else resolve_setup(opts)
+    if opts.demo and opts.strategy:
+        strategy_class(opts.strategy)
+    if setup is not None and not setup.live.exists() and not setup.live.parent.is_dir():
+        raise DataError(f"{setup.live}: the live source does not exist, nor its folder {setup.live.parent}")
     folder.mkdir(parents=True, exist_ok=True)
     with _state_lock(folder):
-        setup = resolve_setup(opts)
+        if setup is None:
+            setup = resolve_setup(opts)
         setup.extras["quiet"] = opts.quiet
         if opts.reset:
             dest = _archive(folder)
@@ -1086,15 +1094,23 @@ def _paper_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no line per bar")
 
 
+_LOGGERS = ("drb.paper", "drb.live", "drb.replay")
+
+
 def _setup_logging(quiet: bool) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S"))
-    for name in ("drb.paper", "drb.live", "drb.replay"):
+    for name in _LOGGERS:
         lg = logging.getLogger(name)
         lg.addHandler(handler)
         lg.setLevel(logging.WARNING if quiet else logging.INFO)
         lg.propagate = False
     return handler
+
+
+def _warning_to_log(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """``warnings.showwarning`` for ``drb paper``: the model's warnings (signal fallbacks...) as one log line."""
+    log.warning("%s: %s", category.__name__, message)
 
 
 def _cmd_paper(args: argparse.Namespace) -> int:
@@ -1118,10 +1134,12 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     handler = _setup_logging(args.quiet)
+    show, warnings.showwarning = warnings.showwarning, _warning_to_log
     try:
         res = run_paper(opts)
     finally:
-        for name in ("drb.paper", "drb.live", "drb.replay"):
+        warnings.showwarning = show
+        for name in _LOGGERS:
             logging.getLogger(name).removeHandler(handler)
     why = f" ({res.stop_reason})" if res.stop_reason else ""
     print(

@@ -482,3 +482,68 @@ def test_waits_for_the_first_bar_on_a_fresh_start_and_on_a_restart(market, refer
     assert drb(market.args(state, live)) == 0
     th.join()
     _same_run(state, reference)
+
+
+@pytest.mark.parametrize("tail", ["same", "edited", "other_bar"])
+def test_in_doubt_journal_tail_must_be_reproduced(market, reference, tmp_path, capsys, tail):
+    """Entries journaled after the last commit (a kill inside a bar) are checked against the
+    re-processed bar: identical ones are not written again; any difference refuses to trade."""
+    journal = _journal(reference)
+    dates = [f"{d:%Y-%m-%d}" for d in market.rows.index]
+    bars_with_orders = sorted({e["bar"] for e in journal if e["type"] == "order" and dates.index(e["bar"]) > 3})
+    bar = bars_with_orders[0]
+    state = tmp_path / "state"
+    assert drb([*market.args(state)[:-3], "--until", dates[dates.index(bar) - 1], "--quiet"]) == 0
+    committed = _state(state)["journal"]
+    doubt = [e for e in journal if e["bar"] == bar]
+    assert doubt[0]["seq"] == committed["seq"] + 1 and any(e["type"] == "order" for e in doubt)
+    if tail == "edited":
+        k = next(i for i, e in enumerate(doubt) if e["type"] == "order")
+        doubt[k] = {**doubt[k], "size": doubt[k]["size"] * 1.01}
+    elif tail == "other_bar":
+        later = bars_with_orders[1]
+        doubt = [e for e in journal if e["bar"] == later]
+        first = doubt[0]["seq"]
+        doubt = [{**e, "seq": e["seq"] - first + committed["seq"] + 1} for e in doubt]
+    with open(state / "journal.jsonl", "a") as fh:
+        fh.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in doubt))
+    before = (state / "journal.jsonl").read_bytes()
+    capsys.readouterr()
+    rc = drb(market.args(state))
+    err = capsys.readouterr().err
+    if tail == "same":
+        assert rc == 0, err
+        assert f"{len(doubt)} entries of bar {bar} were written after the last commit" in err
+        _same_run(state, reference)
+        return
+    assert rc == 2
+    lines = [x for x in err.splitlines() if x.startswith("drb paper: error:")]
+    assert len(lines) == 1 and "refusing to trade" in lines[0], err
+    assert ("differs from the journaled one" if tail == "edited" else "the journal has") in lines[0]
+    assert (state / "journal.jsonl").read_bytes() == before
+    assert _state(state)["journal"] == committed  # nothing committed
+
+
+def test_bad_command_line_fails_before_creating_the_state_folder(market, tmp_path, capsys):
+    state = tmp_path / "state"
+    cases = [
+        (["--strategy", "Nope"], "unknown strategy 'Nope'"),
+        (["--live", str(tmp_path / "no" / "live.csv")], "the live source does not exist, nor its folder"),
+    ]
+    for extra, message in cases:
+        args = market.args(state)
+        if extra[0] == "--live":
+            args[args.index("--live") + 1] = extra[1]
+        else:
+            args += extra
+        capsys.readouterr()
+        assert drb(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("drb paper: error:") and message in err[0], err
+        assert not state.exists()
+    for name in ("EqualWeight", "Nope"):
+        capsys.readouterr()
+        rc = drb(["paper", "--demo", "--state", str(state), "--strategy", name, "--max-bars", "1", "--end", "2019-02-28",
+                  "--history-bars", "260", "--replay-interval", "0", "--poll", "0.02", "--quiet"])  # fmt: skip
+        assert rc == (0 if name == "EqualWeight" else 2)
+    assert "unknown strategy 'Nope'" in capsys.readouterr().err
