@@ -452,8 +452,9 @@ class VolatilityManagedAllocator(Allocator):
       ``c / sigma^2`` with ``c = target_vol**2``; it budgets more risk to calm periods.
 
     ``target_vol`` defaults to the expanding mean of the sleeve's ex-ante volatility at past
-    rebalances (known at t), so exposure is about 1 on average before the cap. ``max_leverage=1``
-    never borrows: the rest is held in cash.
+    rebalances (known at t), so exposure is about 1 on average before the cap. ``max_leverage``
+    is at most 1 (the broker cannot borrow): the rest is held in cash, and while the cap binds
+    (calm periods, where parity would lever up) the ex-ante variance is below the target.
     """
 
     name = "VolatilityManaged"
@@ -472,8 +473,11 @@ class VolatilityManagedAllocator(Allocator):
         super().__init__(assets, asset_classes, **kw)
         if rule not in ("parity", "moreira_muir"):
             raise ConfigError(f"{self.name}: rule must be 'parity' or 'moreira_muir', got {rule!r}")
-        if max_leverage <= 0:
-            raise ConfigError(f"{self.name}: max_leverage must be > 0, got {max_leverage}")
+        if not 0.0 < max_leverage <= 1.0:
+            raise ConfigError(
+                f"{self.name}: max_leverage must be in (0, 1], got {max_leverage} (the backtrader "
+                "broker and the fast path trade from cash and cannot borrow)"
+            )
         if target_vol is not None and not target_vol > 0:
             raise ConfigError(f"{self.name}: target_vol must be > 0, got {target_vol}")
         if not 0.0 < ewma_lambda < 1.0:

@@ -94,7 +94,7 @@ class DynamicRiskBudgetAllocator(Allocator):
     target_vol : float, optional
         Volatility-target overlay: scale weights by target / sigma(w), capped at ``max_leverage``.
     max_leverage : float
-        Cap of the overlay (1 = never borrow; the rest stays in cash).
+        Cap of the overlay, in (0, 1]: the broker cannot borrow, the rest stays in cash.
     weight_bounds : mapping, optional
         ``{asset or class: (low, high)}`` weight bounds of the solver; when the budget cannot be met
         within them the closest feasible point is used (and counted in the run's report).
@@ -184,6 +184,13 @@ class DynamicRiskBudgetAllocator(Allocator):
         self.tilt_kw = {"strength": float(tilt_strength), "max_tilt": float(max_tilt), "floor": float(budget_floor)}
         self.solver = solver
         self.tau = float(tau)
+        if target_vol is not None and not target_vol > 0:
+            raise ConfigError(f"{self.name}: target_vol must be > 0, got {target_vol}")
+        if not 0.0 < max_leverage <= 1.0:
+            raise ConfigError(
+                f"{self.name}: max_leverage must be in (0, 1], got {max_leverage} (the backtrader "
+                "broker and the fast path trade from cash and cannot borrow)"
+            )
         self.target_vol = target_vol
         self.max_leverage = float(max_leverage)
         self.bounds = _bounds_array(weight_bounds, self.assets, self.classes)

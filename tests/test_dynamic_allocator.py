@@ -90,6 +90,18 @@ def test_volatility_target_overlay():
     assert vol == pytest.approx(0.01, rel=1e-6)
 
 
+def test_leverage_above_one_is_refused_not_cut_silently():
+    from drb.errors import ConfigError
+    from strategies.allocators import VolatilityManagedAllocator
+
+    with pytest.raises(ConfigError, match=r"max_leverage must be in \(0, 1\].*cannot borrow"):
+        DynamicRiskBudgetAllocator(ASSETS, target_vol=0.1, max_leverage=1.5)
+    with pytest.raises(ConfigError, match=r"max_leverage must be in \(0, 1\]"):
+        VolatilityManagedAllocator(ASSETS, max_leverage=3.0)
+    with pytest.raises(ConfigError, match="target_vol must be > 0"):
+        DynamicRiskBudgetAllocator(ASSETS, target_vol=0.0)
+
+
 def test_cooldown_spaces_conditional_rebalances():
     _, out = drive(cooldown=10)
     bars = {date: i for i, date in enumerate(M.prices.index)}
