@@ -37,10 +37,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import (
     FixedLocator,
+    Formatter,
     FuncFormatter,
     MaxNLocator,
+    NullFormatter,
     NullLocator,
-    PercentFormatter,
 )
 
 from drb.errors import DataError
@@ -53,6 +54,8 @@ __all__ = [
     "VOL_COLORS",
     "SOURCE_TEXT",
     "VOL_STATES",
+    "StepPercentFormatter",
+    "nice_log_ticks",
     "asset_colors",
     "strategy_colors",
     "regime_color",
@@ -189,22 +192,30 @@ def _spells(dates: pd.DatetimeIndex, labels: Sequence[str]) -> list[tuple[pd.Tim
     return out
 
 
-class _StepPercent(PercentFormatter):
+class StepPercentFormatter(Formatter):
     """Percent tick labels with as many decimals as the tick *spacing* needs.
 
     ``PercentFormatter(decimals=0)`` prints a -2.5 % tick as "-2%" (and -7.5 % as "-7%"): labels
     that are wrong. Here 1 %-or-wider steps get no decimals, 0.5 % one, 0.05 % two.
+
+    Parameters
+    ----------
+    scale : float, default 100
+        Multiplier from the data to percent: 100 for decimals (0.05 = 5 %), 1 for data already
+        in percent.
     """
 
-    def __init__(self) -> None:
-        super().__init__(1.0, decimals=0)
+    def __init__(self, scale: float = 100.0) -> None:
+        self.scale = float(scale)
 
     def __call__(self, x, pos=None):  # noqa: ANN001 - matplotlib's signature
         locs = np.asarray(self.axis.get_majorticklocs(), dtype=float) if self.axis is not None else []
-        steps = np.diff(np.unique(np.round(locs, 12))) if len(locs) > 1 else np.array([])
-        step_pct = 100.0 * float(steps.min()) if steps.size else 100.0 * abs(float(x)) or 1.0
-        decimals = max(0, int(np.ceil(-np.log10(step_pct) - 1e-9)))
-        text = f"{100.0 * x:.{decimals}f}%"
+        pct = self.scale * (locs if len(locs) else np.array([float(x)]))
+        span = float(np.max(np.abs(pct))) if pct.size else 0.0
+        tol = 1e-6 * max(span, 1e-12)
+        # the fewest decimals that print every tick of the axis exactly (2.5 % needs one)
+        decimals = next((d for d in range(6) if np.all(np.abs(np.round(pct, d) - pct) <= tol)), 6)
+        text = f"{self.scale * x:.{decimals}f}%"
         if text.startswith("-") and not any(ch in "123456789" for ch in text):
             text = text[1:]  # no "-0%"
         return text
@@ -215,7 +226,7 @@ def _pct_axis(ax, *, nice: bool = False) -> None:
     tick steps (1, 2, 5 x 10^k)."""
     if nice:
         ax.yaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]))
-    ax.yaxis.set_major_formatter(_StepPercent())
+    ax.yaxis.set_major_formatter(StepPercentFormatter())
 
 
 def _need(frame: pd.DataFrame, cols: Sequence[str], what: str) -> None:
@@ -225,6 +236,21 @@ def _need(frame: pd.DataFrame, cols: Sequence[str], what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- equity curves
+
+
+def nice_log_ticks(ax) -> None:
+    """Readable ticks on a log-scale y axis of growth values (1.0 = start).
+
+    A narrow log range gets one or no decade tick (and matplotlib labels the minor ticks
+    "1.3 x 10^0"): put round linear values on it instead, plain numbers, no minor labels.
+    """
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 20:
+        ticks = MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        ax.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi and t > 0]))
+        ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
@@ -259,13 +285,7 @@ def plot_equity_drawdowns(returns: pd.DataFrame) -> Figure:
                  label=f"{name} ({final - 1:+.1%})")
         ax2.plot(dd.index, dd.to_numpy(), color=colors[name], lw=lw, zorder=z, label=name)
     ax1.set_yscale("log")
-    lo, hi = ax1.get_ylim()
-    if hi / lo < 20:
-        # a narrow log range gets one or no decade tick: put round linear values on it instead
-        ticks = MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-        ax1.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi and t > 0]))
-        ax1.yaxis.set_minor_locator(NullLocator())
-    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
+    nice_log_ticks(ax1)
     ax1.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax1.set_ylabel("value of 1 invested (log scale)")
     ax1.set_title("Equity curves after costs (legend: total return)")

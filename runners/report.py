@@ -281,6 +281,16 @@ def implied_prices(positions: pd.DataFrame, transactions: pd.DataFrame, asset: s
     return pd.Series(px, index=positions.index, name=asset)
 
 
+def _is_synthetic(run: RunData) -> bool:
+    """True when run.json says the prices are synthetic (their dates are not history, so
+    pyfolio's stress periods such as "GFC" or "Covid" mean nothing)."""
+    info = run.run_info
+    sources = _data_info(info).get("sources", info.get("source"))
+    prices = sources.get("prices") if isinstance(sources, dict) else sources
+    texts = [str(prices or ""), str(info.get("market") or "")]
+    return any("synthetic" in t.lower() for t in texts)
+
+
 def _equity_asset(run: RunData) -> str | None:
     named = run.run_info.get("equity_asset")
     if isinstance(named, str) and named:
@@ -834,6 +844,8 @@ def build_report(
     # ---- tear sheets ---------------------------------------------------------------------
     sheets: dict[str, Path] = {}
     previous_sheets = False
+    sheet_bench: str | None = None
+    synthetic = False
     if not tearsheets:
         # keep linking tear sheets rendered by an earlier run of the report
         sheets = {s: root / "tearsheets" / f"{s}.png" for s in run.strategies
@@ -844,7 +856,10 @@ def build_report(
 
         have = [s for s in run.strategies if s in run.positions and s in run.transactions]
         sheet_times: dict[str, float] = {}
-        sheets = write_tearsheets(root, have, n_jobs=n_jobs, timings=sheet_times)
+        sheet_bench = effective_bench if effective_bench in run.strategies else None
+        synthetic = _is_synthetic(run)
+        sheets = write_tearsheets(root, have, n_jobs=n_jobs, timings=sheet_times, benchmark=sheet_bench,
+                                  interesting_times=not synthetic)
         for s, p in sheets.items():
             written[rel(p)] = p
             stamps[f"tearsheet:{s}"] = sheet_times.get(s, float("nan"))
@@ -932,8 +947,14 @@ def build_report(
             blocks.append(_Block("figure", f"{p.stem.replace('_', ' ')} (written by the run)", path=rel(p)))
     blocks.append(_Block("h2", "pyfolio tear sheets"))
     if sheets:
-        blocks.append(_Block("p", "One tall PNG per strategy: pyfolio performance statistics, returns, "
-                             "positions (every asset and cash) and transactions sheets."
+        sheet_text = ("One tall PNG per strategy: pyfolio performance statistics and monthly returns, "
+                      "returns, positions (every asset and cash) and transactions sheets")
+        if tearsheets and sheet_bench:
+            sheet_text += f", each against {sheet_bench} (alpha, beta, rolling beta)"
+        if tearsheets and synthetic:
+            sheet_text += ("; pyfolio's historical stress periods are left out (synthetic market: its "
+                           "dates are not history)")
+        blocks.append(_Block("p", sheet_text + "."
                              + (" Rendered by an earlier report (not regenerated this time)."
                                 if previous_sheets else "")))
         blocks.append(_Block("links", links=[(s, rel(p)) for s, p in sheets.items()]))

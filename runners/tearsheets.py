@@ -12,11 +12,27 @@ One tall PNG per strategy, stacked top to bottom from the sections of pyfolio's 
    drawdown periods (``timeseries.gen_drawdown_table``) -- the tables pyfolio would print as HTML;
 2. the returns tear sheet (cumulative returns linear and log, returns, rolling volatility and
    Sharpe, top drawdowns, underwater, monthly heatmap, annual returns, return quantiles);
-3. the interesting-times sheet, when the run overlaps one of pyfolio's stress periods;
+3. the interesting-times sheet, when the run overlaps one of pyfolio's stress periods (left out
+   on request, e.g. for a synthetic market, whose dates are not history); pyfolio's "Covid" period
+   runs from 2020-02-11 to *today*, which makes every later year a stress period: it is cut to
+   the crash, 2020-02-11 to 2020-04-30 ("Covid crash");
 4. the positions tear sheet (exposure, allocation per asset, concentration, holdings, leverage);
 5. the transactions sheet: daily turnover, daily volume and the turnover histogram. pyfolio's
    time-of-day histogram of fills is left out: our fills come from daily bars and carry no
    intraday time, so that panel would be empty.
+
+With a benchmark strategy (the one the information ratio is measured against) the returns sheet
+gains the benchmark's curve, the volatility-matched curve and rolling beta, and the header alpha
+and beta; without one, pyfolio's "volatility matched to benchmark" panel (then a copy of the
+cumulative returns) is still drawn by pyfolio.
+
+Readability fixes over pyfolio's defaults, applied after pyfolio draws: plain numbers on log
+axes (not "1.3 x 10^0" minor labels), percent ticks with the decimals their spacing needs on the
+returns, rolling volatility and underwater panels (pyfolio prints -0.5 % as "-0%" and 2.5 % vol
+as "0.02" next to another "0.02"), blank cells in the monthly heatmap for months outside the run
+(pyfolio fills them with 0), and a turnover axis scaled to the rebalances (pyfolio fixes it to
+0-2, which the initial investment, 2.0 in pyfolio's units, fills alone); the turnover histogram
+shows the days with trades, initial investment excluded.
 
 Console hygiene: pyfolio floods deprecation warnings and prints IPython ``HTML`` reprs on stdout.
 Rendering always happens in worker subprocesses (Agg backend) whose stdout goes to ``/dev/null``,
@@ -94,8 +110,8 @@ def _read_dated_csv(path: Path, what: str, date_col: str = "date") -> pd.DataFra
 
 
 def load_tearsheet_inputs(
-    run_dir: str | os.PathLike[str], strategy: str
-) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame | None]:
+    run_dir: str | os.PathLike[str], strategy: str, *, returns_only: bool = False
+) -> tuple[pd.Series, pd.DataFrame | None, pd.DataFrame | None]:
     """Read one strategy's returns, positions and transactions in pyfolio's format.
 
     Parameters
@@ -104,6 +120,8 @@ def load_tearsheet_inputs(
         The run directory.
     strategy : str
         Strategy name (a column of ``returns.csv``).
+    returns_only : bool, default False
+        Read only the returns (positions and transactions come back as None).
 
     Returns
     -------
@@ -127,6 +145,11 @@ def load_tearsheet_inputs(
     rets = pd.to_numeric(rets_all[strategy], errors="coerce").dropna()
     if rets.empty:
         raise DataError(f"returns: strategy {strategy!r} has no returns in {root / 'returns.csv'}")
+    if returns_only:
+        dix = pd.DatetimeIndex(rets.index)
+        rets.index = (dix.tz_localize("UTC") if dix.tz is None else dix.tz_convert("UTC")).rename(None)
+        rets.name = strategy
+        return rets, None, None
 
     pos = _read_dated_csv(root / "positions" / f"{strategy}.csv", "positions").set_index("date")
     if "cash" not in pos.columns:
@@ -156,20 +179,33 @@ def load_tearsheet_inputs(
 
 
 def _header_figure(
-    strategy: str, returns: pd.Series, positions: pd.DataFrame, transactions: pd.DataFrame | None
+    strategy: str,
+    returns: pd.Series,
+    positions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
+    benchmark_rets: pd.Series | None = None,
 ):  # -> matplotlib.figure.Figure
     import pyfolio as pf
     from matplotlib.figure import Figure
 
-    stats = pf.timeseries.perf_stats(returns, positions=positions, transactions=transactions)
+    stats = pf.timeseries.perf_stats(returns, factor_returns=benchmark_rets, positions=positions,
+                                     transactions=transactions)
     dd = pf.timeseries.gen_drawdown_table(returns, top=5).dropna(how="all")
-    fig = Figure(figsize=(14, 6.0))
-    fig.suptitle(f"pyfolio tear sheet: {strategy}", fontsize=22, fontweight="bold", y=0.99)
+    table = _monthly_table(returns)
+    # layout in inches: title band, then stats (left) beside drawdowns + monthly returns (right)
+    heat_h = 0.9 + 0.34 * len(table)
+    body = max(5.3, 2.3 + heat_h)
+    height = 1.0 + body
+    fig = Figure(figsize=(14, height))
+    title = f"pyfolio tear sheet: {strategy}"
+    if benchmark_rets is not None and benchmark_rets.name:
+        title += f" (benchmark: {benchmark_rets.name})"
+    fig.suptitle(title, fontsize=22 if len(title) < 60 else 18, fontweight="bold", y=1 - 0.08 / height)
     span = f"{returns.index[0].date()} to {returns.index[-1].date()}, {len(returns)} trading days"
     assets = [c for c in positions.columns if c != "cash"]
-    fig.text(0.5, 0.915, f"{span}; assets: {', '.join(assets)} + cash", ha="center", fontsize=13)
+    fig.text(0.5, 1 - 0.6 / height, f"{span}; assets: {', '.join(assets)} + cash", ha="center", fontsize=13)
 
-    ax1 = fig.add_axes((0.02, 0.02, 0.40, 0.82))
+    ax1 = fig.add_axes((0.02, 0.1 / height, 0.40, (body - 0.1) / height))
     ax1.axis("off")
     ax1.set_title("Performance statistics (pyfolio, daily data)", fontsize=15)
     pct = {"Annual return", "Cumulative returns", "Annual volatility", "Max drawdown",
@@ -181,7 +217,7 @@ def _header_figure(
     t1.set_fontsize(13)
     t1.scale(1.0, 1.5)
 
-    ax2 = fig.add_axes((0.46, 0.02, 0.52, 0.82))
+    ax2 = fig.add_axes((0.46, (body - 2.2) / height, 0.52, 2.2 / height))
     ax2.axis("off")
     ax2.set_title("Worst drawdown periods", fontsize=15)
     if dd.empty:
@@ -196,18 +232,51 @@ def _header_figure(
             for _, r in dd.iterrows()
         ]
         t2 = ax2.table(cellText=drows,
-                       colLabels=["net drawdown %", "peak", "valley", "recovery", "days"],
+                       colLabels=["drawdown %", "peak", "valley", "recovery", "days"],
+                       colWidths=[0.2, 0.21, 0.21, 0.24, 0.12],
                        loc="upper center", cellLoc="center")
         t2.auto_set_font_size(False)
         t2.set_fontsize(13)
         t2.scale(1.0, 1.5)
+
+    # monthly returns, full size: pyfolio's own heatmap is a third of the page wide, too small
+    # for its numbers at this resolution
+    ax3 = fig.add_axes((0.52, 0.65 / height, 0.45, (heat_h - 0.95) / height))
+    _draw_monthly_heatmap(ax3, table, annot_size=11)
+    ax3.set_ylabel("")
+    ax3.set_xlabel("")
+    ax3.tick_params(labelsize=11)
+    ax3.set_title("Monthly returns (%); blank: outside the run", fontsize=15)
     return fig
+
+
+def _monthly_table(returns: pd.Series) -> pd.DataFrame:
+    """Compounded monthly returns (decimal), years x 12 months, NaN outside the run."""
+    import calendar
+
+    import empyrical as ep
+
+    table = ep.aggregate_returns(returns, "monthly").unstack()
+    table = table.reindex(columns=range(1, 13))
+    table.columns = [calendar.month_abbr[m] for m in table.columns]
+    return table
+
+
+def _draw_monthly_heatmap(ax, table: pd.DataFrame, *, annot_size: float | None) -> None:
+    import seaborn as sns
+    from matplotlib import colormaps
+
+    sns.heatmap(table * 100.0, annot=annot_size is not None, fmt=".1f",
+                annot_kws={"size": annot_size or 9}, center=0.0, cbar=False,
+                cmap=colormaps["RdYlGn"], ax=ax)
 
 
 def _txn_figure(returns: pd.Series, positions: pd.DataFrame, transactions: pd.DataFrame):
     import matplotlib.pyplot as plt
     import pyfolio as pf
+    import seaborn as sns
     from matplotlib import gridspec
+    from matplotlib.ticker import MaxNLocator
 
     with pf.plotting.plotting_context(), pf.plotting.axes_style():
         fig = plt.figure(figsize=(14, 3 * 6))
@@ -217,13 +286,81 @@ def _txn_figure(returns: pd.Series, positions: pd.DataFrame, transactions: pd.Da
         ax_hist = plt.subplot(gs[2, :])
         pf.plotting.plot_turnover(returns, transactions, positions, ax=ax_turnover)
         pf.plotting.plot_daily_volume(returns, transactions, ax=ax_volume)
-        try:
-            pf.plotting.plot_daily_turnover_hist(transactions, positions, ax=ax_hist)
-        except ValueError:
-            ax_hist.set_title("Distribution of daily turnover rates: not enough trades")
+        # pyfolio's turnover: traded value / average gross book (two-way); the initial
+        # investment is 2.0 on that scale and pyfolio fixes the axis to 0-2 for it
+        turnover = pf.txn.get_turnover(positions, transactions, "AGB").reindex(returns.index).fillna(0.0)
+        first_trade = pd.DatetimeIndex(transactions.index).min().normalize()
+        initial = turnover.index.normalize() == first_trade
+        rest = turnover[~initial]
+        traded = rest[rest > 0]
+        if len(traded):
+            top = 1.15 * float(traded.max())
+            ax_turnover.set_ylim(0.0, top)
+            init = float(turnover[initial].max()) if initial.any() else 0.0
+            if init > top:
+                ax_turnover.set_title(f"Daily turnover (pyfolio's two-way measure; the initial "
+                                      f"investment, {init:.2f}, is off the scale)")
+            ax_turnover.yaxis.set_major_locator(MaxNLocator(nbins=7, steps=[1, 2, 5, 10]))
+            ax_turnover.yaxis.set_major_formatter(_step_percent())
+            sns.histplot(traded, ax=ax_hist)
+            ax_hist.set_title(f"Distribution of daily turnover on the {len(traded)} days with trades "
+                              "(initial investment excluded)")
+            ax_hist.set_xlabel("Turnover rate (traded value / average gross book)")
+            ax_hist.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 5, 10]))
+            ax_hist.xaxis.set_major_formatter(_step_percent())
+        else:
+            ax_hist.set_title("Distribution of daily turnover: no trade after the initial investment")
         for ax in fig.axes:
             ax.tick_params(axis="x", which="major", bottom=True, top=False, labelbottom=True)
     return fig
+
+
+def _step_percent(scale: float = 100.0):
+    from runners.figures import StepPercentFormatter
+
+    return StepPercentFormatter(scale)
+
+
+def _stress_periods() -> dict:
+    """pyfolio's stress periods, "Covid" (2020-02-11 to today in pyfolio) cut to the crash."""
+    from pyfolio.interesting_periods import PERIODS
+
+    periods = dict(PERIODS)
+    if "Covid" in periods:
+        start = periods.pop("Covid")[0]
+        periods["Covid crash"] = (start, pd.Timestamp("2020-04-30", tz="UTC"))
+    return periods
+
+
+def _monthly_heatmap(ax, returns: pd.Series) -> None:
+    """pyfolio's monthly heatmap, redrawn with months outside the run blank (pyfolio fills them
+    with 0) and without its numbers, unreadable at this size: the header has them full size."""
+    ax.clear()
+    _draw_monthly_heatmap(ax, _monthly_table(returns), annot_size=None)
+    ax.set_ylabel("Year")
+    ax.set_xlabel("Month")
+    ax.set_title("Monthly returns (values at the top)")
+
+
+def _tidy_axes(fig, returns: pd.Series) -> None:
+    """Readable ticks on the panels pyfolio labels badly (see the module docstring)."""
+    from matplotlib.ticker import MaxNLocator
+
+    from runners.figures import nice_log_ticks
+
+    nice = [1, 2, 5, 10]
+    for ax in fig.axes:
+        title = ax.get_title()
+        if ax.get_yscale() == "log":
+            nice_log_ticks(ax)
+        if title in ("Returns", "Return quantiles") or title.startswith("Rolling volatility"):
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=7, steps=nice))
+            ax.yaxis.set_major_formatter(_step_percent())
+        elif title == "Underwater plot":  # pyfolio plots the drawdown in percent already
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=7, steps=nice))
+            ax.yaxis.set_major_formatter(_step_percent(1.0))
+        elif title == "Monthly returns (%)":
+            _monthly_heatmap(ax, returns)
 
 
 def _figure_rgb(fig, dpi: int) -> np.ndarray:
@@ -296,6 +433,8 @@ def render_tearsheet(
     strategy: str | None = None,
     dpi: int = DEFAULT_DPI,
     fast_axes: bool = False,
+    benchmark_rets: pd.Series | None = None,
+    interesting_times: bool = True,
 ) -> Path:
     """Render one strategy's full tear sheet to a single tall PNG, in this process.
 
@@ -321,6 +460,11 @@ def render_tearsheet(
         Temporarily skip pandas' shared-axis label pruning (about 2x faster; patches a pandas
         internal for the duration of the call, so not thread-safe). The workers of
         :func:`write_tearsheets` use it.
+    benchmark_rets : pandas.Series, optional
+        Daily returns of the benchmark strategy (named), reindexed to ``returns`` (days it has
+        no return count as 0).
+    interesting_times : bool, default True
+        Include pyfolio's stress-period sheet (with "Covid" cut to the crash).
 
     Returns
     -------
@@ -347,25 +491,35 @@ def render_tearsheet(
         # (e.g. the exposure plot) off-screen.
         import pyfolio as pf
 
+        bench = None
+        if benchmark_rets is not None:
+            bench = benchmark_rets.reindex(returns.index).fillna(0.0)
+            bench.name = benchmark_rets.name
         try:
-            fig = _header_figure(name, returns, positions, transactions)
+            fig = _header_figure(name, returns, positions, transactions, bench)
             parts.append(_figure_rgb(fig, dpi))
             section = "returns"
             fig = pf.create_returns_tear_sheet(
-                returns, positions=positions, transactions=transactions, return_fig=True
+                returns, positions=positions, transactions=transactions, benchmark_rets=bench,
+                return_fig=True,
             )
+            with pf.plotting.plotting_context(), pf.plotting.axes_style():
+                _tidy_axes(fig, returns)
             parts.append(_figure_rgb(fig, dpi))
             plt.close(fig)
-            section = "interesting times"
-            fig = pf.create_interesting_times_tear_sheet(returns, return_fig=True)
-            if fig is not None:
-                parts.append(_figure_rgb(fig, dpi))
-                plt.close(fig)
+            if interesting_times:
+                section = "interesting times"
+                fig = pf.create_interesting_times_tear_sheet(
+                    returns, benchmark_rets=bench, periods=_stress_periods(), return_fig=True)
+                if fig is not None:
+                    parts.append(_figure_rgb(fig, dpi))
+                    plt.close(fig)
             section = "positions"
             fig = pf.create_position_tear_sheet(
                 returns, positions, transactions=transactions, estimate_intraday=False,
                 return_fig=True,
             )
+            _tidy_axes(fig, returns)
             parts.append(_figure_rgb(fig, dpi))
             plt.close(fig)
             if transactions is not None:
@@ -413,8 +567,12 @@ def _worker_main() -> int:
         t0 = time.perf_counter()
         try:
             rets, pos, txns = load_tearsheet_inputs(task["run_dir"], task["strategy"])
+            bench = None
+            if task.get("benchmark") and task["benchmark"] != task["strategy"]:
+                bench = load_tearsheet_inputs(task["run_dir"], task["benchmark"], returns_only=True)[0]
             render_tearsheet(rets, pos, txns, task["out_path"], strategy=task["strategy"],
-                             dpi=int(task["dpi"]), fast_axes=True)
+                             dpi=int(task["dpi"]), fast_axes=True, benchmark_rets=bench,
+                             interesting_times=bool(task.get("interesting_times", True)))
             answer = {"ok": True, "seconds": time.perf_counter() - t0}
         except DataError as exc:
             answer = {"ok": False, "kind": "DataError", "message": str(exc)}
@@ -489,6 +647,8 @@ def write_tearsheets(
     n_jobs: int = 2,
     dpi: int = DEFAULT_DPI,
     timings: dict[str, float] | None = None,
+    benchmark: str | None = None,
+    interesting_times: bool = True,
 ) -> dict[str, Path]:
     """Render the tear sheet of every strategy of a run, in parallel worker processes.
 
@@ -508,6 +668,10 @@ def write_tearsheets(
     timings : dict, optional
         If given, filled with the seconds each strategy took in its worker (read + render +
         write).
+    benchmark : str, optional
+        Strategy (column of ``returns.csv``) every other strategy's sheet is compared with.
+    interesting_times : bool, default True
+        Include pyfolio's stress-period sheet (pass False for a synthetic market).
 
     Returns
     -------
@@ -534,13 +698,18 @@ def write_tearsheets(
     for s in strategies:
         if not s or any(ch in s for ch in "/\\") or s in {".", ".."}:
             raise DataError(f"strategy name {s!r} cannot be used as a file name")
+    if benchmark is not None:
+        head = _read_dated_csv(root / "returns.csv", "returns")
+        if benchmark not in head.columns or benchmark == "date":
+            raise DataError(f"benchmark {benchmark!r} is not a column of {root / 'returns.csv'}")
     target = Path(out_dir) if out_dir is not None else root / "tearsheets"
     target.mkdir(parents=True, exist_ok=True)
 
     tasks: queue.Queue[dict] = queue.Queue()
     for s in strategies:
         tasks.put({"run_dir": str(root.resolve()), "strategy": s,
-                   "out_path": str((target / f"{s}.png").resolve()), "dpi": int(dpi)})
+                   "out_path": str((target / f"{s}.png").resolve()), "dpi": int(dpi),
+                   "benchmark": benchmark, "interesting_times": bool(interesting_times)})
     answers: list[dict] = []
     with contextlib.ExitStack() as stack:
         threads = []

@@ -120,6 +120,12 @@ def test_percent_ticks_carry_the_decimals_their_step_needs():
     assert len(set(labels)) == len(labels)  # no two ticks with the same label
     for lab, v in zip(labels, locs):
         assert float(lab.rstrip("%")) == pytest.approx(100 * v, abs=1e-9)  # each label is exact
+    from matplotlib.ticker import FixedLocator
+
+    ax.yaxis.set_major_locator(FixedLocator([0.0, 0.025, 0.05, 0.075]))  # 2.5 % steps need one
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.0%", "2.5%", "5.0%", "7.5%"]
+    F._pct_axis(ax, nice=True)
     ax.set_ylim(-0.012, 0.0)  # a 0.2 % step needs one decimal
     fig.canvas.draw()
     labels = [t.get_text().replace("\u2212", "-") for t in ax.get_yticklabels()]

@@ -241,8 +241,9 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
 
     calls = {}
 
-    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings):
-        calls.update(strategies=list(strategies), n_jobs=n_jobs)
+    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings, benchmark, interesting_times):
+        calls.update(strategies=list(strategies), n_jobs=n_jobs, benchmark=benchmark,
+                     interesting_times=interesting_times)
         out = {}
         for s in strategies:
             fig = Figure(figsize=(2, 8))
@@ -254,7 +255,9 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
     monkeypatch.setattr(ts, "write_tearsheets", fake_write_tearsheets)
     run_dir = write_fake_run(tmp_path / "r", n_days=130, strategies=("DynamicRiskBudget", "EqualWeight"))
     code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets"])
-    assert calls == {"strategies": ["DynamicRiskBudget", "EqualWeight"], "n_jobs": 3}
+    # against the run's benchmark; the fake run's prices are synthetic: no historical stress periods
+    assert calls == {"strategies": ["DynamicRiskBudget", "EqualWeight"], "n_jobs": 3,
+                     "benchmark": "EqualWeight", "interesting_times": False}
     out, err = capfd.readouterr()
     assert code == 0
     assert err == ""

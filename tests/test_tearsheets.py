@@ -42,7 +42,7 @@ def test_inputs_errors(short_run, tmp_path):
 
 def test_parallel_tearsheets_leave_the_console_clean(short_run, capfd):
     timings: dict[str, float] = {}
-    paths = write_tearsheets(short_run, n_jobs=2, timings=timings)
+    paths = write_tearsheets(short_run, n_jobs=2, timings=timings, benchmark="EqualWeight")
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # no pyfolio HTML reprs, no deprecation warnings
     assert list(paths) == ["DynamicRiskBudget", "EqualWeight"]
@@ -66,3 +66,73 @@ def test_worker_errors_come_back_typed_and_quiet(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     assert not (run / "tearsheets" / "DynamicRiskBudget.png").exists()
+
+
+def test_unknown_benchmark_is_a_data_error(short_run):
+    with pytest.raises(DataError, match="benchmark 'Nope'"):
+        write_tearsheets(short_run, ["EqualWeight"], benchmark="Nope")
+
+
+def test_monthly_table_leaves_months_outside_the_run_blank():
+    from runners.tearsheets import _monthly_table
+
+    idx = pd.DatetimeIndex(["2023-11-29", "2023-11-30", "2024-01-02"], tz="UTC")
+    t = _monthly_table(pd.Series([0.01, 0.02, -0.03], index=idx))
+    assert list(t.columns) == ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    assert t.loc[2023, "Nov"] == pytest.approx(1.01 * 1.02 - 1)
+    assert t.loc[2024, "Jan"] == pytest.approx(-0.03)
+    assert t.isna().sum().sum() == 24 - 2  # pyfolio would print 0.0 in all of them
+
+
+def test_covid_is_the_crash_not_everything_since_2020():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from runners.tearsheets import _stress_periods
+
+        periods = _stress_periods()
+    assert "Covid" not in periods
+    assert periods["Covid crash"] == (pd.Timestamp("2020-02-11", tz="UTC"), pd.Timestamp("2020-04-30", tz="UTC"))
+    assert "GFC Crash" in periods
+
+
+def test_pyfolio_panels_are_relabelled_readably(short_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from runners.tearsheets import _quiet, _tidy_axes, _txn_figure
+
+    rets, pos, txns = load_tearsheet_inputs(short_run, "DynamicRiskBudget")
+    with _quiet(), pd.plotting.plot_params.use("x_compat", True):
+        import pyfolio as pf
+
+        fig = pf.create_returns_tear_sheet(rets, positions=pos, transactions=txns, return_fig=True)
+        _tidy_axes(fig, rets)
+        fig.canvas.draw()
+        axes = {ax.get_title(): ax for ax in fig.axes}
+        for title in ("Underwater plot", "Returns", "Rolling volatility (6-month)"):
+            labels = [t.get_text() for t in axes[title].get_yticklabels() if t.get_text()]
+            assert labels and all(lab.endswith("%") for lab in labels), title
+            assert len(set(labels)) == len(labels), (title, labels)  # no "-0%, -0%, -1%, -1%"
+        log_ax = axes["Cumulative returns on logarithmic scale"]
+        assert not any(t.get_text() for t in log_ax.get_yticklabels(minor=True))  # no "1.3 x 10^0"
+        heat = axes["Monthly returns (values at the top)"]
+        assert heat.collections and not heat.texts  # colours only; the header has the numbers
+        plt.close(fig)
+
+        fig = _txn_figure(rets, pos, txns)
+        fig.canvas.draw()
+        ax_turnover = next(ax for ax in fig.axes if ax.get_title().startswith("Daily turnover"))
+        turnover = pf.txn.get_turnover(pos, txns, "AGB")
+        later = turnover.iloc[1:]
+        # scaled to the rebalances, not pyfolio's fixed 0-2 that the initial investment fills
+        assert ax_turnover.get_ylim()[1] == pytest.approx(1.15 * later[later > 0].max())
+        assert "off the scale" in ax_turnover.get_title()
+        hist = next(ax for ax in fig.axes if ax.get_title().startswith("Distribution of daily turnover"))
+        n_days = int((later > 0).sum())
+        assert f"the {n_days} days with trades" in hist.get_title()
+        assert sum(p.get_height() for p in hist.patches) == n_days
+        plt.close(fig)
