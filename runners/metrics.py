@@ -14,7 +14,8 @@ Months are calendar months; a month's return compounds the daily returns the str
 
 Ratios whose denominator is exactly zero follow one rule everywhere (Sharpe, Sortino, Calmar,
 information ratio, monthly P/L ratio): ``+inf`` / ``-inf`` when the numerator is non-zero, NaN when
-it is zero too. Example: constant positive daily returns give ``sharpe = sortino = calmar = inf``.
+it is zero too. Example: constant positive daily returns give ``sharpe = sortino = calmar = inf``;
+a strategy that beats the benchmark by the same amount every day has ``info_ratio = inf``.
 
 =======================  =========================================================================
 column                   definition
@@ -324,11 +325,16 @@ def _one_strategy(
     if bench is not None:
         both = pd.concat([r, bench.dropna()], axis=1, join="inner").dropna()
         if len(both) >= 2:
-            # empyrical zeroes the tracking error of a constant active return, so a zero
-            # tracking error gives +-inf (or NaN for 0 / 0), as everywhere in this module
-            info = float(
-                ep.excess_sharpe(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy())
-            ) * float(np.sqrt(ppy))
+            a = both.iloc[:, 0].to_numpy()
+            b = both.iloc[:, 1].to_numpy()
+            active = a - b
+            # a constant active return has no tracking error; the subtraction leaves rounding
+            # noise (0.011 - 0.01 != 0.001), which would give 1e16 instead of inf
+            scale = float(np.max(np.abs(both.to_numpy())))
+            if np.ptp(active) <= 1e-12 * max(scale, 1e-300):
+                info = safe_ratio(float(np.mean(active)), 0.0)
+            else:
+                info = float(ep.excess_sharpe(a, b)) * float(np.sqrt(ppy))
 
     monthly = monthly_returns(r)
     wins = monthly[monthly > 0]

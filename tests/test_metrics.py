@@ -92,6 +92,58 @@ def test_flat_returns_are_undefined_ratios():
     assert m["ann_return"] == 0.0 and m["max_drawdown"] == 0.0 and m["worst_month"] == 0.0
 
 
+def test_constant_negative_returns_by_hand():
+    dates = pd.bdate_range("2024-01-01", "2024-03-29")  # 65 business days, 3 months
+    m = compute_metrics(pd.DataFrame({"N": -0.001}, index=dates)).loc["N"]
+    n = len(dates)
+    assert m["ann_return"] == pytest.approx(0.999 ** 252 - 1)
+    assert m["ann_vol"] == 0.0
+    assert m["sharpe"] == -math.inf  # negative mean over zero dispersion
+    # downside deviation over all days: sqrt(mean(0.001 ** 2)) = 0.001
+    assert m["sortino"] == pytest.approx(-0.001 * 252 / (0.001 * math.sqrt(252)))
+    # the value falls every day: the drawdown is the whole loss from the start
+    assert m["max_drawdown"] == pytest.approx(0.999 ** n - 1)
+    assert m["calmar"] == pytest.approx((0.999 ** 252 - 1) / (1 - 0.999 ** n))
+    assert m["monthly_win_rate"] == 0.0 and m["monthly_pl_ratio"] == 0.0
+    # the worst of the three months is the one with the most days (January 2024: 23 of 23 + 21 + 21)
+    assert n == 65
+    assert m["worst_month"] == pytest.approx(0.999 ** 23 - 1)
+    assert m["cvar95"] == pytest.approx(-0.001)
+
+
+def test_no_losing_month_over_several_months():
+    dates = ["2024-01-10", "2024-01-11", "2024-02-12", "2024-03-04"]
+    # Jan: 1.02 * 0.99 - 1 = +0.98 %, Feb flat, Mar +1 %: no month lost
+    m = compute_metrics(frame({"A": [0.02, -0.01, 0.0, 0.01]}, dates)).loc["A"]
+    assert m["monthly_win_rate"] == pytest.approx(2 / 3)  # the flat month is not a win
+    assert m["monthly_pl_ratio"] == math.inf
+    assert m["worst_month"] == 0.0
+    # a losing *day* inside a winning month still makes a drawdown
+    assert m["max_drawdown"] == pytest.approx(-0.01)
+
+
+def test_cvar_averages_the_worst_five_percent_of_days():
+    dates = pd.bdate_range("2024-01-01", periods=41)
+    r = np.random.default_rng(0).permutation(np.linspace(-0.02, 0.02, 41))  # steps of 0.001
+    m = compute_metrics(pd.DataFrame({"A": r}, index=dates)).loc["A"]
+    # k = floor(0.05 * 40) + 1 = 3 worst days: -2.0 %, -1.9 %, -1.8 %
+    assert m["cvar95"] == pytest.approx(-0.019)
+
+
+def test_loss_on_the_first_day_is_a_drawdown():
+    m = compute_metrics(frame({"A": [-0.05, 0.01, 0.02]}, FOUR_DAYS[:3])).loc["A"]
+    assert m["max_drawdown"] == pytest.approx(-0.05)  # from the value 1 before the first return
+
+
+def test_constant_active_return_has_infinite_information_ratio():
+    bench = [0.01, -0.02, 0.005, 0.0]
+    m = compute_metrics(frame({"S": [b + 0.001 for b in bench], "L": [b - 0.002 for b in bench],
+                               "B": bench}, FOUR_DAYS), benchmark="B")
+    assert m.loc["S", "info_ratio"] == math.inf  # not 1e16 from rounding noise
+    assert m.loc["L", "info_ratio"] == -math.inf
+    assert math.isnan(m.loc["B", "info_ratio"])
+
+
 def test_no_winning_month_gives_zero_pl_ratio():
     m = compute_metrics(frame({"L": [-0.01, -0.01]}, ["2024-01-02", "2024-02-01"])).loc["L"]
     assert m["monthly_pl_ratio"] == 0.0
