@@ -260,6 +260,7 @@ class Journal:
 
 
 # ================================================================================== state
+_WARMUP_PKL = "allocator-00000000.pkl"
 _REQUIRED = ("format", "version", "strategy", "assets", "last_bar", "bars_processed", "broker", "allocator", "journal")
 
 
@@ -279,7 +280,17 @@ def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """
     path = folder / STATE_FILE
     if not path.exists():
-        leftovers = [p.name for p in folder.glob("allocator-*.pkl")] + ([JOURNAL_FILE] if (folder / JOURNAL_FILE).exists() else [])
+        journal = folder / JOURNAL_FILE
+        leftovers = [p.name for p in folder.glob("allocator-*.pkl")]
+        if leftovers == [_WARMUP_PKL] and not (journal.exists() and journal.stat().st_size):
+            # Killed inside the very first commit (after the warm-up, before any bar, nothing
+            # journaled, nothing traded): that run never started; start afresh.
+            log.warning("%s: removing %s left by a run killed before its first commit; starting afresh", folder, _WARMUP_PKL)
+            (folder / _WARMUP_PKL).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                journal.unlink()
+            return None
+        leftovers += [JOURNAL_FILE] if journal.exists() else []
         if leftovers:
             raise StateError(f"{folder}: {leftovers[0]} exists but {STATE_FILE} is missing; refusing to trade (--reset starts afresh)")
         return None
@@ -430,6 +441,8 @@ def resolve_setup(opts: PaperOptions) -> PaperSetup:
     from runners.compare import strategy_params_for
     from runners.config import RunConfig, load_config
 
+    if opts.demo and opts.live is not None:
+        raise ConfigError("--live and --demo exclude each other (--demo replays the embedded market into DIR/demo/)")
     if opts.config is not None:
         cfg = load_config(opts.config, require_prices=not opts.demo, strategy_validator=validate_strategy_params)
     else:
@@ -677,6 +690,7 @@ class PaperSession:
         state: dict[str, Any] = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
+            "drb_version": _drb_version(),
             "created": self.created,
             "written_at": _now(),
             "strategy": self.setup.strategy,
@@ -908,7 +922,20 @@ def _stop_on_signals(request_stop: Callable[[str], None]):
             signal.signal(s, h)
 
 
+def _drb_version() -> str:
+    from drb import __version__
+
+    return str(__version__)
+
+
 def _check_resume(state: dict[str, Any], setup: PaperSetup, folder: Path) -> None:
+    if state.get("drb_version", _drb_version()) != _drb_version():
+        log.warning(
+            "%s: the state was written by drb %s, this is drb %s: the allocator is unpickled as it was saved",
+            folder,
+            state["drb_version"],
+            _drb_version(),
+        )
     if state["strategy"] != setup.strategy:
         raise StateError(
             f"{folder}: the state is for strategy {state['strategy']}, not {setup.strategy}; refusing to trade (--reset starts afresh)"
@@ -965,6 +992,9 @@ def run_paper(opts: PaperOptions) -> PaperResult:
         raise DataError(f"{setup.live}: the live source does not exist, nor its folder {setup.live.parent}")
     folder.mkdir(parents=True, exist_ok=True)
     with _state_lock(folder):
+        for tmp in [*folder.glob(f".{STATE_FILE}.*.tmp"), *folder.glob(".allocator-*.pkl.*.tmp")]:
+            log.info("removing %s left by an interrupted write", tmp.name)
+            tmp.unlink()
         if setup is None:
             setup = resolve_setup(opts)
         setup.extras["quiet"] = opts.quiet
@@ -1041,20 +1071,19 @@ def run_paper(opts: PaperOptions) -> PaperResult:
         log.info("paper trading %s on %s (poll every %g s); Ctrl-C stops after the current bar", setup.strategy, setup.live, opts.poll)
         try:
             with _stop_on_signals(market.request_stop):
-                strat = cerebro.run()[0]
+                cerebro.run()
         finally:
             if writer is not None:
                 writer.stop()
                 writer.join(5.0)
                 if writer.error is not None:
                     log.error("demo replay writer failed: %s", writer.error)
-        broker = cerebro.broker
-        positions = {n: {"size": float(broker.getposition(d).size), "price": float(broker.getposition(d).price)}
-                     for n, d in zip(strat.asset_names, strat.asset_datas)}
+        # What the last commit holds (the broker of a run that got no bar never valued its positions).
+        committed = session.state["broker"] if session.state else {"cash": math.nan, "value": math.nan, "positions": {}}
         last = session.state["last_bar"] if session.state else _day(after)
         return PaperResult(
-            session.session_bars, session.bars_processed, last, float(broker.getcash()), float(broker.getvalue()),
-            positions, market.stop_reason, folder,
+            session.session_bars, session.bars_processed, last, float(committed["cash"]), float(committed["value"]),
+            dict(committed["positions"]), market.stop_reason, folder,
         )
 
 

@@ -214,18 +214,22 @@ def test_sigkill_at_random_points_and_restart_equals_uninterrupted_run(market, r
 
 
 def test_deterministic_kills_inside_a_bar_resume_without_repeating(market, reference, tmp_path):
-    """SIGKILL right after an order is journaled (before the rest of its batch), after a fill, and
-    between the allocator file and state.json: each restart reproduces the in-doubt entries."""
+    """SIGKILL inside the first commit (after the warm-up), right after an order is journaled
+    (before the rest of its batch), after a fill, and between the allocator file and state.json:
+    each restart starts afresh or reproduces the in-doubt entries."""
     journal = _journal(reference)
     dates = [f"{d:%Y-%m-%d}" for d in market.rows.index]
     mid_order = next(e["seq"] for e, f in zip(journal, journal[1:]) if e["type"] == f["type"] == "order" and dates.index(e["bar"]) > 5)
     commit_bar = dates.index(journal[mid_order + 10]["bar"]) + 3
     late_fill = next(e["seq"] for e in journal if e["type"] == "fill" and dates.index(e["bar"]) > commit_bar + 2)
     state = tmp_path / "state"
-    for spec in (f"journal:{mid_order}", f"commit:{commit_bar}", f"journal:{late_fill}"):
+    for spec in ("commit:0", f"journal:{mid_order}", f"commit:{commit_bar}", f"journal:{late_fill}"):
         proc = _spawn(market.args(state), env={"DRB_PAPER_KILL_AT": spec})
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL, (spec, err[-2000:])
+        if spec == "commit:0":  # killed inside the first commit, after the warm-up: no state yet
+            assert sorted(p.name for p in state.iterdir() if p.name != ".lock") == ["allocator-00000000.pkl"]
+            continue
         st = _state(state)
         if spec.startswith("journal"):
             assert (state / "journal.jsonl").stat().st_size > st["journal"]["bytes"]  # entries in doubt
@@ -547,3 +551,59 @@ def test_bad_command_line_fails_before_creating_the_state_folder(market, tmp_pat
                   "--history-bars", "260", "--replay-interval", "0", "--poll", "0.02", "--quiet"])  # fmt: skip
         assert rc == (0 if name == "EqualWeight" else 2)
     assert "unknown strategy 'Nope'" in capsys.readouterr().err
+
+
+def test_leftovers_of_interrupted_writes_are_removed(market, reference, tmp_path, capsys):
+    """Temporary files of atomic writes cut by a kill are removed on the next start."""
+    state = tmp_path / "state"
+    assert drb([*market.args(state)[:-3], "--max-bars", "30", "--quiet"]) == 0
+    for name in (".state.json.k2j3.tmp", ".allocator-00000031.pkl.x9a.tmp"):
+        (state / name).write_bytes(b"partial")
+    (state / "keep.txt").write_text("not ours")
+    assert drb(market.args(state)) == 0
+    assert sorted(p.name for p in state.iterdir()) == [".lock", "allocator-00000060.pkl", "journal.jsonl", "keep.txt", "state.json"]
+    _same_run(state, reference)
+    capsys.readouterr()
+    assert drb(["paper", "--demo", "--live", "x.csv", "--state", str(tmp_path / "d")]) == 2
+    assert "--live and --demo exclude each other" in capsys.readouterr().err
+
+
+def test_stop_while_waiting_for_a_bar_reports_the_committed_state(market, reference, tmp_path, capsys):
+    state = tmp_path / "state"
+    shutil.copytree(reference, state)
+    before = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file() and p.name != ".lock"}
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 30
+        while not _held(state / ".lock") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    th = threading.Thread(target=interrupt, daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    assert drb([a for a in market.args(state)[:-3]] + ["--poll", "5", "--quiet"]) == 0  # no --until: waits for bars
+    th.join()
+    assert time.monotonic() - t0 < 4.5  # the signal cut the 5 s poll wait short
+    out = capsys.readouterr().out
+    st = _state(reference)
+    assert f"processed 0 bars (SIGINT received); {LIVE} live bars in total, last {market.last}" in out
+    assert f"value {st['broker']['value']:,.2f}, cash {st['broker']['cash']:,.2f}" in out
+    assert {p.name: p.read_bytes() for p in state.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "folder"])
+def test_parquet_file_and_folder_of_daily_files_trade_like_the_csv(market, reference, tmp_path, fmt):
+    state = tmp_path / "state"
+    if fmt == "parquet":
+        live = tmp_path / "live.parquet"
+        market.rows.to_parquet(live)
+    else:
+        live = tmp_path / "daily"
+        live.mkdir()
+        for line in market.lines():
+            (live / f"{line[:10]}.csv").write_text(market.header + line)
+    assert drb([*market.args(state, live), "--max-bars", "25"]) == 0
+    assert drb(market.args(state, live)) == 0
+    _same_run(state, reference)
