@@ -134,6 +134,61 @@ def test_baseline_weights_match_pure_rule_without_caps(short_market, name):
         np.testing.assert_allclose(post, expected, atol=1e-7)
 
 
+def _sharpe_budget_by_hand(r: np.ndarray, floor: float) -> np.ndarray:
+    """max(floor, k * max(Sharpe_i, 0)) with k such that the budget sums to 1 (bisection)."""
+    sr = np.maximum(r.mean(axis=0) / r.std(axis=0, ddof=1) * np.sqrt(252), 0.0)
+    if not (sr > 0).any():
+        return np.full(r.shape[1], 1.0 / r.shape[1])
+    lo, hi = 0.0, 1.0 / sr[sr > 0].min()
+    for _ in range(200):
+        k = 0.5 * (lo + hi)
+        lo, hi = (k, hi) if np.maximum(floor, k * sr).sum() < 1.0 else (lo, k)
+    return np.maximum(floor, 0.5 * (lo + hi) * sr)
+
+
+@pytest.mark.parametrize("name", ["StaticRiskBudget", "SharpeRiskBudget", "MacroRiskParity", "VolatilityManaged"])
+def test_budget_baselines_match_their_rule_without_caps(short_market, name):
+    """The executed weights of the budget baselines, caps off, against their rule recomputed from
+    the returns known at the decision close (risk contributions, not the allocator's own code)."""
+    from strategies import risk_contributions
+
+    res = run_backtest(short_market, name, {"total_cap": None, "asset_cap": None})
+    rets = short_market.prices.pct_change()
+    dates = short_market.prices.index
+    assets = short_market.assets
+    checked = 0
+    for _, row in res.rebalances.iterrows():
+        exec_pos = dates.get_loc(row["date"])
+        cov = np.cov(rets.iloc[exec_pos - 60 : exec_pos].to_numpy(), rowvar=False) * 252
+        post = row[[f"post_{a}" for a in assets]].to_numpy(dtype=float)
+        invested = post.sum()
+        w = post / invested
+        rc = risk_contributions(w, cov, relative=True)
+        if name == "StaticRiskBudget":
+            np.testing.assert_allclose(rc, [0.40, 0.30, 0.15, 0.15], atol=1e-8)
+        elif name == "SharpeRiskBudget":
+            r = rets.iloc[exec_pos - 126 : exec_pos].to_numpy()
+            np.testing.assert_allclose(rc, _sharpe_budget_by_hand(r, 0.05), atol=1e-8)
+        elif name == "MacroRiskParity":
+            # Shares of the n - 1 PCA factors in the systematic risk: as close to equal as a
+            # long-only portfolio gets (equal shares are often infeasible), i.e. no worse than the
+            # best of 20 000 random long-only portfolios.
+            vals, vecs = np.linalg.eigh(cov)
+            top = np.argsort(vals)[::-1][:3]
+
+            def gap(weights):
+                frc = (weights @ vecs[:, top]) ** 2 * vals[top]
+                return ((frc / frc.sum(axis=-1, keepdims=True) - 1 / 3) ** 2).sum(axis=-1)
+
+            cloud = np.random.default_rng(checked).dirichlet(np.ones(4), 20_000)
+            assert gap(w) <= gap(cloud).min() + 1e-9
+        else:  # VolatilityManaged: an ERC sleeve times an exposure <= 1
+            np.testing.assert_allclose(rc, 0.25, atol=1e-8)
+            assert invested <= 0.998 + 1e-12
+        checked += 1
+    assert checked >= 20
+
+
 def test_fixed_weights_sixty_forty(short_market):
     res = run_backtest(short_market, "FixedWeights", {"total_cap": None, "asset_cap": None})
     post = res.rebalances[[f"post_{a}" for a in short_market.assets]].to_numpy()
