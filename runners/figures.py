@@ -395,7 +395,8 @@ def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
 
 
 def _small_multiples(
-    frames: Mapping[str, pd.DataFrame], *, ylabel: str, title: str, cash_remainder: bool
+    frames: Mapping[str, pd.DataFrame], *, ylabel: str, title: str, cash_remainder: bool,
+    overlay: tuple[str, pd.DataFrame, str] | None = None,
 ) -> Figure:
     names = [n for n, f in frames.items() if f is not None and not f.empty]
     if not names:
@@ -423,6 +424,16 @@ def _small_multiples(
         lo = min(0.0, float(np.min(np.cumsum(vals, axis=0))))
         ax.set_ylim(lo, max(1.0, float(np.max(np.sum(vals, axis=0)))))
         ax.set_title(name, fontsize=11, fontweight="bold" if name == DYNAMIC else "normal")
+        if overlay is not None and overlay[0] == name:
+            # cumulative boundaries of the target shares, over the stack they should match
+            ref = overlay[1].reindex(columns=assets).astype(float)
+            ref = ref.loc[(ref.index >= f.index[0]) & (ref.index <= f.index[-1])]
+            edges = ref.cumsum(axis=1).iloc[:, :-1]
+            lines = [ax.plot(edges.index, edges[a].to_numpy(), color="black", lw=0.9, ls="--",
+                             drawstyle="steps-post")[0] for a in edges.columns]
+            if lines:
+                ax.legend(handles=lines[:1], labels=[overlay[2]], loc="lower left", fontsize=8,
+                          framealpha=0.85)
         _pct_axis(ax)
         ax.margins(x=0)
         ax.tick_params(axis="x", labelsize=8, labelbottom=True)
@@ -437,8 +448,14 @@ def _small_multiples(
     return fig
 
 
-def plot_risk_contributions(risk_contributions: Mapping[str, pd.DataFrame]) -> Figure:
+def plot_risk_contributions(
+    risk_contributions: Mapping[str, pd.DataFrame], budgets: pd.DataFrame | None = None
+) -> Figure:
     """Stacked relative risk contributions (sum 1) per strategy, one panel each.
+
+    With ``budgets`` (``budgets.csv``), the dynamic model's panel also shows the smoothed budgets
+    b(t) as dashed boundaries: where the stack leaves them, the risk shares drifted from the
+    budgets (the rc_deviation trigger watches exactly that).
 
     Parameters
     ----------
@@ -449,11 +466,19 @@ def plot_risk_contributions(risk_contributions: Mapping[str, pd.DataFrame]) -> F
     -------
     matplotlib.figure.Figure
     """
+    overlay = None
+    if budgets is not None and DYNAMIC in risk_contributions:
+        cols = {c[len("smoothed_"):]: c for c in budgets.columns if c.startswith("smoothed_")}
+        if cols:
+            ref = budgets[list(cols.values())].rename(columns={v: k for k, v in cols.items()})
+            ref.index = pd.DatetimeIndex(ref.index)
+            overlay = (DYNAMIC, ref, "budgets b(t) in force")
     return _small_multiples(
         risk_contributions,
         ylabel="share of risk",
         title="Relative risk contributions of the end-of-day weights (Euler, sum = 100%)",
         cash_remainder=False,
+        overlay=overlay,
     )
 
 

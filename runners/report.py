@@ -73,7 +73,8 @@ FIGURE_FILES: dict[str, tuple[str, str]] = {
                 "Dynamic model: target budgets b* and smoothed budgets b(t) in force, stacked; the "
                 "regime is drawn in two bands above each stack (phase; volatility state)."),
     "risk_contributions": ("risk_contributions.png",
-                           "Relative risk contributions of the end-of-day weights, per strategy."),
+                           "Relative risk contributions of the end-of-day weights, per strategy; on "
+                           "the dynamic model's panel the dashed lines are its budgets b(t)."),
     "weights": ("weights.png", "Executed end-of-day weights per strategy (cash in grey)."),
     "turnover_per_year": ("turnover_per_year.png",
                           "One-way turnover per calendar year (initial investment excluded)."),
@@ -832,7 +833,7 @@ def build_report(
             assets_with_budgets = [c[len("smoothed_"):] for c in run.budgets.columns if c.startswith("smoothed_")]
         emit("budgets", F.plot_budgets(run.budgets, assets_with_budgets))
     if run.risk_contributions:
-        emit("risk_contributions", F.plot_risk_contributions(run.risk_contributions))
+        emit("risk_contributions", F.plot_risk_contributions(run.risk_contributions, run.budgets))
     if run.weights:
         emit("weights", F.plot_weights(run.weights))
     if run.rebalances is not None:

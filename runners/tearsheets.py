@@ -266,7 +266,8 @@ def _draw_monthly_heatmap(ax, table: pd.DataFrame, *, annot_size: float | None) 
     import seaborn as sns
     from matplotlib import colormaps
 
-    sns.heatmap(table * 100.0, annot=annot_size is not None, fmt=".1f",
+    shown = (table * 100.0).round(1) + 0.0  # + 0.0: no "-0.0" cells
+    sns.heatmap(shown, annot=annot_size is not None, fmt=".1f",
                 annot_kws={"size": annot_size or 9}, center=0.0, cbar=False,
                 cmap=colormaps["RdYlGn"], ax=ax)
 

@@ -101,6 +101,16 @@ def test_risk_contributions_and_weights(run, tmp_path):
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == list(ASSETS)
     _save_ok(fig, tmp_path / "rc.png")
+    # with budgets: the dynamic model's panel shows its budgets b(t) as dashed boundaries
+    fig = F.plot_risk_contributions(run.risk_contributions, run.budgets)
+    drb_ax = next(ax for ax in fig.axes if ax.get_title() == "DynamicRiskBudget")
+    dashed = [ln for ln in drb_ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == len(ASSETS) - 1
+    last = run.budgets[[f"smoothed_{a}" for a in ASSETS]].iloc[-1].cumsum().to_numpy()[:-1]
+    assert [ln.get_ydata()[-1] for ln in dashed] == pytest.approx(list(last))
+    assert [t.get_text() for t in drb_ax.get_legend().get_texts()] == ["budgets b(t) in force"]
+    other = next(ax for ax in fig.axes if ax.get_title() == "EqualWeight")
+    assert not other.get_lines()
     fig = F.plot_weights(run.weights)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == [*ASSETS, "cash"]
