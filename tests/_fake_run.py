@@ -86,6 +86,7 @@ def write_fake_run(
     seed: int = 7,
     with_metrics: bool = True,
     late_start: dict[str, int] | None = None,
+    decision_lag: int = 0,
 ) -> Path:
     """Write a complete fake run directory and return its path.
 
@@ -106,6 +107,10 @@ def write_fake_run(
     late_start : dict, optional
         Strategy -> index of the first investment day; defaults to RiskParity starting on day 20
         (it needs a covariance window), so ``returns.csv`` has leading blanks for it.
+    decision_lag : int, default 0
+        Bars from a decision (the day ``budgets.csv`` changes) to its fill (the day in
+        ``rebalances.csv`` and ``transactions/``): 0 fills at the decision bar's close, 1 is the
+        packaged runner's cheat-on-open (fills at the next bar).
     """
     if DRB not in strategies:
         raise ValueError("the fake run needs the dynamic model")
@@ -176,10 +181,11 @@ def write_fake_run(
         for t in range(first, n_days):
             px = prices.iloc[t].to_numpy()
             value = float(units @ px + cash)
-            trig = triggers_for(name, t, first)
+            decided = t - decision_lag  # the bar whose close the orders were decided at
+            trig = triggers_for(name, decided, first) if decided >= first else None
             if trig:
                 pre = units * px / value
-                post = target_weights(name, t) * buffer
+                post = target_weights(name, decided) * buffer
                 new_units = post * value / px
                 amounts = new_units - units
                 notional = np.abs(amounts) * px
@@ -216,7 +222,8 @@ def write_fake_run(
             window = asset_rets.iloc[max(1, t - 59): t + 1]
             cov = window.cov().to_numpy() if len(window) >= 20 else np.diag(_VOLS**2 / 252)
             sw = cov @ w
-            rcs.append(w * sw / float(w @ sw))
+            var = float(w @ sw)
+            rcs.append(w * sw / var if var > 0 else np.zeros_like(w))  # all cash: no risk
         rc = pd.DataFrame(rcs, index=idx, columns=list(ASSETS))
         for sub, frame in (("weights", weights), ("positions", positions), ("risk_contributions", rc)):
             atomic_to_csv(frame, out / sub / f"{name}.csv", index_label="date")

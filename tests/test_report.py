@@ -124,6 +124,21 @@ def test_budget_log_window(built):
     assert log["event"].iloc[0] == "in force at window start"
 
 
+def test_budget_log_of_next_bar_fills(tmp_path):
+    run_dir = write_fake_run(tmp_path / "r", n_days=120, strategies=("DynamicRiskBudget",), decision_lag=1)
+    build_report(run_dir, tearsheets=False)
+    log = pd.read_csv(run_dir / "tables" / "budget_log.csv", parse_dates=["date", "executed"])
+    budgets = pd.read_csv(run_dir / "budgets.csv", index_col="date", parse_dates=True)
+    days = list(budgets.index)
+    rows = log[log["executed"].notna()]
+    assert len(rows) == len(pd.read_csv(run_dir / "rebalances.csv"))
+    for _, row in rows.iterrows():
+        assert days.index(row["executed"]) == days.index(row["date"]) + 1  # filled the next bar
+        # the budget shown is the one decided that day
+        assert row["equity"] == pytest.approx(100 * budgets.loc[row["date"], "smoothed_equity"])
+    assert "Executed the day its trades filled (the next bar)" in (run_dir / "report.md").read_text()
+
+
 def test_existing_metrics_are_kept(built):
     run_dir, written, timings = built
     assert "metrics.csv" not in written  # the run's own metrics.csv is the source of truth
