@@ -951,7 +951,7 @@ def build_report(
         sheet_text = ("One tall PNG per strategy: pyfolio performance statistics and monthly returns, "
                       "returns, positions (every asset and cash) and transactions sheets")
         if tearsheets and sheet_bench:
-            sheet_text += f", each against {sheet_bench} (alpha, beta, rolling beta)"
+            sheet_text += f", every other strategy against {sheet_bench} (alpha, beta, rolling beta)"
         if tearsheets and synthetic:
             sheet_text += ("; pyfolio's historical stress periods are left out (synthetic market: its "
                            "dates are not history)")
