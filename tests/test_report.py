@@ -310,6 +310,9 @@ def test_cli_bad_window_and_help(tmp_path, capfd):
     assert report_main([str(run_dir), "--no-tearsheets", "--window", "2021-03-01:2021-01-01"]) == 2
     err = capfd.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "after end" in err
+    assert report_main([str(run_dir), "--no-tearsheets", "--window", "2030-01-01:"]) == 2
+    err = capfd.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "does not overlap" in err
     assert report_main(["--help"]) == 0
     assert "RUN_DIR" in capfd.readouterr().out
 
