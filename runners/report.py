@@ -748,6 +748,11 @@ def build_report(
 
     lo, hi = T.parse_window(window)
     run = load_run(run_dir)
+    if run.budgets is not None and len(run.budgets) and (lo is not None or hi is not None):
+        bdays = pd.DatetimeIndex(run.budgets.index)
+        if (lo is not None and lo > bdays[-1]) or (hi is not None and hi < bdays[0]):
+            raise ConfigError(f"window {window!r} does not overlap the run's budgets "
+                              f"({bdays[0].date()} to {bdays[-1].date()})")
     root = run.run_dir
     written: dict[str, Path] = {}
 
@@ -788,10 +793,6 @@ def build_report(
     budget_log = None
     budget_lag = 0
     if run.budgets is not None and run.rebalances is not None:
-        bdays = pd.DatetimeIndex(run.budgets.index)
-        if (lo is not None and lo > bdays[-1]) or (hi is not None and hi < bdays[0]):
-            raise ConfigError(f"window {window!r} does not overlap the run's budgets "
-                              f"({bdays[0].date()} to {bdays[-1].date()})")
         budget_lag = T.infer_decision_lag(run.budgets, run.rebalances, DYNAMIC)
         budget_log = T.budget_adjustment_log(run.budgets, run.rebalances, start=lo, end=hi, strategy=DYNAMIC,
                                              decision_lag=budget_lag)
