@@ -176,8 +176,8 @@ def test_budget_baselines_match_their_rule_without_caps(short_market, name):
             vals, vecs = np.linalg.eigh(cov)
             top = np.argsort(vals)[::-1][:3]
 
-            def gap(weights):
-                frc = (weights @ vecs[:, top]) ** 2 * vals[top]
+            def gap(weights, loadings=vecs[:, top], var=vals[top]):
+                frc = (weights @ loadings) ** 2 * var
                 return ((frc / frc.sum(axis=-1, keepdims=True) - 1 / 3) ** 2).sum(axis=-1)
 
             cloud = np.random.default_rng(checked).dirichlet(np.ones(4), 20_000)
