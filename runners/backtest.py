@@ -17,7 +17,7 @@ from runners.analyzers import ALL_ANALYZERS
 from runners.config import DEFAULT_BROKER
 from strategies.bt_strategies import STRATEGIES
 
-__all__ = ["StrategyResult", "build_cerebro", "run_backtest", "strategy_class", "STRATEGY_NAMES"]
+__all__ = ["StrategyResult", "build_cerebro", "effective_params", "run_backtest", "strategy_class", "STRATEGY_NAMES"]
 
 #: Every strategy a comparison runs, the dynamic model first.
 STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
@@ -57,6 +57,33 @@ class StrategyResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _strategy_kwargs(
+    market: MarketData, strategy: type[bt.Strategy], params: Mapping[str, Any] | None, broker: Mapping[str, Any]
+) -> dict[str, Any]:
+    kwargs = dict(params or {})
+    kwargs.setdefault("asset_classes", dict(market.asset_classes))
+    kwargs.setdefault("cash_buffer", float(broker.get("cash_buffer", 0.002)))
+    if strategy.__name__ == "DynamicRiskBudget" and market.macro is not None:
+        kwargs.setdefault("macro", market.macro)
+    return kwargs
+
+
+_DATA_PARAMS = ("macro", "valuation", "signal_feeds", "verbose")
+
+
+def effective_params(
+    market: MarketData, name: str, params: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every parameter the strategy runs with: its defaults, then what :func:`build_cerebro` and
+    ``params`` set (data objects such as ``macro`` are left out; ``run.json`` records this)."""
+    cls = strategy_class(name)
+    b = dict(DEFAULT_BROKER)
+    b.update(broker or {})
+    eff = dict(cls.params._getpairs())
+    eff.update(_strategy_kwargs(market, cls, params, b))
+    return {k: v for k, v in eff.items() if k not in _DATA_PARAMS}
+
+
 def build_cerebro(
     market: MarketData,
     strategy: type[bt.Strategy],
@@ -78,12 +105,7 @@ def build_cerebro(
     cerebro.broker.setcommission(commission=float(b["commission"]))
     if b.get("slippage"):
         cerebro.broker.set_slippage_perc(float(b["slippage"]), slip_open=True, slip_limit=True, slip_match=True, slip_out=False)
-    kwargs = dict(params or {})
-    kwargs.setdefault("asset_classes", dict(market.asset_classes))
-    kwargs.setdefault("cash_buffer", float(b.get("cash_buffer", 0.002)))
-    if strategy.__name__ == "DynamicRiskBudget" and market.macro is not None:
-        kwargs.setdefault("macro", market.macro)
-    cerebro.addstrategy(strategy, **kwargs)
+    cerebro.addstrategy(strategy, **_strategy_kwargs(market, strategy, params, b))
     if analyzers:
         for name, cls in ALL_ANALYZERS:
             cerebro.addanalyzer(cls, _name=name)

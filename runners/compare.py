@@ -25,7 +25,13 @@ import pandas as pd
 
 from drb.errors import ConfigError
 from feeds.market import MarketData
-from runners.backtest import STRATEGY_NAMES, StrategyResult, run_backtest, validate_strategy_params
+from runners.backtest import (
+    STRATEGY_NAMES,
+    StrategyResult,
+    effective_params,
+    run_backtest,
+    validate_strategy_params,
+)
 from runners.config import DEFAULT_EXECUTION, RunConfig
 from runners.io import atomic_to_csv, atomic_write_text
 
@@ -319,7 +325,8 @@ def write_outputs(
         "config": config.to_dict(),
         "strategies": list(results),
         "benchmark": benchmark,
-        "parameters": {n: strategy_params_for(n, config) for n in results},
+        "parameters": {n: effective_params(market, n, strategy_params_for(n, config), config.broker) for n in results},
+        "parameter_overrides": {n: strategy_params_for(n, config) for n in results},
         "data": {
             "start": str(market.prices.index[0].date()),
             "end": str(market.prices.index[-1].date()),

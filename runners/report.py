@@ -502,7 +502,8 @@ def _parameters_table(run: RunData) -> T.FormattedTable | None:
     rows = []
     for strat, p in params.items():
         if isinstance(p, dict):
-            text = ", ".join(f"{k}={_fmt_param(v)}" for k, v in p.items()) or "defaults"
+            # asset classes are listed with the data; every other parameter the strategy ran with
+            text = ", ".join(f"{k}={_fmt_param(v)}" for k, v in p.items() if k != "asset_classes") or "defaults"
         else:
             text = _fmt_param(p)
         rows.append((str(strat), text))
@@ -558,8 +559,8 @@ def _diagnostic_notes(run: RunData) -> list[str]:
 
 def _other_info(run: RunData) -> str | None:
     known = {"data", "start", "end", "source", "data_source", "assets", "signals", "seed", "command",
-             "fallbacks", "timings", "versions", "parameters", "equity_asset", "benchmark", "created",
-             "strategies", "strategy_info", "order_issues"}
+             "fallbacks", "timings", "versions", "parameters", "parameter_overrides", "equity_asset",
+             "benchmark", "created", "strategies", "strategy_info", "order_issues"}
     rest = {k: v for k, v in run.run_info.items() if k not in known}
     return json.dumps(rest, indent=2, default=str) if rest else None
 

@@ -277,3 +277,15 @@ def test_rejected_orders_are_logged_and_retried(short_market):
     assert later and later[0]["trigger"] == s.rebalances[1]["trigger"]
     post = np.array([later[0][f"post_{a}"] for a in s.asset_names])
     np.testing.assert_allclose(post, 0.2495, atol=1e-6)  # the retry reached the target
+
+
+def test_effective_params_record_defaults_and_overrides(short_market):
+    """run.json's parameters: every default the strategy ran with, then the overrides."""
+    from runners.backtest import effective_params
+
+    eff = effective_params(short_market, "DynamicRiskBudget", {"smoothing": 0.15}, {"cash_buffer": 0.01})
+    assert eff["smoothing"] == 0.15 and eff["risk_model"] == "egarch_dcc" and eff["cooldown"] == 5
+    assert eff["cash_buffer"] == 0.01 and eff["asset_classes"]["bond"] == "bond"
+    assert "macro" not in eff and "verbose" not in eff
+    vm = effective_params(short_market, "VolatilityManaged")
+    assert vm["rule"] == "parity" and vm["cash_buffer"] == 0.002 and vm["total_cap"] == 0.15
