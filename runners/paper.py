@@ -386,16 +386,37 @@ def load_history(cfg: Any):
     from feeds.market import align_market
 
     path = Path(cfg.prices)
-    source: Any = path
+    end = None if cfg.end is None else pd.Timestamp(cfg.end)
     if path.suffix.lower() == ".csv" and path.is_file():
         raw = path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            # The history file may be the live file, caught while a row is being appended:
-            # read only its complete lines (the live feed delivers the last one once complete).
-            import io
+        # The history file may be the live file itself: read only its complete lines (it may be
+        # caught while a row is being appended) and, with data.end, only the lines up to the
+        # first one dated after it. The rest is the live part, checked row by row by the live
+        # feed (a malformed live row is skipped there, not fatal to every fresh start).
+        keep = raw[: raw.rfind(b"\n") + 1]
+        if end is not None:
+            keep = _csv_up_to(keep, end)
+        if len(keep) < len(raw):
+            import tempfile
 
-            source = pd.read_csv(io.BytesIO(raw[: raw.rfind(b"\n") + 1]))
-    prices = load_prices(source, name=str(path))
+            with tempfile.TemporaryDirectory() as tmp:
+                cut = Path(tmp) / path.name
+                cut.write_bytes(keep)
+                prices = load_prices(cut, name=str(path))
+        else:
+            prices = load_prices(path, name=str(path))
+    elif path.suffix.lower() in (".parquet", ".pq") and path.is_file() and end is not None:
+        frame = pd.read_parquet(path)
+        if "date" not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
+            frame = frame.rename_axis("date").reset_index()
+        dates = pd.to_datetime(frame["date"], errors="coerce") if "date" in frame.columns else None
+        if dates is not None:
+            after = np.flatnonzero((dates > end).to_numpy())
+            if after.size:
+                frame = frame.iloc[: after[0]]
+        prices = load_prices(frame, name=str(path))
+    else:
+        prices = load_prices(path, name=str(path))
     vol = None
     if "vol_index" in prices.columns:
         vol = prices.pop("vol_index").dropna()
@@ -419,6 +440,27 @@ def load_history(cfg: Any):
         ffill_limit=cfg.ffill_limit,
         labels=labels,
     )
+
+
+def _csv_up_to(data: bytes, end: pd.Timestamp) -> bytes:
+    """The lines of a CSV (header first) before the first row dated after ``end``."""
+    lines = data.splitlines(keepends=True)
+    if not lines:
+        return data
+    header = [h.strip().strip('"').lower() for h in lines[0].decode("utf-8", "replace").split(",")]
+    col = header.index("date") if "date" in header else 0
+    size = len(lines[0])
+    for line in lines[1:]:
+        fields = line.split(b",")
+        if len(fields) > col:
+            try:
+                date = pd.Timestamp(fields[col].strip().strip(b'"').decode())
+            except (ValueError, UnicodeDecodeError):
+                date = None
+            if date is not None and not pd.isna(date) and date.tz_localize(None) > end:
+                break
+        size += len(line)
+    return data[:size]
 
 
 def _jsonable(value: Any) -> Any:

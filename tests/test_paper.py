@@ -364,11 +364,13 @@ def test_reset_starts_afresh(market, reference, tmp_path, capsys):
     _same_run(state, reference)  # a fresh run over the same bars
 
 
-def test_one_growing_file_is_both_history_and_live_source(market, reference, tmp_path):
+def test_one_growing_file_is_both_history_and_live_source(market, reference, tmp_path, capsys):
     """data.prices is the growing file itself (no --live); data.end fixes where the history ends."""
     grow, state = tmp_path / "prices.csv", tmp_path / "state"
     lines = market.lines()
-    grow.write_text((market.folder / "history.csv").read_text() + lines[0] + lines[1][:15])  # a row half-appended
+    bad = lines[0][:11] + "abc" + lines[0][11 + lines[0][11:].index(","):]  # malformed: fatal in history, skipped live
+    # after data.end: a row, a malformed row, the row again, a row half-appended
+    grow.write_text((market.folder / "history.csv").read_text() + lines[0] + bad + lines[0] + lines[1][:15])
     shutil.copy(market.folder / "macro.csv", tmp_path / "macro.csv")
     config = tmp_path / "paper.toml"
     config.write_text(CONFIG.replace('prices = "history.csv"', f'prices = "prices.csv"\nend = "{market.hist_end}"'))
@@ -385,6 +387,9 @@ def test_one_growing_file_is_both_history_and_live_source(market, reference, tmp
     writer.start()
     assert drb(["paper", str(config), "--state", str(state), "--poll", "0.02", "--until", market.last, "--quiet"]) == 0
     writer.join()
+    err = capsys.readouterr().err
+    assert f"prices.csv:{HIST + 3}: malformed row skipped: non-numeric value 'abc'" in err
+    assert f"prices.csv:{HIST + 4}: duplicate row skipped" in err
     _same_run(state, reference)
 
 
