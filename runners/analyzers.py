@@ -150,12 +150,13 @@ class BudgetRecorder(bt.Analyzer):
 
 class RebalanceRecorder(bt.Analyzer):
     """One row per executed rebalance (date, strategy, trigger, turnover, max_asset_change, cost,
-    pre/post weights), plus the order issues (rejections, margin calls) that were retried."""
+    pre/post weights, the decision date ``decided``), plus the order issues (rejections, margin
+    calls) that were retried."""
 
     def get_analysis(self) -> dict[str, pd.DataFrame]:
         s = self.strategy
         cols = ["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"]
-        cols += [f"pre_{a}" for a in s.asset_names] + [f"post_{a}" for a in s.asset_names]
+        cols += [f"pre_{a}" for a in s.asset_names] + [f"post_{a}" for a in s.asset_names] + ["decided"]
         return {
             "rebalances": pd.DataFrame(s.rebalances, columns=cols),
             "order_issues": pd.DataFrame(s.order_issues, columns=["date", "symbol", "status", "size"]),

@@ -159,6 +159,7 @@ def _run_fast(
                     rec[f"pre_{a}"] = float(w)
                 for a, w in zip(assets, plan.pre + dw):
                     rec[f"post_{a}"] = float(w)
+                rec["decided"] = decision.date
                 rebalances.append(rec)
         value = cash + float(units @ closes[t])
         values[t] = value
@@ -194,7 +195,7 @@ def _run_fast(
     if invested_from is not None and invested_from == dates[0]:
         rets = rets.iloc[1:]
     cols = ["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"]
-    cols += [f"pre_{a}" for a in assets] + [f"post_{a}" for a in assets]
+    cols += [f"pre_{a}" for a in assets] + [f"post_{a}" for a in assets] + ["decided"]
     idx = dates.rename("date")
     info: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 3), "bars": len(dates), "engine": "fast"}
     if hasattr(alloc, "report"):

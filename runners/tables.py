@@ -454,12 +454,22 @@ def budget_adjustment_log(
 
     reb = rebalances[rebalances["strategy"].astype(str) == strategy].copy()
     reb["date"] = pd.DatetimeIndex(pd.to_datetime(reb["date"])).normalize()
-    by_exec = reb.groupby("date", sort=True)["trigger"].agg(lambda s: "+".join(dict.fromkeys(
-        t for x in s for t in str(x).split("+"))))
-    # decision bar of each executed rebalance: ``decision_lag`` bars before its fill
+    if "decided" in reb.columns:  # the decision date, as the runners record it
+        reb["decided"] = pd.DatetimeIndex(pd.to_datetime(reb["decided"])).normalize()
+    else:
+        reb["decided"] = pd.NaT
+    by_exec = reb.groupby("date", sort=True).agg(
+        trigger=("trigger", lambda s: "+".join(dict.fromkeys(t for x in s for t in str(x).split("+")))),
+        decided=("decided", "min"),
+    )
+    # decision bar of each executed rebalance: the recorded decision date, else ``decision_lag``
+    # bars before its fill
     decided: dict[int, tuple[pd.Timestamp, str]] = {}
-    for day, trig in by_exec.items():
-        p = int(b.index.searchsorted(day, side="right")) - 1 - int(decision_lag)
+    for day, (trig, when) in by_exec.iterrows():
+        if pd.notna(when):
+            p = int(b.index.searchsorted(when, side="right")) - 1
+        else:
+            p = int(b.index.searchsorted(day, side="right")) - 1 - int(decision_lag)
         p = max(p, 0)
         if p in decided:  # two fills mapped to one decision (e.g. a retried order): keep both
             first_day, first_trig = decided[p]

@@ -57,11 +57,14 @@ class Decision:
         What fired: ``initial``, ``periodic``, ``regime``, ``eigenvalue``, ``rc_deviation``.
     info : dict
         Diagnostics (budget, regime, solver report).
+    date : Timestamp or None
+        The bar whose close the decision was taken at (the orders fill later, at the next open).
     """
 
     target: np.ndarray
     triggers: tuple[str, ...]
     info: dict[str, Any] = field(default_factory=dict)
+    date: pd.Timestamp | None = None
 
     @property
     def trigger(self) -> str:
@@ -220,7 +223,7 @@ class Allocator:
         target = np.clip(target, 0.0, None)
         self.invested = True
         self.last_rebalance_bar = self.bar
-        decision = Decision(target=target, triggers=tuple(fired), info=self.decision_info())
+        decision = Decision(target=target, triggers=tuple(fired), info=self.decision_info(), date=self.date)
         self._after_rebalance(decision)
         return decision
 

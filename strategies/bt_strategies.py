@@ -272,6 +272,7 @@ class RiskBudgetStrategy(bt.Strategy):
             rec[f"pre_{a}"] = float(w)
         for a, w in zip(self.asset_names, post):
             rec[f"post_{a}"] = float(w)
+        rec["decided"] = fl["decided"].date
         if np.abs(dw).sum() > 0:
             self.rebalances.append(rec)
         if fl["failed"]:

@@ -103,6 +103,11 @@ def test_fast_path_equals_backtrader(short_market, dyn_result, name):
     np.testing.assert_allclose(a.returns.to_numpy(), b.returns.to_numpy(), atol=1e-10)
     np.testing.assert_allclose(a.weights.to_numpy(), b.weights.to_numpy(), atol=1e-10)
     assert list(a.rebalances["trigger"]) == list(b.rebalances["trigger"])
+    assert list(a.rebalances["decided"]) == list(b.rebalances["decided"])
+    # decided at a close, filled at the next open (cheat-on-open)
+    dates = short_market.prices.index
+    pos = dates.get_indexer(pd.DatetimeIndex(a.rebalances["date"]))
+    assert (dates[pos - 1] == pd.DatetimeIndex(a.rebalances["decided"])).all()
 
 
 def _pure_rule(name, returns):
