@@ -26,7 +26,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import feeds  # noqa: E402
-from indicators.dcc import fit_dcc, q_to_corr  # noqa: E402
+from indicators.dcc import fit_dcc, simulate_dcc  # noqa: E402
 from indicators.egarch import egarch_fit, rolling_egarch_volatility  # noqa: E402
 from indicators.regimes import (  # noqa: E402
     PHASES,
@@ -134,16 +134,6 @@ def egarch_section() -> list[str]:
         "cold and warm fits of the same window differ by as much as ours differ from either.",
         "",
     ]
-
-
-def simulate_dcc(a: float, b: float, T: int, n: int, seed: int, rho: float = 0.4) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    qbar = np.full((n, n), rho) + (1 - rho) * np.eye(n)
-    q, z = qbar.copy(), np.empty((T, n))
-    for t in range(T):
-        z[t] = np.linalg.cholesky(q_to_corr(q)) @ rng.standard_normal(n)
-        q = (1 - a - b) * qbar + a * np.outer(z[t], z[t]) + b * q
-    return z
 
 
 def dcc_section(reps: int) -> list[str]:

@@ -29,7 +29,7 @@ from scipy.signal import lfilter
 
 from drb.errors import DataError
 
-__all__ = ["DCCResult", "fit_dcc", "dcc_correlation", "dcc_loglik", "dcc_step", "q_to_corr"]
+__all__ = ["DCCResult", "fit_dcc", "dcc_correlation", "dcc_loglik", "dcc_step", "q_to_corr", "simulate_dcc"]
 
 _EPS = 1e-6
 
@@ -373,3 +373,26 @@ def dcc_correlation(
 def dcc_step(q: np.ndarray, z: np.ndarray, a: float, b: float, qbar: np.ndarray) -> np.ndarray:
     """O(n^2) online step: Q_{t+1} = (1 - a - b) Qbar + a z_t z_t' + b Q_t."""
     return (1.0 - a - b) * qbar + a * np.outer(z, z) + b * q
+
+
+def simulate_dcc(
+    a: float, b: float, T: int, n: int, seed: int, rho: float = 0.4
+) -> np.ndarray:
+    """Standardized residuals from a DCC(1,1) with known parameters (for tests and benchmarks).
+
+    ``Qbar`` is the equicorrelation matrix with off-diagonal ``rho``; ``Q_0 = Qbar``;
+    ``z_t = chol(R_t) e_t`` with ``e_t`` i.i.d. standard normal (``numpy`` generator ``seed``).
+
+    Returns
+    -------
+    ndarray, shape (T, n)
+    """
+    if not (a > 0 and b > 0 and a + b < 1):
+        raise DataError(f"simulate_dcc: need a, b > 0 and a + b < 1, got a={a}, b={b}")
+    rng = np.random.default_rng(seed)
+    qbar = np.full((n, n), rho) + (1 - rho) * np.eye(n)
+    q, z = qbar.copy(), np.empty((T, n))
+    for t in range(T):
+        z[t] = np.linalg.cholesky(q_to_corr(q)) @ rng.standard_normal(n)
+        q = (1 - a - b) * qbar + a * np.outer(z[t], z[t]) + b * q
+    return z

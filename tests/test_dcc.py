@@ -10,17 +10,8 @@ from indicators.dcc import (
     dcc_step,
     fit_dcc,
     q_to_corr,
+    simulate_dcc,
 )
-
-
-def simulate_dcc(a, b, T, n, seed, rho=0.4):
-    rng = np.random.default_rng(seed)
-    qbar = np.full((n, n), rho) + (1 - rho) * np.eye(n)
-    q, z = qbar.copy(), np.empty((T, n))
-    for t in range(T):
-        z[t] = np.linalg.cholesky(q_to_corr(q)) @ rng.standard_normal(n)
-        q = (1 - a - b) * qbar + a * np.outer(z[t], z[t]) + b * q
-    return z
 
 
 @pytest.mark.parametrize(
