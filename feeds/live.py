@@ -34,6 +34,11 @@ strategies of :mod:`strategies.bt_strategies` run unchanged. The ``open`` of a b
 bar's close (as :func:`feeds.bt_feeds.price_frame` does for close-only data): pass the last history
 closes as ``last_closes`` so the first live bar opens at the last known close.
 
+Waiting: until the first bar arrives, the first feed blocks in its ``_load``, polling every
+``poll_interval`` seconds (cerebro runs its broker on every round, even one without a bar, and the
+broker values each position at ``close[0]``: on feeds without any bar that is an ``IndexError``).
+After that, a poll without a new bar returns control to cerebro as live feeds do.
+
 Stopping: :meth:`LiveMarket.request_stop` (e.g. from a SIGINT/SIGTERM handler) lets the bar being
 delivered finish on every feed, then every feed ends, cerebro's ``run`` returns and the strategies'
 ``stop`` runs. ``max_bars`` and ``until`` end the feed the same way after that many bars / that date.

@@ -36,7 +36,9 @@ the committed state, which is deterministic, and every entry it produces must eq
 entry with the same ``id`` (then it is not written again: an order already journaled is never
 journaled - sent - twice; the simulated broker re-applies it to rebuild its cash and positions); a
 difference stops the run with a :class:`drb.errors.StateError`. A half-written last journal line is
-cut. A missing, corrupt, truncated or version-mismatched state (or a journal shorter than, or
+cut. A run killed inside its very first commit (after the warm-up, before any bar: only
+``allocator-00000000.pkl`` exists, nothing journaled) starts afresh; temporary files of atomic
+writes cut by a kill are removed at the next start. A missing, corrupt, truncated or version-mismatched state (or a journal shorter than, or
 different from, what the state committed) stops the run with a one-line :class:`StateError` and
 nothing is traded; ``--reset`` moves the old files into ``DIR/reset-<timestamp>/`` and starts afresh.
 """
