@@ -191,19 +191,21 @@ def test_sigkill_at_random_points_and_restart_equals_uninterrupted_run(market, r
     writer = _writer(live, market, (0.02, 0.12), seed=seed)
     args = market.args(state, live)
     kills, in_doubt = [], 0
-    # 1) during start-up / warm-up, 2-5) after random numbers of processed bars, at a random delay
-    plan = [("startup", rng.uniform(0.3, 2.0))] + [("bars", t) for t in sorted(rng.sample(range(2, LIVE - 5), 4))]
+    # 1) during start-up / warm-up, 2-5) after random numbers of processed bars (each at least one
+    # bar further than the last commit, so that every kill hits a running process), at a random delay
+    plan = [("startup", rng.uniform(0.1, 1.2))] + [("bars", t) for t in sorted(rng.sample(range(2, LIVE - 12), 4))]
     for kind, point in plan:
         proc = _spawn(args)
         if kind == "startup":
             time.sleep(point)
         else:
+            point = min(LIVE - 12, max(point, _bars(state) + rng.randint(1, 3)))  # 12 bars left: still running
             deadline = time.monotonic() + 40
             while _bars(state) < point:
                 assert proc.poll() is None, (seed, proc.communicate()[1][-2000:])
                 assert time.monotonic() < deadline, (seed, "no progress")
                 time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.03))
+            time.sleep(rng.uniform(0.0, 0.02))
         proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == -signal.SIGKILL, (seed, kind, point, err[-2000:])
