@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import backtrader as bt
 import numpy as np
@@ -33,8 +34,8 @@ from strategies.time_axis import (
     zhou_li_wealth_at_price,
 )
 
-__all__ = ["TimeRiskContribution", "time_risk_summary", "plot_mean_variance_contributions",
-           "plot_time_risk"]
+__all__ = ["TimeRiskContribution", "time_risk_summary", "YearColumn", "year_layout", "fold_years",
+           "plot_mean_variance_contributions", "plot_time_risk"]
 
 CovarianceFn = Callable[[np.ndarray], np.ndarray]
 """``f(returns_so_far (t, n)) -> (n, n)`` per-bar covariance of the next bar's simple returns."""
@@ -174,6 +175,8 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
         One column ``value``, index a MultiIndex ``(section, item)``:
 
         * ``("year", "<YYYY>")``: share of the total variance in each calendar year (sum 1);
+        * ``("bars", "<YYYY>")``: number of bars (rows of ``contributions``) in each calendar year,
+          so that partial first and last years can be recognized (:func:`year_layout`);
         * ``("asset", "<name>")``: share of each asset (sum 1);
         * ``("concentration", ...)``: ``hhi_years`` and ``effective_years`` (= 1 / HHI),
           ``hhi_months`` and ``effective_months`` over calendar months, ``n_years``, ``n_months``
@@ -210,6 +213,7 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
     equal_m = float(np.sum((bars_m / bars_m.sum()) ** 2))
     rows: list[tuple[tuple[str, str], float]] = []
     rows += [(("year", str(y)), float(s)) for y, s in years.items()]
+    rows += [(("bars", str(y)), float(b)) for y, b in zip(years.index, bars_y)]
     rows += [(("asset", str(a)), float(s)) for a, s in assets.items()]
     rows += [
         (("concentration", "hhi_years"), hhi_y),
@@ -224,6 +228,78 @@ def time_risk_summary(contributions: pd.DataFrame) -> pd.DataFrame:
     ]
     index = pd.MultiIndex.from_tuples([k for k, _ in rows], names=["section", "item"])
     return pd.DataFrame({"value": [v for _, v in rows]}, index=index)
+
+
+class YearColumn(NamedTuple):
+    """One column of :func:`year_layout`."""
+
+    label: str  #: e.g. ``"2019"``, ``"2025 (129 d)"``, ``"2019 (+6 d of 2018)"``
+    year: str  #: the calendar year the column is named after
+    years: list[str]  #: the years it sums: ``year`` and any stub folded into it
+    bars: int  #: bars of ``year`` itself
+    partial: bool  #: ``year`` has fewer than 90% of the bars of a full year
+
+
+def year_layout(
+    bars: pd.Series | dict[str, float], *, periods_per_year: float = 252.0
+) -> list[YearColumn]:
+    """Columns in which to show calendar years of unequal length (figure and report table).
+
+    A year is *partial* when it has fewer than 90% of the bars of a full year, where a full year is
+    the median bar count of the interior years (``periods_per_year`` when there are none). A partial
+    first or last year with fewer bars than a twelfth of a full year (about a month of trading days,
+    e.g. the few days between the first investment and New Year) is a *stub*: it is folded into its
+    neighbour, so that a handful of days is not drawn as if it were a year. Other partial years keep
+    their own column, labelled with their bar count.
+
+    Parameters
+    ----------
+    bars : Series or dict, year -> number of bars
+        In calendar order (e.g. the ``("bars", ...)`` section of :func:`time_risk_summary`).
+    periods_per_year : float
+        Bars of a full year when the run has no interior year.
+
+    Returns
+    -------
+    list of YearColumn
+        One per column, in calendar order; in labels ``d`` = bars (trading days for daily data).
+    """
+    counts = pd.Series(bars, dtype=float)
+    if counts.empty:
+        return []
+    years = [str(y) for y in counts.index]
+    n = counts.to_numpy(dtype=float)
+    full = float(np.median(n[1:-1])) if len(n) > 2 else float(periods_per_year)
+    partial = n < 0.9 * full
+    stub = np.zeros(len(n), dtype=bool)
+    if len(n) > 1:
+        stub[0] = n[0] < full / 12.0
+        stub[-1] = n[-1] < full / 12.0
+        if len(n) == 2 and stub.all():
+            stub[:] = False  # two stubs: nothing to fold into
+    columns = [(k, [k]) for k in range(len(n)) if not stub[k]]  # never empty
+    if stub[0]:
+        columns[0][1].insert(0, 0)
+    if stub[-1]:
+        columns[-1][1].append(len(n) - 1)
+    out: list[YearColumn] = []
+    for k, members in columns:
+        notes = [f"{int(n[k])} d"] if partial[k] else []
+        notes += [f"+{int(n[j])} d of {years[j]}" for j in members if j != k]
+        label = years[k] + (f" ({', '.join(notes)})" if notes else "")
+        out.append(YearColumn(label, years[k], [years[j] for j in members], int(n[k]), bool(partial[k])))
+    return out
+
+
+def fold_years(table: pd.DataFrame, layout: list[YearColumn]) -> pd.DataFrame:
+    """Sum the year columns of ``table`` (columns ``str(year)``) into the columns of ``layout``
+    (:func:`year_layout`); years absent from ``table`` count as 0, all-missing columns stay NaN."""
+    cols = {str(c): c for c in table.columns}
+    out = {}
+    for col in layout:
+        present = [cols[y] for y in col.years if y in cols]
+        out[col.label] = table[present].sum(axis=1, min_count=1) if present else np.nan
+    return pd.DataFrame(out, index=table.index)
 
 
 def plot_mean_variance_contributions(
@@ -360,7 +436,10 @@ def plot_time_risk(
     2. the share of the total variance carried by each year (or month), printed in the cells; the
        colour is that share divided by the bucket's share of bars (1 = the same risk per bar as on
        average; partial first and last buckets are not penalized), and the row label gives the HHI of
-       the shares next to the HHI of equal risk per bar;
+       the calendar-year shares next to the HHI of equal risk per bar (as in
+       :func:`time_risk_summary`). By year, the columns follow :func:`year_layout`: partial years are
+       labelled with their bar count and a first or last year shorter than about a month is folded
+       into its neighbour (its few bars would otherwise look like a year, with a noisy colour);
     3. the share of the total variance carried by each asset (Euler split; negative = hedge).
 
     Parameters
@@ -400,26 +479,32 @@ def plot_time_risk(
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def key(c: pd.DataFrame) -> pd.Index:
-        return pd.Index(c.index.year if freq == "year" else c.index.to_period("M").astype(str))
+        return pd.Index(c.index.year.astype(str) if freq == "year" else c.index.to_period("M").astype(str))
 
-    shares, intensity, labels = {}, {}, []
+    shares, bar_shares, labels = {}, {}, []
     for name, c in frames.items():
         per_bar = c.sum(axis=1)
         g = per_bar.groupby(key(c)).sum()
         n_bars = per_bar.groupby(key(c)).size()
         sh = g / g.sum()
         bar_share = n_bars / n_bars.sum()
-        shares[name], intensity[name] = sh, sh / bar_share
+        shares[name], bar_shares[name] = sh, bar_share
         labels.append(f"{name}\nHHI {herfindahl(sh.to_numpy()):.3f} "
                       f"(equal risk {float(np.sum(bar_share.to_numpy() ** 2)):.3f})")
-    share_tab = pd.DataFrame(shares).T
-    inten_tab = pd.DataFrame(intensity).T
+    share_tab = pd.DataFrame(shares).T.sort_index(axis=1)
+    bar_tab = pd.DataFrame(bar_shares).T.sort_index(axis=1)
+    if freq == "year":
+        # a stub first/last year (a few days) is folded into its neighbour; partial years are labelled
+        counts = pd.DataFrame({n: c.sum(axis=1).groupby(key(c)).size() for n, c in frames.items()})
+        layout = year_layout(counts.max(axis=1).sort_index(), periods_per_year=periods_per_year)
+        share_tab, bar_tab = fold_years(share_tab, layout), fold_years(bar_tab, layout)
+    inten_tab = share_tab / bar_tab
     assets = pd.DataFrame({n: c.sum(axis=0) / c.to_numpy().sum() for n, c in frames.items()}).T
 
     k = len(frames)
     n_buckets = share_tab.shape[1]
     heights = [3.2, 0.5 * k + 0.9, 0.5 * k + 0.9]
-    width = max(11.0, min(22.0, 4.0 + 0.9 * n_buckets)) if freq == "year" else 14.0
+    width = max(13.0, min(22.0, 6.0 + 0.9 * n_buckets)) if freq == "year" else 14.0
     fig, axes = plt.subplots(3, 1, figsize=(width, sum(heights) + 0.8),
                              gridspec_kw={"height_ratios": heights}, constrained_layout=True)
     ax = axes[0]
@@ -433,10 +518,12 @@ def plot_time_risk(
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylabel("annualized ex-ante vol" + (" (%)" if units == "return" else " (currency)"))
-    ax.set_title("Ex-ante volatility of the next bar, annualized, monthly mean (log scale): flat = "
-                 "equal risk per bar (time-axis risk parity)")
+    ax.set_title("Ex-ante volatility of the next bar, annualized, monthly mean (log scale)\n"
+                 "flat = equal risk per bar (time-axis risk parity)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(k, 5), loc="upper left")
+    # outside the axes: inside, the legend hides the lines of the most volatile strategies
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False)
 
     ax = axes[1]
     vals = inten_tab.to_numpy(dtype=float)
@@ -446,7 +533,7 @@ def plot_time_risk(
     ax.set_yticks(range(k), labels, fontsize=8)
     cols = [str(c) for c in share_tab.columns]
     if freq == "year":
-        ax.set_xticks(range(n_buckets), cols)
+        ax.set_xticks(range(n_buckets), [c.replace(" (", "\n(") for c in cols], fontsize=8)
         for (r, cidx), v in np.ndenumerate(share_tab.to_numpy(dtype=float)):
             dark = abs(float(norm(vals[r, cidx])) - 0.5) > 0.33
             ax.text(cidx, r, f"{100 * v:.1f}%", ha="center", va="center", fontsize=8,
@@ -454,8 +541,12 @@ def plot_time_risk(
     else:
         step = max(1, n_buckets // 24)
         ax.set_xticks(range(0, n_buckets, step), cols[::step], rotation=90, fontsize=7)
-    ax.set_title(f"Share of each strategy's total ex-ante variance by {freq} (in the cells); colour: "
-                 f"share / share of bars (1 = equal risk per bar)")
+    title = (f"Share of each strategy's total ex-ante variance by {freq} (in the cells)\n"
+             f"colour: share / share of bars (1 = equal risk per bar)")
+    if freq == "year" and any("(" in c for c in cols):
+        title += ("; (n d): partial year of n bars;\n+n d of YYYY: a first or last year shorter "
+                  "than about a month, folded into its neighbour")
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, label="share / share of bars", shrink=0.9)
 
     ax = axes[2]
@@ -467,7 +558,7 @@ def plot_time_risk(
     for (r, cidx), v in np.ndenumerate(av):
         ax.text(cidx, r, f"{100 * v:.1f}%" if np.isfinite(v) else "not held", ha="center",
                 va="center", fontsize=8, color="white" if abs(v) > 0.66 * lim else "black")
-    ax.set_title("Share of each strategy's total ex-ante variance by asset (Euler split over the "
+    ax.set_title("Share of each strategy's total ex-ante variance by asset\n(Euler split over the "
                  "whole run; negative = hedge)")
     fig.colorbar(im2, ax=ax, label="share of total variance", shrink=0.9)
     fig.savefig(path, dpi=100)

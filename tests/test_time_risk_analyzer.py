@@ -13,9 +13,11 @@ import pytest
 from drb.errors import ConfigError, DataError
 from runners.time_risk import (
     TimeRiskContribution,
+    fold_years,
     plot_mean_variance_contributions,
     plot_time_risk,
     time_risk_summary,
+    year_layout,
 )
 
 DAYS = 252
@@ -156,6 +158,9 @@ def test_summary_shares_and_concentration() -> None:
     assert conc["hhi_months_equal_risk"] > 1.0 / conc["n_months"]
     bars_y = c.groupby(c.index.year).size()
     assert np.isclose(conc["hhi_years_equal_risk"], np.sum((bars_y / bars_y.sum()) ** 2))
+    # the bar count of every year, so that a report can tell partial years from full ones
+    assert list(s["bars"].index) == ["2020", "2021"]
+    assert s["bars"].tolist() == bars_y.tolist() and s["bars"].sum() == len(c)
     # the turbulent-regime asset carries most of the risk
     assert s["asset"]["calmturb"] > s["asset"]["steady"]
     with pytest.raises(DataError):
@@ -254,3 +259,56 @@ def test_mean_variance_figure_from_the_command_line(tmp_path: Path, capsys) -> N
     assert main(["--out", str(tmp_path)]) == 0
     assert (tmp_path / "mean_variance_contributions.png").stat().st_size > 20_000
     assert "S*(0.5) = 0.5140" in capsys.readouterr().out
+
+
+def test_year_layout_marks_partial_years_and_folds_stubs() -> None:
+    # the demo's shape: 6 days after the first investment, full years, half a last year
+    bars = {"2018": 6, "2019": 261, "2020": 262, "2021": 261, "2022": 129}
+    layout = year_layout(bars)
+    assert [c.label for c in layout] == ["2019 (+6 d of 2018)", "2020", "2021", "2022 (129 d)"]
+    assert layout[0].years == ["2018", "2019"] and layout[0].year == "2019" and not layout[0].partial
+    assert layout[-1].partial and layout[-1].bars == 129
+    # a stub at the end folds into the year before; a long partial first year keeps its column
+    assert [c.label for c in year_layout({"2018": 200, "2019": 260, "2020": 5})] == [
+        "2018 (200 d)", "2019 (+5 d of 2020)"]
+    # a run within one year, or two stubs (nothing to fold into): periods_per_year is the full year
+    assert [c.label for c in year_layout({"2018": 100})] == ["2018 (100 d)"]
+    assert [c.label for c in year_layout({"2018": 252})] == ["2018"]
+    assert [c.label for c in year_layout({"2018": 5, "2019": 4})] == ["2018 (5 d)", "2019 (4 d)"]
+    assert [c.label for c in year_layout({"2018": 4, "2019": 60}, periods_per_year=60)] == [
+        "2019 (+4 d of 2018)"]
+    assert year_layout({}) == []
+    # folding sums the shares; a strategy without the folded year keeps its own value
+    shares = pd.DataFrame({"2018": [0.01, np.nan], "2019": [0.5, 0.6], "2020": [0.3, 0.2],
+                           "2021": [0.1, 0.1], "2022": [0.09, 0.1]}, index=["a", "b"])
+    folded = fold_years(shares, layout)
+    assert list(folded.columns) == [c.label for c in layout]
+    assert folded.iloc[:, 0].tolist() == pytest.approx([0.51, 0.6])
+    assert folded.sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_time_risk_figure_folds_a_stub_year_and_keeps_the_legend_off_the_lines(monkeypatch, tmp_path) -> None:
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to inspect it
+    idx = pd.bdate_range("2019-12-24", "2021-06-30")  # 6 days of 2019, all 2020, half of 2021
+    rng = np.random.default_rng(1)
+    frames = {f"S{k}": pd.DataFrame(rng.uniform(1e-6, 4e-6, size=(len(idx), 2)), index=idx,
+                                    columns=["equity", "bond"]) for k in range(10)}
+    plot_time_risk(frames, tmp_path / "tr.png")
+    (fig,) = figures
+    vol_ax, year_ax = fig.axes[0], fig.axes[1]
+    labels = [t.get_text() for t in year_ax.get_xticklabels()]
+    assert labels == ["2020\n(+6 d of 2019)", "2021\n(129 d)"]
+    c = frames["S0"].sum(axis=1)
+    first = c[c.index.year <= 2020].sum() / c.sum()
+    cells = [t.get_text() for t in year_ax.texts]
+    assert len(cells) == 10 * 2 and cells[0] == f"{100 * first:.1f}%"
+    # the legend of the ten lines sits outside the axes, right of them
+    legend = vol_ax.get_legend()
+    renderer = fig.canvas.get_renderer()
+    assert len(legend.get_texts()) == 10
+    assert legend.get_window_extent(renderer).x0 >= vol_ax.get_window_extent(renderer).x1
+    monkeypatch.undo()
+    plt.close(fig)
