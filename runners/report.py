@@ -9,6 +9,8 @@ writes, all atomically:
   (another ``benchmark`` than the run's writes ``tables/metrics_vs_<benchmark>.csv`` / ``.md``);
 - ``tables/``: ``per_year_returns``, ``budget_log`` (paper's Table 1 shape, for ``window``) and
   ``triggers`` (trigger log summary), each as ``.csv`` and ``.md``;
+- the time-axis risk tables (concentration over years and months, asset split, share by year) from
+  the run's ``time_risk.csv``, shown next to the run's ``figures/time_risk.png``;
 - ``figures/*.png`` (see :mod:`runners.figures`) and ``tearsheets/<strategy>.png``
   (see :mod:`runners.tearsheets`);
 - ``report.md`` (figures linked by relative path) and ``report.html`` (figures embedded as base64
@@ -47,6 +49,7 @@ from runners.metrics import (
     extreme_months,
     monthly_returns,
 )
+from runners.time_risk import fold_years, year_layout
 
 __all__ = [
     "RunData",
@@ -80,6 +83,18 @@ FIGURE_FILES: dict[str, tuple[str, str]] = {
                           "One-way turnover per calendar year (initial investment excluded)."),
     "regimes": ("regimes.png",
                 "Regime timeline and the Markov transition matrix estimated over the run."),
+    # written by the run (drb compare), not by the report: per-bar contributions are not saved
+    "time_risk": ("time_risk.png",
+                  "Time-axis risk contributions c_{i,t} = w_{i,t} (Σ_t w_t)_i / 252 of the end-of-day "
+                  "weights under the causal EWMA covariance (decay 0.94). Top: ex-ante volatility of "
+                  "the next day, annualized, monthly mean (% p.a., log scale; flat = the same risk "
+                  "every day, time-axis risk parity). Middle: share of each strategy's total ex-ante "
+                  "variance by calendar year (% in the cells); colour = that share divided by the "
+                  "year's share of trading days (1 = equal risk per day); row labels: HHI of the "
+                  "yearly shares and, in brackets, of equal risk per day. Partial years show their "
+                  "trading days, (n d); a first or last year shorter than about a month is folded "
+                  "into its neighbour, (+n d of YYYY). Bottom: share by asset over the whole run "
+                  "(Euler split, %; negative = hedge)."),
 }
 
 
@@ -101,6 +116,7 @@ class RunData:
     regimes: pd.DataFrame | None = None
     transition: pd.DataFrame | None = None
     metrics: pd.DataFrame | None = None
+    time_risk: pd.DataFrame | None = None  # time_risk.csv: (section, item) x strategy
     missing: list[str] = field(default_factory=list)
 
 
@@ -246,7 +262,31 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         m.index = m.index.astype(str)
         m.index.name = "strategy"
         run.metrics = _numeric(m[list(METRIC_COLUMNS)], mpath)
+    tr_path = root / "time_risk.csv"
+    if tr_path.is_file():
+        run.time_risk = _read_time_risk(tr_path)
+    else:
+        missing.append("time_risk.csv")
     return run
+
+
+def _read_time_risk(path: Path) -> pd.DataFrame:
+    """``time_risk.csv`` (``runners.compare.time_risk_table``): index ``(section, item)`` as
+    strings, one float column per strategy."""
+    frame: pd.DataFrame = _read_csv(path, index_date=False)  # type: ignore[assignment]
+    if not {"section", "item"} <= set(frame.columns):
+        raise DataError(f"{path}: expected columns 'section' and 'item'")
+    frame["section"] = frame["section"].astype(str)
+    frame["item"] = frame["item"].astype(str)
+    frame = frame.set_index(["section", "item"])
+    if frame.shape[1] == 0:
+        raise DataError(f"{path}: no strategy columns")
+    if frame.index.has_duplicates:
+        raise DataError(f"{path}: duplicate row {frame.index[frame.index.duplicated()][0]}")
+    if "year" not in frame.index.get_level_values("section"):
+        raise DataError(f"{path}: no 'year' rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return _numeric(frame, path)
 
 
 def implied_prices(positions: pd.DataFrame, transactions: pd.DataFrame, asset: str) -> pd.Series:
@@ -563,6 +603,122 @@ def _other_info(run: RunData) -> str | None:
              "benchmark", "created", "strategies", "strategy_info", "order_issues"}
     rest = {k: v for k, v in run.run_info.items() if k not in known}
     return json.dumps(rest, indent=2, default=str) if rest else None
+
+
+# ----------------------------------------------------------------------------- time-axis risk
+
+_DAYS_PER_YEAR = 252.0
+
+
+def _section(tr: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of one section of time_risk.csv (index: item), empty when absent."""
+    if name in tr.index.get_level_values("section"):
+        return tr.xs(name, level="section")
+    return pd.DataFrame(columns=tr.columns, dtype=float)
+
+
+def _time_risk_counts(run: RunData) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """Bars per year (years x strategies) and, when time_risk.csv lacks the equal-risk HHIs (runs
+    written before them), bars per month; with the source of the counts for the captions."""
+    tr = run.time_risk
+    assert tr is not None
+    years = sorted(_section(tr, "year").index)
+    conc = _section(tr, "concentration")
+    bars = _section(tr, "bars")
+    need_months = "hhi_months_equal_risk" not in conc.index
+    if len(bars) and not need_months:
+        return bars.reindex(years), None, "time_risk.csv"
+    # older runs: the contributions cover the strategy's return days but its first (the weights of
+    # a close are held over the next day), as in runners.compare.time_risk_contributions_by_strategy
+    per_year: dict[str, pd.Series] = {}
+    per_month: dict[str, pd.Series] = {}
+    for s in tr.columns:
+        days = pd.DatetimeIndex(run.returns[s].dropna().index[1:]) if s in run.returns else pd.DatetimeIndex([])
+        per_year[s] = pd.Series(1.0, index=days).groupby(days.year.astype(str)).sum()
+        per_month[s] = pd.Series(1.0, index=days).groupby(days.to_period("M")).sum()
+    by_year = bars.reindex(years) if len(bars) else pd.DataFrame(per_year).reindex(years).fillna(0.0)
+    source = "time_risk.csv" if len(bars) else "returns.csv, this time_risk.csv has none"
+    return by_year, pd.DataFrame(per_month), source
+
+
+def _equal_risk_hhi(counts: pd.Series) -> float:
+    c = counts.dropna().to_numpy(dtype=float)
+    c = c[c > 0]
+    return float(np.sum((c / c.sum()) ** 2)) if c.size else float("nan")
+
+
+def _time_risk_blocks(run: RunData) -> list[_Block]:
+    """Two tables from time_risk.csv: concentration over time next to the asset split, and the
+    share of the ex-ante variance by year (partial years marked, stubs folded; see
+    :func:`runners.time_risk.year_layout`)."""
+    tr = run.time_risk
+    assert tr is not None
+    years = _section(tr, "year").sort_index()  # "YYYY": calendar order
+    assets = _section(tr, "asset")
+    order = [a for a in run.assets if a in assets.index]
+    assets = assets.reindex(order + [a for a in assets.index if a not in order])
+    conc = _section(tr, "concentration")
+    bars, months, counts_source = _time_risk_counts(run)
+    strategies = list(tr.columns)
+
+    def num(item: str, s: str) -> float:
+        return float(conc.at[item, s]) if item in conc.index else float("nan")
+
+    def inv(h: float) -> float:
+        return 1.0 / h if np.isfinite(h) and h > 0 else float("nan")
+
+    def pair(a: float, b: float, fmt: str) -> str:
+        main = "n/a" if not np.isfinite(a) else format(a, fmt)
+        return main + ("" if not np.isfinite(b) else f" ({format(b, fmt)})")
+
+    rows = []
+    for s in strategies:
+        n_bars = float(bars[s].sum()) if s in bars else float("nan")
+        total = num("total_variance", s)
+        vol = (np.sqrt(total * _DAYS_PER_YEAR / n_bars)
+               if np.isfinite(total) and total >= 0 and n_bars > 0 else float("nan"))
+        hy, hm = num("hhi_years", s), num("hhi_months", s)
+        ey = num("hhi_years_equal_risk", s)
+        em = num("hhi_months_equal_risk", s)
+        if not np.isfinite(ey) and s in bars:
+            ey = _equal_risk_hhi(bars[s])
+        if not np.isfinite(em) and months is not None and s in months:
+            em = _equal_risk_hhi(months[s])
+        rows.append((s, T.format_value(vol, "pct"),
+                     pair(hy, ey, ".3f"), pair(inv(hy), inv(ey), ".2f"),
+                     pair(hm, em, ".4f"), pair(inv(hm), inv(em), ".1f"),
+                     *(T.format_value(assets.at[a, s], "pct") for a in assets.index)))
+    head = ("Strategy", "Ex-ante vol p.a.", "HHI years (equal risk)", "Eff. years (equal risk)",
+            "HHI months (equal risk)", "Eff. months (equal risk)", *(str(a) for a in assets.index))
+    conc_table = T.FormattedTable(head, (False, *([True] * (len(head) - 1))), tuple(rows))
+
+    layout = year_layout(bars.max(axis=1), periods_per_year=_DAYS_PER_YEAR)
+    shares = fold_years(years.T, layout)
+    year_table = T.format_table(shares, {c: "pct" for c in shares.columns}, index_label="Strategy")
+    longest = bars.max(axis=1)
+    folded = [f"{y} ({int(longest[y])} d) into {c.year}" for c in layout for y in c.years if y != c.year]
+    partial = [f"{c.year} ({c.bars} d)" for c in layout if c.partial]
+    n_total = longest.sum()
+    conc_text = (
+        "Time-axis risk of each strategy (time_risk.csv): the ex-ante variance the end-of-day weights "
+        "add day by day, c_{i,t} = w_{i,t} (Σ_t w_t)_i / 252 under the causal EWMA covariance, summed "
+        "over the run. Ex-ante vol: the square root of the total ex-ante variance per year of the run "
+        f"({int(n_total)} trading days / 252; day counts from {counts_source}). HHI: Herfindahl index of the "
+        "variance shares of the calendar years or months (1/n when spread evenly over n buckets of "
+        "equal length); in brackets the HHI of a policy with the same ex-ante variance every day (the "
+        "time-axis risk-parity benchmark, which accounts for partial years and months, counted as they "
+        "are). Eff. years / months = 1 / HHI: how many equally risky buckets the risk is spread over. "
+        "Asset columns: Euler split of the total variance over the whole run, summing to 100% "
+        "(negative = hedge)."
+    )
+    year_text = "Share of each strategy's total ex-ante variance by calendar year, %."
+    if partial:
+        year_text += (" Partial years carry their number of trading days: " + ", ".join(partial) + ".")
+    if folded:
+        year_text += (" A first or last year shorter than about a month of trading days is folded "
+                      "into its neighbour, so that a few days do not read as a year: "
+                      + ", ".join(folded) + " (time_risk.csv keeps every calendar year).")
+    return [_Block("table", conc_text, table=conc_table), _Block("table", year_text, table=year_table)]
 
 
 # ----------------------------------------------------------------------------- document model
@@ -939,6 +1095,15 @@ def build_report(
     for key in ("risk_contributions", "weights"):
         if key in figs:
             blocks.append(_Block("figure", FIGURE_FILES[key][1], path=rel(figs[key])))
+    blocks.append(_Block("h2", "Risk over time (time-axis risk contributions)"))
+    time_risk_png = fdir / FIGURE_FILES["time_risk"][0]
+    if run.time_risk is not None:
+        blocks += _time_risk_blocks(run)
+    else:
+        blocks.append(_Block("p", "No time_risk.csv in this run (drb compare writes it), so no "
+                             "time-axis risk tables."))
+    if time_risk_png.is_file():
+        blocks.append(_Block("figure", FIGURE_FILES["time_risk"][1], path=rel(time_risk_png)))
     blocks.append(_Block("h2", "Turnover and triggers"))
     if "turnover_per_year" in figs:
         blocks.append(_Block("figure", FIGURE_FILES["turnover_per_year"][1], path=rel(figs["turnover_per_year"])))
@@ -969,6 +1134,8 @@ def build_report(
         blocks.append(_Block("p", "Not rendered (run `drb report RUN_DIR` without --no-tearsheets)."
                              if not tearsheets else "No strategy has positions and transactions files."))
     files = [(k, k) for k in metrics_files if (root / k).is_file()]
+    if run.time_risk is not None:
+        files.append(("time_risk.csv", "time_risk.csv"))
     files += [(k, k) for k in sorted(written) if k.startswith("tables/") and k not in metrics_files]
     if files:
         blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 
+import numpy as np
 import pandas as pd
 import pytest
 from _fake_run import write_fake_run
@@ -41,7 +42,8 @@ def test_every_file_exists_and_is_not_empty(built):
         assert path == run_dir / key
         assert path.is_file() and path.stat().st_size > 0, key
     figs = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
-    assert figs == sorted(name for name, _ in FIGURE_FILES.values())
+    # every figure but time_risk.png, which the run writes (its per-bar inputs are not saved)
+    assert figs == sorted(name for key, (name, _) in FIGURE_FILES.items() if key != "time_risk")
     for name in figs:
         assert (run_dir / "figures" / name).read_bytes().startswith(PNG)
     for stem in ("per_year_returns", "budget_log", "triggers"):
@@ -55,12 +57,117 @@ def test_other_figures_of_the_run_are_embedded_too(tmp_path):
 
     run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
     fig = Figure(figsize=(3, 2))
+    fig.text(0.5, 0.5, "extra")
+    atomic_savefig(fig, run_dir / "figures" / "extra_analysis.png")
+    build_report(run_dir, tearsheets=False)
+    page = (run_dir / "report.html").read_text()
+    assert 'data-figure="figures/extra_analysis.png"' in page
+    md = (run_dir / "report.md").read_text()
+    assert "## Other figures of the run" in md and "](figures/extra_analysis.png)" in md
+
+
+def _write_time_risk(run_dir, *, drop_sections=()):
+    """time_risk.csv as drb compare writes it (runners.compare.time_risk_table), from the fake run's
+    weights under a time-varying covariance: the contributions of a close's weights land on the
+    next day, so they cover each strategy's return days but its first."""
+    from runners.compare import time_risk_table
+    from strategies.time_axis import time_risk_contributions
+
+    returns = pd.read_csv(run_dir / "returns.csv", index_col="date", parse_dates=True)
+    contributions = {}
+    for s in returns.columns:
+        w = pd.read_csv(run_dir / "weights" / f"{s}.csv", index_col="date", parse_dates=True)
+        days = returns[s].dropna().index
+        w = w.reindex(days).iloc[:-1]
+        t = np.arange(len(w))
+        vols = np.array([0.18, 0.05, 0.20, 0.15])[None, :] * (1.0 + 0.5 * np.sin(t / 40.0))[:, None]
+        corr = np.full((4, 4), 0.3) + 0.7 * np.eye(4)
+        covs = vols[:, :, None] * vols[:, None, :] * corr
+        c = time_risk_contributions(w.to_numpy(), covs, dt=1.0 / 252.0)
+        contributions[s] = pd.DataFrame(c, index=days[1:], columns=w.columns)
+    table = time_risk_table(contributions)
+    table = table.drop(index=[k for k in table.index if k[0] in drop_sections or k[1] in drop_sections])
+    atomic_to_csv(table, run_dir / "time_risk.csv", float_format="%.8g")
+    return table
+
+
+def _section_of(md: str, heading: str) -> str:
+    return md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_time_risk_tables_and_figure(tmp_path):
+    from matplotlib.figure import Figure
+
+    # 7 days of 2020 after the first investment (RiskParity starts in 2021), 2021, 43 days of 2022
+    run_dir = write_fake_run(tmp_path / "r", n_days=300, start="2020-12-21")
+    table = _write_time_risk(run_dir)
+    assert table.loc[("bars", "2020"), "DynamicRiskBudget"] == 7
+    fig = Figure(figsize=(3, 2))
     fig.text(0.5, 0.5, "time risk")
     atomic_savefig(fig, run_dir / "figures" / "time_risk.png")
     build_report(run_dir, tearsheets=False)
+    md = (run_dir / "report.md").read_text()
+    sec = _section_of(md, "Risk over time (time-axis risk contributions)")
+    assert "Other figures of the run" not in md  # time_risk.png has its own section and caption
+    assert "](figures/time_risk.png)" in sec and FIGURE_FILES["time_risk"][1] in sec
+    assert ("| Strategy | Ex-ante vol p.a. | HHI years (equal risk) | Eff. years (equal risk) | "
+            "HHI months (equal risk) | Eff. months (equal risk) | equity | bond | commodity | "
+            "real_estate |") in sec
+    c = table["DynamicRiskBudget"]
+    vol = np.sqrt(c["concentration", "total_variance"] * 252 / c["bars"].sum())
+    row = (f"| DynamicRiskBudget | {100 * vol:.1f}% | {c['concentration', 'hhi_years']:.3f} "
+           f"({c['concentration', 'hhi_years_equal_risk']:.3f}) | {c['concentration', 'effective_years']:.2f} "
+           f"({1 / c['concentration', 'hhi_years_equal_risk']:.2f}) | {c['concentration', 'hhi_months']:.4f} "
+           f"({c['concentration', 'hhi_months_equal_risk']:.4f}) | {c['concentration', 'effective_months']:.1f} "
+           f"({1 / c['concentration', 'hhi_months_equal_risk']:.1f}) | "
+           + " | ".join(f"{100 * c['asset', a]:.1f}%" for a in ("equity", "bond", "commodity", "real_estate"))
+           + " |")
+    assert row in sec
+    # by year: the 7-day stub folded into 2021, the partial 2022 marked with its trading days
+    assert "| Strategy | 2021 (+7 d of 2020) | 2022 (43 d) |" in sec
+    folded = c["year", "2020"] + c["year", "2021"]
+    assert f"| DynamicRiskBudget | {100 * folded:.1f}% | {100 * c['year', '2022']:.1f}% |" in sec
+    rp = table["RiskParity"]
+    assert pd.isna(rp["year", "2020"])  # not invested yet: its own 2021 share in the column
+    assert f"| RiskParity | {100 * rp['year', '2021']:.1f}% |" in sec
+    assert "2020 (7 d) into 2021" in sec and "2022 (43 d)" in sec
+    assert "- [time_risk.csv](time_risk.csv)" in md
     page = (run_dir / "report.html").read_text()
+    assert "<h2>Risk over time (time-axis risk contributions)</h2>" in page
+    assert "2021 (+7 d of 2020)</th>" in page and "HHI years (equal risk)</th>" in page
     assert 'data-figure="figures/time_risk.png"' in page
-    assert "](figures/time_risk.png)" in (run_dir / "report.md").read_text()
+
+    # drb report regenerates the tables from the saved csv
+    tr = pd.read_csv(run_dir / "time_risk.csv", index_col=[0, 1])
+    tr.loc[("concentration", "hhi_years"), "DynamicRiskBudget"] = 0.5
+    tr.to_csv(run_dir / "time_risk.csv")
+    assert report_main([str(run_dir), "--no-tearsheets"]) == 0
+    sec = _section_of((run_dir / "report.md").read_text(), "Risk over time (time-axis risk contributions)")
+    assert f"| DynamicRiskBudget | {100 * vol:.1f}% | 0.500 (" in sec
+
+
+def test_time_risk_csv_of_older_runs(tmp_path):
+    # written before the bar counts and the equal-risk HHIs: both from returns.csv, the same values
+    run_dir = write_fake_run(tmp_path / "r", n_days=300, start="2020-12-21")
+    full = _write_time_risk(run_dir, drop_sections=("bars", "hhi_years_equal_risk", "hhi_months_equal_risk"))
+    assert "bars" not in full.index.get_level_values(0)
+    build_report(run_dir, tearsheets=False)
+    old = _section_of((run_dir / "report.md").read_text(), "Risk over time (time-axis risk contributions)")
+    _write_time_risk(run_dir)
+    build_report(run_dir, tearsheets=False)
+    new = _section_of((run_dir / "report.md").read_text(), "Risk over time (time-axis risk contributions)")
+    assert "day counts from returns.csv" in old and "day counts from time_risk.csv" in new
+    assert old.replace("returns.csv, this time_risk.csv has none", "time_risk.csv") == new
+
+
+def test_run_without_time_risk_csv(built):
+    run_dir, written, _ = built
+    assert "time_risk.csv" not in written and not (run_dir / "time_risk.csv").exists()
+    md = (run_dir / "report.md").read_text()
+    sec = _section_of(md, "Risk over time (time-axis risk contributions)")
+    assert "No time_risk.csv in this run" in sec and "| Strategy |" not in sec
+    assert "time_risk.csv" in _section_of(md, "Inputs not found")
+    assert "No time_risk.csv in this run" in (run_dir / "report.html").read_text()
 
 
 def test_html_embeds_every_figure(built):
@@ -242,6 +349,13 @@ def test_malformed_inputs_raise_typed_errors(tmp_path):
     (run_dir / "run.json").write_text("{}")
     with pytest.raises(ConfigError, match="window"):
         build_report(run_dir, tearsheets=False, window="2021-05-01")
+    (run_dir / "time_risk.csv").write_text("item,DynamicRiskBudget\n2021,1.0\n")
+    with pytest.raises(DataError, match="time_risk.csv.*section"):
+        build_report(run_dir, tearsheets=False)
+    (run_dir / "time_risk.csv").write_text("section,item,DynamicRiskBudget\nyear,2021,abc\n")
+    with pytest.raises(DataError, match="time_risk.csv.*non-numeric"):
+        build_report(run_dir, tearsheets=False)
+    (run_dir / "time_risk.csv").unlink()
     (run_dir / "returns.csv").write_text("date,DynamicRiskBudget\n2021-01-04,abc\n")
     with pytest.raises(DataError, match="non-numeric"):
         build_report(run_dir, tearsheets=False)
