@@ -24,7 +24,10 @@ __all__ = [
 
 
 def _date(strategy: bt.Strategy) -> pd.Timestamp:
-    return pd.Timestamp(strategy.asset_datas[0].datetime.date(0))
+    # The allocator was updated with this bar in the strategy's next(), which backtrader runs
+    # before the analyzers: reuse its date instead of converting the feed's again.
+    date = getattr(getattr(strategy, "allocator", None), "date", None)
+    return date if date is not None else pd.Timestamp(strategy.asset_datas[0].datetime.date(0))
 
 
 class PortfolioRecorder(bt.Analyzer):
@@ -98,8 +101,6 @@ class RiskContributionRecorder(bt.Analyzer):
         self._rc: list[np.ndarray] = []
 
     def next(self) -> None:
-        from strategies.risk import risk_contributions
-
         s = self.strategy
         w = s.executed_weights()
         if not np.any(w > 0):
@@ -107,8 +108,11 @@ class RiskContributionRecorder(bt.Analyzer):
         cov = s.allocator.covariance()
         if cov is None:
             return
+        # The allocator's covariance is already symmetric positive definite: the Euler
+        # decomposition without strategies.risk's input checks (same formula).
+        sw = cov @ w
         self._dates.append(_date(s))
-        self._rc.append(risk_contributions(w, cov, relative=True))
+        self._rc.append(w * sw / float(w @ sw))
 
     def get_analysis(self) -> pd.DataFrame:
         s = self.strategy

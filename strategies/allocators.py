@@ -179,14 +179,23 @@ class Allocator:
 
     # ----------------------------------------------------------------------------- estimates
     def covariance(self) -> np.ndarray | None:
-        """Current annualized covariance estimate (sample, ``cov_window`` bars), or None."""
-        r = self.returns(self.cov_window)
-        if r.shape[0] < max(self.n + 1, 3):
-            return None
-        from drb.linalg import nearest_positive_definite
+        """Current annualized covariance estimate (sample, ``cov_window`` bars), or None.
 
-        cov = np.atleast_2d(np.cov(r, rowvar=False)) * PERIODS_PER_YEAR
-        return nearest_positive_definite(cov, warn=False)
+        Computed once per bar (the decision and the risk-contribution recorder share it); treat
+        the array as read-only.
+        """
+        cached = getattr(self, "_cov_cache", None)
+        if cached is not None and cached[0] == self._n_returns:
+            return cached[1]
+        r = self.returns(self.cov_window)
+        cov = None
+        if r.shape[0] >= max(self.n + 1, 3):
+            from drb.linalg import nearest_positive_definite
+
+            x = r - r.mean(axis=0)  # np.cov's formula without its overhead (about 2x faster)
+            cov = nearest_positive_definite((x.T @ x) * (PERIODS_PER_YEAR / (r.shape[0] - 1)), warn=False)
+        self._cov_cache = (self._n_returns, cov)
+        return cov
 
     # ----------------------------------------------------------------------------- decisions
     def triggers(self, weights: np.ndarray) -> list[str]:
