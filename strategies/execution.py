@@ -148,7 +148,7 @@ def plan_trades(
         post = desired
     else:
         post = _capped_post(pre, desired, total_cap, asset_cap)
-        capped = not np.allclose(post, desired, atol=1e-12, rtol=0)
+        capped = float(np.max(np.abs(post - desired))) > 1e-12
     dw = post - pre
     dw[np.abs(dw) < min_change] = 0.0
     buys = dw[dw > 0].sum()
