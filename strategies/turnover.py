@@ -117,7 +117,8 @@ def _project(
         if fz == 0.0 or z - a <= 1e-17 * max(1.0, z):
             break
         # Illinois regula falsi on the piecewise-linear, non-increasing excess(lam).
-        m = z - fz * (z - a) / (fz - fa)
+        denom = fz - fa
+        m = z - fz * (z - a) / denom if denom != 0.0 else 0.5 * (a + z)
         if not (a < m < z):
             m = 0.5 * (a + z)
         fm, dm = excess(m)
@@ -182,6 +183,8 @@ def project_turnover(
             raise DataError(f"current: negative weight at position {bad} with long_only=True")
         lo = np.maximum(lo, -np.maximum(cur, 0.0))
     total = np.inf if total_cap is None else 2.0 * float(total_cap)
+    if total == 0.0 or a == 0.0:
+        return cur.copy()  # no trade is admissible
     d0 = tgt - cur
     if np.abs(d0.sum()) <= 1e-15 * max(1.0, np.abs(d0).max()) and (d0 >= lo).all() and (
         d0 <= hi

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
@@ -95,6 +95,8 @@ weights_st = st.integers(2, 12).flatmap(
 
 @settings(max_examples=150, deadline=None)
 @given(weights_st, st.floats(0.0, 0.5), st.floats(0.0, 0.3), st.booleans())
+@example(pair=([0.0, 0.0], [1.0, 0.5]), total=0.0, cap=5e-324, long_only=False)  # found by CI
+@example(pair=([0.0, 0.0], [1.0, 0.5]), total=1e-300, cap=5e-324, long_only=True)
 def test_projection_properties(pair, total, cap, long_only) -> None:
     c, t = (np.asarray(v) + 1e-3 for v in pair)
     cur, tgt = c / c.sum(), t / t.sum()
