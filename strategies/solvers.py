@@ -187,6 +187,20 @@ def _initial_point(c: np.ndarray, b: np.ndarray, w0: np.ndarray, sd: np.ndarray)
 
 
 @numba.njit(cache=True)
+def _rc_gap(x: np.ndarray, cx: np.ndarray, b: np.ndarray) -> tuple[float, float]:  # pragma: no cover
+    """(x'Cx, max_i |x_i (Cx)_i / x'Cx - b_i|): the convergence measure of every kernel."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * cx[i]
+    err = 0.0
+    for i in range(x.shape[0]):
+        e = abs(x[i] * cx[i] / s - b[i])
+        if e > err:
+            err = e
+    return s, err
+
+
+@numba.njit(cache=True)
 def _newton_kernel(
     c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
 ) -> tuple[np.ndarray, int, float]:  # pragma: no cover - jit
@@ -202,18 +216,12 @@ def _newton_kernel(
     prev_err = np.inf
     it = 0
     for it in range(maxiter + 1):
-        s = 0.0
         for i in range(n):
             acc = 0.0
             for j in range(n):
                 acc += c[i, j] * x[j]
             cx[i] = acc
-            s += x[i] * acc
-        err = 0.0
-        for i in range(n):
-            e = abs(x[i] * cx[i] / s - b[i])
-            if e > err:
-                err = e
+        s, err = _rc_gap(x, cx, b)
         if err < best_err:
             best_err = err
             best_x[:] = x
@@ -323,14 +331,7 @@ def _ccd_kernel(
                 for j in range(n):
                     acc += c[i, j] * x[j]
                 cx[i] = acc
-        s = 0.0
-        for i in range(n):
-            s += x[i] * cx[i]
-        err = 0.0
-        for i in range(n):
-            e = abs(x[i] * cx[i] / s - b[i])
-            if e > err:
-                err = e
+        _, err = _rc_gap(x, cx, b)
         if err < best_err:
             best_err = err
             best_x[:] = x
@@ -433,14 +434,7 @@ def _newton_cg_kernel(
     it = 0
     for it in range(maxiter + 1):
         cx = np.dot(c, x)
-        s = 0.0
-        for i in range(n):
-            s += x[i] * cx[i]
-        err = 0.0
-        for i in range(n):
-            e = abs(x[i] * cx[i] / s - b[i])
-            if e > err:
-                err = e
+        s, err = _rc_gap(x, cx, b)
         if err < best_err:
             best_err = err
             best_x[:] = x
