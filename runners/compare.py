@@ -145,6 +145,7 @@ def run_comparison(
             f"history too short: {len(market.prices)} bars, the warm-up of {warm} bars plus a month needs {warm + 22}"
         )
     tasks = [(market, n, strategy_params_for(n, config), dict(config.broker)) for n in names]
+    final = _check_out_dir(out_dir)
     n_workers = workers or config.workers or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, len(tasks)))
     t0 = time.perf_counter()
@@ -175,15 +176,42 @@ def run_comparison(
     timings = {"wall_seconds": round(wall, 3), "workers": n_workers}
     timings.update({f"{n}_seconds": r.info.get("seconds", float("nan")) for n, r in results.items()})
     out_path = None
-    if out_dir is not None:
-        out_path = write_outputs(
-            Path(out_dir), results, metrics, market, config, timings=timings, benchmark=bench, extra_info=extra_info
-        )
+    if final is not None:
+        stage = _begin_run_folder(final)
+        write_outputs(stage, results, metrics, market, config, timings=timings, benchmark=bench, extra_info=extra_info)
         if report:
             from runners.report import build_report
 
-            build_report(out_path)
+            build_report(stage)
+        out_path = _finish_run_folder(stage, final)
     return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings)
+
+
+def _check_out_dir(out_dir: str | Path | None) -> Path | None:
+    """The absolute ``--out`` after checking, before any backtest, that a run may replace it."""
+    if out_dir is None:
+        return None
+    from runners.run_folder import check_target
+
+    final = Path(out_dir).expanduser().resolve()
+    check_target(final)
+    return final
+
+
+def _begin_run_folder(final: Path) -> Path:
+    """Clean what killed runs left beside ``final`` and create this run's temporary folder."""
+    from runners.run_folder import clean_leftovers, make_staging
+
+    for name in clean_leftovers(final):
+        print(f"note: cleaned up {name}, left by an interrupted run", file=sys.stderr)
+    return make_staging(final)
+
+
+def _finish_run_folder(stage: Path, final: Path) -> Path:
+    """Swap the complete run folder in (the previous run's folder is removed only now)."""
+    from runners.run_folder import swap_in
+
+    return swap_in(stage, final)
 
 
 def _returns_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:

@@ -622,6 +622,9 @@ def run_montecarlo(
         "market": _jsonable(dict(market_info or {})),
     }
     out = Path(out_dir)
+    from runners.run_folder import prepare_resumable
+
+    prepare_resumable(out, ("montecarlo",), restart=restart)
     store = PartStore(out, "montecarlo", _jsonable(settings), restart=restart)
     keys = [f"path-{i:06d}" for i in range(n_paths)]
     done = store.done()

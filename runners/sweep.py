@@ -827,6 +827,10 @@ def run_sweep(
             )
     mode, threads = describe_client(client)
     result = SweepResult(out_dir=out)
+    from runners.run_folder import prepare_resumable
+
+    kinds = ("sweep",) * bool(spec.axes) + ("forecast_errors",) * (spec.forecast_errors is not None)
+    prepare_resumable(out, kinds, restart=restart)
     out.mkdir(parents=True, exist_ok=True)
 
     if spec.axes:

@@ -222,6 +222,21 @@ def test_sweep_outputs_and_resume(small_market, config, tmp_path):
         run_sweep(small_market, config, spec2, out, progress=False)
     run_sweep(small_market, config, spec2, out, progress=False, restart=True)
     assert len(pd.read_csv(out / "sweep.csv")) == 2
+    # --restart leaves no figure of the earlier grid (its third axis is gone)
+    assert not any("initial_budget" in p.name for p in (out / "figures").glob("*.png"))
+
+
+def test_sweep_folder_never_mixes_kinds(small_market, config, tmp_path):
+    fe = ForecastErrorSpec(levels=[0.05], seeds=1, strategies=["RiskParity"])
+    out = tmp_path / "mixed"
+    run_sweep(small_market, config, GridSpec(strategy="RiskParity", forecast_errors=fe), out, progress=False)
+    assert (out / "forecast_errors.csv").exists()
+    grid = GridSpec(strategy="RiskParity", axes={"cov_window": [40, 60]})
+    with pytest.raises(ConfigError, match="holds a forecast_errors run that this command does not produce"):
+        run_sweep(small_market, config, grid, out, progress=False)
+    run_sweep(small_market, config, grid, out, progress=False, restart=True)
+    assert not (out / "forecast_errors.csv").exists() and not (out / "forecast_errors.json").exists()
+    assert len(pd.read_csv(out / "sweep.csv")) == 2
 
 
 def _bench(market):
