@@ -26,6 +26,7 @@ Results are identical across the three modes: every task is a pure function of i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ from typing import Any
 import pandas as pd
 
 from drb.errors import ConfigError, DataError, DRBError
-from runners.io import atomic_to_csv, atomic_write_text
+from runners.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["ExecutionInfo", "PartStore", "TaskFailure", "dask_client", "describe_client", "run_tasks"]
 
@@ -296,7 +297,7 @@ class PartStore:
 
     Layout under ``folder``: ``<kind>.json`` (the manifest: the kind of run and the settings that
     decide its results) and ``parts/<kind>/<key>.csv`` (one file per finished task, written atomically: temporary file,
-    fsync, rename). A task whose part exists is done; a killed run leaves only complete parts (and
+    fsync, rename) with its sha256 in ``<key>.csv.sha256``; a part failing the check is recomputed. A task whose part exists is done; a killed run leaves only complete parts (and
     perhaps a hidden temporary file, removed on the next open), so a
     rerun with the same settings skips them and computes the rest. A rerun with different settings
     is refused (it would mix incompatible results) unless ``restart`` is set, which deletes the
@@ -320,6 +321,7 @@ class PartStore:
         self.parts = self.folder / "parts" / kind
         self.manifest = self.folder / f"{kind}.json"
         self.settings = json.loads(json.dumps(settings, sort_keys=True))
+        self.recomputed: list[str] = []  # keys of parts that failed their checksum
         if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"--out {self.folder}: exists and is not a folder")
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -361,8 +363,8 @@ class PartStore:
 
     def clear(self) -> None:
         """Delete this store's parts and manifest (only files it wrote)."""
-        for f in self.parts.glob("*.csv"):
-            if _KEY_RE.match(f.stem):
+        for f in self.parts.glob("*.csv*"):
+            if _KEY_RE.match(f.name.split(".csv")[0]):
                 f.unlink()
         if self.manifest.exists():
             self.manifest.unlink()
@@ -374,12 +376,37 @@ class PartStore:
         return self.parts / f"{key}.csv"
 
     def done(self) -> set[str]:
-        """Keys of finished tasks."""
-        return {f.stem for f in self.parts.glob("*.csv") if _KEY_RE.match(f.stem)}
+        """Keys of finished tasks whose part matches its sha256 sidecar (``<key>.csv.sha256``).
+
+        A part that fails the check (truncated, edited, or written without its sidecar by a run
+        killed between the two files) is deleted with a note on stderr, so it is recomputed; its
+        key is added to :attr:`recomputed`.
+        """
+        ok = set()
+        for f in self.parts.glob("*.csv"):
+            if not _KEY_RE.match(f.stem):
+                continue
+            side = f.with_name(f.name + ".sha256")
+            try:
+                good = side.read_text(encoding="ascii").strip() == hashlib.sha256(f.read_bytes()).hexdigest()
+            except (OSError, UnicodeDecodeError):
+                good = False
+            if good:
+                ok.add(f.stem)
+                continue
+            f.unlink(missing_ok=True)
+            side.unlink(missing_ok=True)
+            self.recomputed.append(f.stem)
+            print(f"note: {self.kind} part {f.name} failed its sha256 check (truncated or edited); recomputing it", file=sys.stderr)
+        return ok
 
     def write(self, key: str, frame: pd.DataFrame) -> Path:
-        """Persist one task's result atomically (floats round-trip exactly)."""
-        return atomic_to_csv(frame, self.path_of(key), index=False)
+        """Persist one task's result atomically (floats round-trip exactly), after its sha256 sidecar
+        (so a part on disk always has one; a sidecar without its part is just not done)."""
+        data = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        path = self.path_of(key)
+        atomic_write_text(path.with_name(path.name + ".sha256"), hashlib.sha256(data).hexdigest() + "\n")
+        return atomic_write_bytes(path, data)
 
     def read(self, key: str) -> pd.DataFrame:
         """One finished task's result."""

@@ -642,6 +642,7 @@ def run_montecarlo(
                 "paths": n_paths,
                 "done": len(frames),
                 "resumed_from": resumed_from,
+                "recomputed_parts": store.recomputed,
                 "failed": [f.__dict__ for f in info.failures] if info is not None else [],
                 "execution": {"mode": mode, "workers": threads},
                 "mc_defaults_applied": _jsonable(applied),

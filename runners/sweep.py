@@ -877,6 +877,7 @@ def run_sweep(
                 "done": len(grid_frames),
                 "failed": [f.__dict__ for f in info.failures],
                 "resumed": store.resumed,
+                "recomputed_parts": store.recomputed,
                 "timings": {"seconds": result.timings["sweep_seconds"]},
                 "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             }
@@ -921,6 +922,7 @@ def run_sweep(
                 "done": len(frames),
                 "failed": [f.__dict__ for f in info.failures],
                 "resumed": store.resumed,
+                "recomputed_parts": store.recomputed,
                 "timings": {"seconds": result.timings["forecast_errors_seconds"]},
                 "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             }

@@ -237,3 +237,23 @@ def test_cli_montecarlo_on_a_config_without_signals(tmp_path, capsys):
     assert paths["sharpe"].notna().all()
     manifest = (tmp_path / "mc" / "montecarlo.json").read_text()
     assert '"seed": 3' in manifest and "cfg.toml" in manifest
+
+
+def test_truncated_part_is_recomputed_with_a_note(base_market, config, tmp_path, capsys):
+    out = tmp_path / "mc"
+    run_montecarlo(base_market, config, 2, out, strategies=["EqualWeight", "DynamicRiskBudget"], progress=False)
+    first = pd.read_csv(out / "paths.csv")
+    part = out / "parts" / "montecarlo" / "path-000001.csv"
+    assert (part.parent / "path-000001.csv.sha256").is_file()
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) * 2 // 3])  # cut mid-row: would read as NaN metrics
+    capsys.readouterr()
+    res = run_montecarlo(base_market, config, 2, out, strategies=["EqualWeight", "DynamicRiskBudget"], progress=False)
+    assert "path-000001.csv failed its sha256 check" in capsys.readouterr().err
+    assert res.timings["computed"] == 1 and res.resumed_from == 1
+    again = pd.read_csv(out / "paths.csv")
+    assert np.isfinite(again[["ann_return", "ann_vol", "sharpe", "max_drawdown"]].to_numpy(float)).all()
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), first.drop(columns="seconds"))
+    import json
+
+    assert json.loads((out / "montecarlo.json").read_text())["recomputed_parts"] == ["path-000001"]

@@ -328,3 +328,18 @@ def test_cli_sweep_errors(argv, match, capsys, tmp_path, monkeypatch):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match.split("\\")[0] in err
+
+
+def test_sweep_part_failing_its_checksum_is_recomputed(small_market, config, tmp_path, capsys):
+    spec = GridSpec(strategy="RiskParity", axes={"cov_window": [40, 60]})
+    out = tmp_path / "s"
+    run_sweep(small_market, config, spec, out, progress=False)
+    first = pd.read_csv(out / "sweep.csv")
+    part = out / "parts" / "sweep" / "point-000000.csv"
+    part.write_bytes(part.read_bytes()[:-25])  # truncated
+    capsys.readouterr()
+    run_sweep(small_market, config, spec, out, progress=False)
+    assert "point-000000.csv failed its sha256 check" in capsys.readouterr().err
+    again = pd.read_csv(out / "sweep.csv")
+    assert np.isfinite(again[["ann_return", "sharpe", "max_drawdown"]].to_numpy(float)).all()
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), first.drop(columns="seconds"))
