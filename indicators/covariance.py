@@ -7,7 +7,9 @@ from the second moment of the first ``sample_window`` returns), ``"ledoit_wolf"`
 shrinkage towards a scaled identity on the last ``sample_window`` returns, demeaned, as scikit-learn).
 Inputs are decimal returns per bar; outputs are multiplied by ``periods_per_year``. Every estimate is
 symmetrized and repaired to positive definite (``drb.linalg.nearest_positive_definite``); repairs are
-counted by the callers, not warned per bar.
+counted by the callers, not warned per bar. The baselines' trailing-window estimate
+(:func:`baseline_covariance`) is the sample covariance, shrunk (Ledoit-Wolf) when the window is
+shorter than twice the number of assets or the sample covariance is singular.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "ewma_update",
     "ewma_init",
     "ledoit_wolf_covariance",
+    "baseline_covariance",
     "make_pd",
     "rolling_covariance",
 ]
@@ -76,6 +79,39 @@ def ledoit_wolf_covariance(window: np.ndarray) -> np.ndarray:
     out = (1.0 - shrink) * s
     out[np.diag_indices(n)] += shrink * mu
     return out
+
+
+def baseline_covariance(window: np.ndarray, periods_per_year: float = 252.0) -> tuple[np.ndarray, bool]:
+    """Covariance of the baselines' trailing window, shrunk when the sample estimate is unreliable.
+
+    The sample covariance (ddof = 1) is used when the window holds at least ``2 n`` returns and
+    its smallest eigenvalue exceeds ``1e-10`` times its largest; otherwise (a window shorter than
+    twice the number of assets, or a singular sample covariance: e.g. 60 returns of 60 assets)
+    the Ledoit-Wolf estimate of the same window stands in (:func:`ledoit_wolf_covariance`).
+
+    Parameters
+    ----------
+    window : ndarray, shape (m, n)
+        Decimal returns per bar, oldest first, ``m >= 2``.
+    periods_per_year : float
+        Annualization factor.
+
+    Returns
+    -------
+    (ndarray (n, n), bool)
+        The annualized positive-definite estimate and whether it was shrunk.
+    """
+    x = np.asarray(window, dtype=float)
+    m, n = x.shape
+    shrunk = m < 2 * n
+    if not shrunk:
+        xc = x - x.mean(axis=0)
+        cov = (xc.T @ xc) / (m - 1)
+        eig = np.linalg.eigvalsh(cov)
+        shrunk = not eig[0] > 1e-10 * max(eig[-1], 0.0)
+    if shrunk:
+        cov = ledoit_wolf_covariance(x)
+    return nearest_positive_definite(cov * periods_per_year, warn=False), shrunk
 
 
 def rolling_covariance(
