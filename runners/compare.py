@@ -35,7 +35,14 @@ from runners.backtest import (
 from runners.config import DEFAULT_EXECUTION, RunConfig
 from runners.io import atomic_to_csv, atomic_write_text
 
-__all__ = ["ComparisonResult", "run_comparison", "write_outputs", "strategy_params_for", "package_versions"]
+__all__ = [
+    "ComparisonResult",
+    "check_floors",
+    "run_comparison",
+    "write_outputs",
+    "strategy_params_for",
+    "package_versions",
+]
 
 _PACKAGES = (
     "dynamic-risk-budget",
@@ -83,6 +90,31 @@ def strategy_params_for(name: str, config: RunConfig) -> dict[str, Any]:
     params.update(config.strategy_params.get(name, {}))
     validate_strategy_params(name, params)
     return params
+
+
+#: Per-asset budget floors that cannot hold when ``floor * n > 1`` (checked before any backtest;
+#: SharpeRiskBudget's floor scales itself: ``min(floor, 0.5 / n)``).
+FLOOR_PARAMS: dict[str, str] = {"DynamicRiskBudget": "budget_floor"}
+
+
+def check_floors(market: MarketData, name: str, params: Mapping[str, Any]) -> None:
+    """Refuse, before any backtest runs, a budget floor infeasible for the market's number of assets.
+
+    Raises
+    ------
+    ConfigError
+        Naming the strategy, the parameter, its value and the largest feasible one.
+    """
+    key = FLOOR_PARAMS.get(name)
+    if key is None:
+        return
+    value = effective_params(market, name, params).get(key)
+    n = len(market.assets)
+    if value is not None and float(value) * n > 1.0 + 1e-12:
+        raise ConfigError(
+            f"strategy.{name}.{key} = {float(value):g} is infeasible for {n} assets (the floors sum to "
+            f"{float(value) * n:.2f} > 1): set it to at most 1/n = {1.0 / n:.4g}, e.g. 0.5/n = {0.5 / n:.4g}"
+        )
 
 
 def _run_one(args: tuple[MarketData, str, dict[str, Any], dict[str, float]]) -> StrategyResult:
@@ -145,6 +177,8 @@ def run_comparison(
             f"history too short: {len(market.prices)} bars, the warm-up of {warm} bars plus a month needs {warm + 22}"
         )
     tasks = [(market, n, strategy_params_for(n, config), dict(config.broker)) for n in names]
+    for _, n, params, _ in tasks:
+        check_floors(market, n, params)
     final = _check_out_dir(out_dir)
     n_workers = workers or config.workers or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, len(tasks)))

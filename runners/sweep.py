@@ -700,6 +700,7 @@ def _check_market_length(market: MarketData, params: Mapping[str, Any]) -> None:
 
 def _validate_points(market: MarketData, strategy: str, params_list: Sequence[Mapping[str, Any]]) -> None:
     """Build each point's allocator once here, so a bad value fails before any task runs."""
+    from runners.compare import check_floors
     from runners.fastpath import make_allocator
 
     seen: set[str] = set()
@@ -708,6 +709,7 @@ def _validate_points(market: MarketData, strategy: str, params_list: Sequence[Ma
         if key in seen:
             continue
         seen.add(key)
+        check_floors(market, strategy, p)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DRBWarning)
@@ -838,6 +840,8 @@ def run_sweep(
         params_list = [apply_point(spec.strategy, base, pt) for pt in points]
         _validate_points(market, spec.strategy, params_list)
         baseline_params = {b: _strategy_params(b, config) for b in spec.baselines}
+        for b, p in baseline_params.items():
+            _validate_points(market, b, [p])
         settings = dict(common)
         settings.update(
             {
@@ -887,6 +891,8 @@ def run_sweep(
         fe = spec.forecast_errors
         fe_names = fe.strategies or [spec.strategy]
         runs = {n: (base if n == spec.strategy else _strategy_params(n, config)) for n in fe_names}
+        for n, p in runs.items():
+            _validate_points(market, n, [p])
         setup["forecast_errors"] = {"targets": present, "distribution": fe.distribution}
         settings = dict(common)
         settings.update(

@@ -424,22 +424,35 @@ class StaticRiskBudgetAllocator(_CovarianceAllocator):
 
 
 class SharpeRiskBudgetAllocator(_CovarianceAllocator):
-    """Sharpe-driven dynamic risk budget (seed 001): budgets from trailing Sharpe ratios."""
+    """Sharpe-driven dynamic risk budget (seed 001): budgets from trailing Sharpe ratios.
+
+    The budget floor in force is ``min(floor, 0.5 / n)`` for ``n`` assets, so the default 5% stays
+    feasible with many assets (a floor above ``1/n`` cannot hold: the floors would sum past 1);
+    ``report()`` records it as ``floor_used``.
+    """
 
     name = "SharpeRiskBudget"
 
     def __init__(self, assets, asset_classes=None, *, sharpe_window: int = 126, floor: float = 0.05, **kw) -> None:
         super().__init__(assets, asset_classes, **kw)
         self.sharpe_window = int(sharpe_window)
-        self.floor = float(floor)
+        if not (math.isfinite(float(floor)) and float(floor) >= 0):
+            raise ConfigError(f"{self.name}: floor must be finite and >= 0, got {floor}")
+        self.floor = min(float(floor), 0.5 / self.n)
         self._budget = np.full(self.n, 1.0 / self.n)
+
+    def report(self) -> dict[str, Any]:
+        """Counts for run.json, and the budget floor in force."""
+        return {**super().report(), "floor_used": self.floor}
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
         from strategies.weights import sharpe_driven_budget
 
         r = self.returns(self.sharpe_window)
         if r.shape[0] >= min(self.sharpe_window, 20):
-            self._budget = np.asarray(sharpe_driven_budget(r, window=self.sharpe_window, floor=self.floor), dtype=float)
+            # a warm-up shorter than sharpe_window: the Sharpe ratios of the returns so far
+            window = min(self.sharpe_window, r.shape[0])
+            self._budget = np.asarray(sharpe_driven_budget(r, window=window, floor=self.floor), dtype=float)
         return self._solve_budget(cov, self._budget)
 
     def budget(self) -> np.ndarray:
