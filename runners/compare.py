@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ class ComparisonResult:
     metrics: pd.DataFrame
     out_dir: Path | None
     timings: dict[str, float]
+    health: dict[str, Any] = field(default_factory=dict)
 
 
 def strategy_params_for(name: str, config: RunConfig) -> dict[str, Any]:
@@ -209,16 +210,33 @@ def run_comparison(
     metrics = compute_comparison_metrics(results, market, benchmark=bench, risk_free=config.risk_free)
     timings = {"wall_seconds": round(wall, 3), "workers": n_workers}
     timings.update({f"{n}_seconds": r.info.get("seconds", float("nan")) for n, r in results.items()})
+    health = _run_health(results, market)
     out_path = None
     if final is not None:
         stage = _begin_run_folder(final)
-        write_outputs(stage, results, metrics, market, config, timings=timings, benchmark=bench, extra_info=extra_info)
+        extra = {**dict(extra_info or {}), "health": health}
+        write_outputs(stage, results, metrics, market, config, timings=timings, benchmark=bench, extra_info=extra)
         if report:
             from runners.report import build_report
 
             build_report(stage)
         out_path = _finish_run_folder(stage, final)
-    return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings)
+    _print_health(health)
+    return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings, health=health)
+
+
+def _run_health(results: Mapping[str, StrategyResult], market: MarketData) -> dict[str, Any]:
+    """The run's health summary (``runners.health``), stored as ``health`` in run.json."""
+    from runners.health import run_health
+
+    return run_health(results, list(market.notes))
+
+
+def _print_health(health: Mapping[str, Any]) -> None:
+    """The run's one warning summary on stderr, after everything else."""
+    from runners.health import console_lines
+
+    print("\n".join(console_lines(health)), file=sys.stderr)
 
 
 def _check_out_dir(out_dir: str | Path | None) -> Path | None:

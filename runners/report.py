@@ -550,6 +550,15 @@ def _parameters_table(run: RunData) -> T.FormattedTable | None:
     return T.FormattedTable(("Strategy", "Parameters"), (False, False), tuple(rows))
 
 
+def _health_blocks(run: RunData) -> list[_Block]:
+    """Flagged strategies of run.json's ``health`` (``runners.health``), for the top of the report."""
+    from runners.health import report_warnings
+
+    lines = report_warnings(run.run_info)
+    return [_Block("items", "Run health warnings: these results are not what they claim to be",
+                   links=[(w, "") for w in lines])] if lines else []
+
+
 def _diagnostics_table(run: RunData) -> T.FormattedTable | None:
     """Per-strategy counters from run.json (``strategy_info`` scalars, ``order_issues``)."""
     info = run.run_info
@@ -1029,7 +1038,7 @@ def build_report(
     lap("tearsheets")
 
     # ---- the document --------------------------------------------------------------------
-    blocks: list[_Block] = [_Block("h2", "The run"),
+    blocks: list[_Block] = [*_health_blocks(run), _Block("h2", "The run"),
                             _Block("facts", facts=_describe_run(run, benchmark=effective_bench))]
     ptable = _parameters_table(run)
     if ptable is not None:
