@@ -40,8 +40,9 @@ triggers more often); per-path Sharpe ratios within about 0.1 of the EGARCH-DCC 
 paths, EGARCH-DCC usually slightly ahead, with occasional paths where one differs a lot. Regimes,
 budgets, smoothing and the execution model are unchanged. Rerun a subset with ``--risk-model
 egarch_dcc`` (optionally ``--refit-every 63``) to check a conclusion on the full model. Default
-strategies: the dynamic model and every baseline except ``MacroRiskParity`` (its factor model costs
-about 10x another baseline); ``--strategies`` or the config's ``run.strategies`` choose others.
+strategies: the dynamic model and all nine baselines (``MacroRiskParity``'s factor solve makes a
+path about 40% dearer: 0.74 instead of 0.53 CPU seconds for 2018-2025); ``--strategies`` or the
+config's ``run.strategies`` choose others.
 
 Outputs (``--out DIR``)
 -----------------------
@@ -122,8 +123,9 @@ __all__ = [
 
 DYNAMIC = "DynamicRiskBudget"
 
-#: Strategies of a Monte Carlo run by default (MacroRiskParity is left out: ~10x the cost).
-DEFAULT_MC_STRATEGIES: tuple[str, ...] = tuple(n for n in STRATEGY_NAMES if n != "MacroRiskParity")
+#: Strategies of a Monte Carlo run by default: all ten (MacroRiskParity's factor solve adds about
+#: 40% to a path: 0.74 instead of 0.53 CPU s per 2018-2025 path, measured on a busy 2-core machine).
+DEFAULT_MC_STRATEGIES: tuple[str, ...] = tuple(STRATEGY_NAMES)
 
 #: Dynamic-model parameters a Monte Carlo run uses unless the config or the command line sets them.
 MC_DYNAMIC_DEFAULTS: dict[str, Any] = {"risk_model": "ewma"}
@@ -737,7 +739,7 @@ def _montecarlo_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=SOURCES, default="both", help="synthetic, bootstrap of the input data, or both alternating (default)")
     p.add_argument("--block-length", dest="block_length", type=float, default=DEFAULT_BLOCK, help=f"mean block length of the bootstrap in bars (default {DEFAULT_BLOCK})")
     p.add_argument("--path-seed", dest="path_seed", type=int, help="base seed of the paths (default: run.seed of the config, or --seed)")
-    p.add_argument("--strategies", help="comma-separated strategies (default: the dynamic model and every baseline but MacroRiskParity)")
+    p.add_argument("--strategies", help="comma-separated strategies (default: all ten)")
     p.add_argument("--risk-model", dest="risk_model", help="dynamic model's risk model (Monte Carlo default: ewma)")
     p.add_argument("--refit-every", dest="refit_every", type=int, help="dynamic model's EGARCH-DCC refit period in bars")
     p.add_argument("--no-figures", dest="no_figures", action="store_true", help="skip the figures")

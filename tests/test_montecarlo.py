@@ -132,7 +132,7 @@ def test_summarize_counts_direction_and_ties():
 def test_mc_defaults_ewma_unless_configured():
     runs, applied = mc_runs(RunConfig())
     assert runs["DynamicRiskBudget"]["risk_model"] == "ewma" and applied == {"risk_model": "ewma"}
-    assert list(runs)[0] == "DynamicRiskBudget" and "MacroRiskParity" not in runs and len(runs) == 9
+    assert list(runs)[0] == "DynamicRiskBudget" and "MacroRiskParity" in runs and len(runs) == 10
     cfg = RunConfig(strategy_params={"DynamicRiskBudget": {"risk_model": "egarch_dcc", "refit_every": 63}})
     runs, applied = mc_runs(cfg, ["EqualWeight", "DynamicRiskBudget"])
     assert runs["DynamicRiskBudget"]["risk_model"] == "egarch_dcc" and applied == {}
