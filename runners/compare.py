@@ -2,8 +2,9 @@
 
 Each strategy runs in its own cerebro with its own broker, in parallel processes where cores allow,
 with a progress bar. The folder layout is documented in ``docs/outputs.md``; every file is written
-atomically (temporary file, fsync, rename), ``run.json`` last, so a folder whose ``run.json`` exists
-is complete.
+atomically (temporary file, fsync, rename), ``run.json`` last, into a temporary folder beside the
+target that is swapped in when complete (:mod:`runners.run_folder`), so ``--out`` never mixes two runs.
+The run ends with one health summary on stderr (:mod:`runners.health`), also stored in ``run.json``.
 """
 
 from __future__ import annotations
@@ -236,6 +237,7 @@ def _print_health(health: Mapping[str, Any]) -> None:
     """The run's one warning summary on stderr, after everything else."""
     from runners.health import console_lines
 
+    sys.stdout.flush()
     print("\n".join(console_lines(health)), file=sys.stderr)
 
 
