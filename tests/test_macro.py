@@ -302,3 +302,44 @@ def test_real_ism_pmi_drops_out_in_2025_01(real_data_dir):
         warnings.simplefilter("always")
         _run(clf, pd.bdate_range("2024-06-03", "2025-09-26"))
     assert clf.dropped == {"ISM_PMI": "2025-01-01"} and clf.source == "macro"
+
+
+# ---------------------------------------------------------------------------------- README
+def _readme_macro_section() -> str:
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    return re.search(r"^## Macro inputs\n(.*?)(?=^## )", text, flags=re.S | re.M).group(1)
+
+
+@pytest.mark.realdata
+def test_readme_toml_columns_exist_in_the_real_file(real_data_dir):
+    import re
+    import tomllib
+
+    block = re.search(r"```toml\n(.*?)```", _readme_macro_section(), flags=re.S).group(1)
+    raw = tomllib.loads(block)
+    cfg = parse_config(raw, label="README", require_prices=False)
+    header = (real_data_dir / "macro_monthly.csv").read_text().splitlines()[0].split(",")
+    assert cfg.macro_transforms and set(cfg.macro_transforms) <= set(header)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_readme_python_example_runs(real_data_dir, monkeypatch, capsys):
+    import re
+
+    from conftest import REPO
+
+    code = re.search(r"```python\n(.*?)```", _readme_macro_section(), flags=re.S).group(1)
+    monkeypatch.chdir(REPO)
+    ns: dict = {}
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        exec(compile(code, "README.md", "exec"), ns)
+    out = capsys.readouterr().out
+    assert out.startswith("macro ") and "final value" in out
+    assert len(_macro_warnings(rec)) == 1 and "HOUST" in _macro_warnings(rec)[0]
+    assert list(ns["strategy"].allocator.macro.columns) == list(ns["MACRO"])
