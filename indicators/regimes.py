@@ -13,6 +13,10 @@ Timing (no look-ahead)
   month ``m + 1 + L`` (L months after the reference month ends). :func:`composite_leading_indicator`
   therefore returns a series indexed by that **availability date**; the CLI value for ``m`` uses only
   reference months ``<= m`` (expanding standardization and expanding principal component).
+  A :class:`~indicators.macro.MacroSpec` (the ``[macro]`` table) transforms and orients each column
+  on the reference-month series first, from months ``<= m`` only. A series whose last value is more
+  than ``stale_months`` older than the newest reference month published at a bar leaves the
+  indicator from that bar on (its history is recomputed without it).
 * Price proxy (no macro): the equity close of the last bar of month ``m`` is usable from the first bar
   of month ``m + 1``. Proxy CLI = ln(close_m) - mean of ln(close) over the last ``proxy_months`` (12)
   month ends (detrended log price: above/below its 12-month average, like a 10-12 month moving-average
