@@ -19,6 +19,15 @@ from indicators.egarch import (
     egarch_step,
     rolling_egarch_volatility,
 )
+from indicators.macro import (
+    TRANSFORMS,
+    MacroInputWarning,
+    MacroSpec,
+    nonstationary_columns,
+    parse_macro_spec,
+    prepare_macro,
+    transform_macro,
+)
 from indicators.markov import (
     MarkovTransitionEstimator,
     expanding_transition_matrix,
@@ -58,6 +67,8 @@ __all__ = [
     "METHODS", "ledoit_wolf_covariance", "rolling_covariance", "sample_covariance",
     "DCCResult", "dcc_correlation", "dcc_step", "fit_dcc",
     "EGARCHFit", "egarch_filter", "egarch_fit", "egarch_step", "rolling_egarch_volatility",
+    "TRANSFORMS", "MacroInputWarning", "MacroSpec", "nonstationary_columns", "parse_macro_spec",
+    "prepare_macro", "transform_macro",
     "MarkovTransitionEstimator", "expanding_transition_matrix", "expanding_transition_rows", "transition_matrix",
     "PHASES", "REGIMES", "VOL_STATES", "CycleClassifier", "VolatilityStateClassifier", "align_to_days",
     "classify_cycle", "classify_volatility_state", "composite_leading_indicator", "daily_cycle_phase",

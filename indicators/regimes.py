@@ -13,6 +13,10 @@ Timing (no look-ahead)
   month ``m + 1 + L`` (L months after the reference month ends). :func:`composite_leading_indicator`
   therefore returns a series indexed by that **availability date**; the CLI value for ``m`` uses only
   reference months ``<= m`` (expanding standardization and expanding principal component).
+  A :class:`~indicators.macro.MacroSpec` (the ``[macro]`` table) transforms and orients each column
+  on the reference-month series first, from months ``<= m`` only. A series whose last value is more
+  than ``stale_months`` older than the newest reference month published at a bar leaves the
+  indicator from that bar on (its history is recomputed without it).
 * Price proxy (no macro): the equity close of the last bar of month ``m`` is usable from the first bar
   of month ``m + 1``. Proxy CLI = ln(close_m) - mean of ln(close) over the last ``proxy_months`` (12)
   month ends (detrended log price: above/below its 12-month average, like a 10-12 month moving-average
@@ -41,7 +45,15 @@ from collections import deque
 import numpy as np
 import pandas as pd
 
-from drb.errors import DataError, SignalFallbackWarning, StateError
+from drb.errors import ConfigError, DataError, SignalFallbackWarning, StateError
+from indicators.macro import (
+    TRANSFORMS,
+    MacroInputWarning,
+    MacroSpec,
+    month_index,
+    transform_macro,
+    transform_value,
+)
 
 __all__ = [
     "PHASES",
@@ -164,7 +176,10 @@ def _check_vol_method(method, thresholds):
 
 # ------------------------------------------------------------------------------------- vectorized
 def composite_leading_indicator(
-    macro: pd.DataFrame, publication_lag: int = 1, min_periods: int = 12
+    macro: pd.DataFrame,
+    publication_lag: int = 1,
+    min_periods: int = 12,
+    spec: MacroSpec | None = None,
 ) -> pd.Series:
     """Composite leading indicator: first principal component of expanding-standardized indicators.
 
@@ -178,6 +193,9 @@ def composite_leading_indicator(
         Months after the end of the reference month before the value is usable.
     min_periods : int
         Months of history before the first CLI value.
+    spec : MacroSpec, optional
+        Columns and transforms (:mod:`indicators.macro`), applied to the reference-month series
+        before the lag; None: the columns as given (levels).
 
     Returns
     -------
@@ -187,6 +205,9 @@ def composite_leading_indicator(
     """
     if not isinstance(macro, pd.DataFrame) or macro.empty:
         raise DataError("composite_leading_indicator: macro must be a non-empty DataFrame")
+    if spec is not None:
+        macro = _monthly(macro)
+        macro = transform_macro(macro, spec)
     x = macro.sort_index().ffill().dropna(how="any")
     vals = x.to_numpy(dtype=float)
     out, avail, refs = [], [], []
@@ -302,10 +323,14 @@ def daily_cycle_phase(
     min_periods: int = 12,
     trend_window: int | None = None,
     proxy_months: int = 12,
+    spec: MacroSpec | None = None,
+    stale_months: int | None = 3,
 ) -> pd.DataFrame:
     """Daily phase and its source (``"macro"`` / ``"price_proxy"`` / None) on ``days``.
 
-    Equal, day for day, to :class:`CycleClassifier` fed the same data (tested).
+    ``spec`` and ``stale_months`` as :class:`CycleClassifier`: on each day the CLI is the one of the
+    series not yet stale (recomputed over their whole history), so this equals, day for day,
+    :class:`CycleClassifier` fed the same data (tested).
     """
     days = pd.DatetimeIndex(days)
     phase = pd.Series([None] * len(days), index=days, dtype=object)
@@ -317,21 +342,70 @@ def daily_cycle_phase(
         ok = pp.notna()
         phase[ok], source[ok] = pp[ok], "price_proxy"
     if macro is not None:
-        mc = classify_cycle(
-            composite_leading_indicator(macro, publication_lag, min_periods), k, trend_window
-        )
-        mp = align_to_days(mc, days)
-        ok = mp.notna()
-        phase[ok], source[ok] = mp[ok], "macro"
+        raw = _monthly(macro)
+        x = raw if spec is None else transform_macro(raw, spec)
+        drop = _stale_from(raw[list(x.columns)], days, publication_lag, stale_months)
+        cuts = sorted({0, len(days), *drop.values()})
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            active = [c for c in x.columns if drop.get(c, len(days)) > lo]
+            if not active or lo == hi:
+                continue
+            cli = composite_leading_indicator(x[active], publication_lag, min_periods)
+            mp = align_to_days(classify_cycle(cli, k, trend_window), days[lo:hi])
+            ok = mp.notna()
+            phase.iloc[lo:hi] = phase.iloc[lo:hi].where(~ok, mp)
+            source.iloc[lo:hi] = source.iloc[lo:hi].where(~ok, "macro")
     return pd.DataFrame({"phase": phase, "source": source})
+
+
+def _monthly(macro: pd.DataFrame) -> pd.DataFrame:
+    """Index moved to the first day of each reference month, sorted."""
+    m = macro.copy()
+    m.index = pd.DatetimeIndex(m.index).to_period("M").to_timestamp()
+    return m.sort_index()
+
+
+def _stale_from(
+    raw: pd.DataFrame, days: pd.DatetimeIndex, publication_lag: int, stale_months: int | None
+) -> dict[str, int]:
+    """Position in ``days`` from which each stale series is left out (see :class:`CycleClassifier`)."""
+    if stale_months is None or len(days) == 0:
+        return {}
+    newest = np.array([d.year * 12 + d.month - 1 for d in days]) - 1 - publication_lag
+    months = np.array([month_index(t) for t in raw.index])
+    # the CLI starts counting a series once the file's first month is released (first row used)
+    started = newest >= months.min()
+    out = {}
+    for col in raw.columns:
+        fin = months[np.isfinite(raw[col].to_numpy(dtype=float))]
+        pos = np.searchsorted(fin, newest, side="right") - 1
+        last = np.where(pos >= 0, fin[np.clip(pos, 0, None)] if len(fin) else 0, -(10**9))
+        bad = np.flatnonzero(started & (pos >= 0) & (newest - last > stale_months))
+        if bad.size:
+            out[str(col)] = int(bad[0])
+    return out
 
 
 # ----------------------------------------------------------------------------------------- online
 class CycleClassifier:
     """Online economic-cycle phase, bar by bar, with the timing rules of the module docstring.
 
-    Feed macro rows with :meth:`add_macro` at any time (they are held back until usable) and call
-    :meth:`update` once per bar with the bar's date (and the equity close for the price proxy).
+    Feed raw macro rows with :meth:`add_macro` at any time (they are held back until usable) and
+    call :meth:`update` once per bar with the bar's date (and the equity close for the price proxy).
+
+    Parameters
+    ----------
+    k, publication_lag, min_periods, trend_window, proxy_months
+        As :func:`daily_cycle_phase`.
+    spec : MacroSpec, optional
+        Columns (in the order of the rows given to :meth:`add_macro`), transform and sign of each
+        (:mod:`indicators.macro`); each month is transformed when it is released, from raw months
+        ``<=`` it. None: the rows are used as levels.
+    stale_months : int or None
+        A series whose last value is more than this many months older than the newest reference
+        month published at a bar (the bar's month - 1 - ``publication_lag``) leaves the indicator
+        from that bar on (one :class:`~indicators.macro.MacroInputWarning` each; ``notes`` and
+        ``dropped`` record it) and the CLI history is recomputed without it. None: never.
 
     Attributes
     ----------
@@ -339,6 +413,10 @@ class CycleClassifier:
     source : "macro", "price_proxy" or None
     cli : float or None
         Latest usable CLI (macro) value.
+    notes : list of str
+        Stale-series notes.
+    dropped : dict
+        ``{column: "YYYY-MM-DD"}``, the bar from which each stale series is left out.
     """
 
     def __init__(
@@ -348,17 +426,34 @@ class CycleClassifier:
         min_periods: int = 12,
         trend_window: int | None = None,
         proxy_months: int = 12,
+        *,
+        spec: MacroSpec | None = None,
+        stale_months: int | None = 3,
     ):
         if k < 1 or publication_lag < 0 or min_periods < 2:
             raise DataError("CycleClassifier: need k >= 1, publication_lag >= 0, min_periods >= 2")
+        if stale_months is not None and (isinstance(stale_months, bool) or int(stale_months) < 1):
+            raise ConfigError(f"macro_stale_months must be an integer >= 1, got {stale_months!r}")
         self.k, self.publication_lag, self.min_periods = (
             int(k),
             int(publication_lag),
             int(min_periods),
         )
         self.trend_window, self.proxy_months = trend_window, int(proxy_months)
+        self.stale_months = None if stale_months is None else int(stale_months)
+        self._columns: list[str] | None = None if spec is None else list(spec.columns)
+        self._transforms: list[str] | None = None if spec is None else list(spec.transforms)
+        self._signs: list[float] | None = None if spec is None else list(spec.signs)
         self._pending: dict[str, list[float]] = {}
         self._next_release: pd.Timestamp | None = None
+        self._raw: list[tuple[int, list[float]]] = []  # released raw rows, the last 13 months
+        self._rows: list[list[float]] = []  # released transformed rows, every column
+        self._ffill: list[float] = []
+        self._last_finite: list[int | None] = []
+        self._active: list[bool] = []
+        self._checked_month: int | None = None
+        self.notes: list[str] = []
+        self.dropped: dict[str, str] = {}
         self._x: list[list[float]] = []
         self._z: list[list[float]] = []
         self._cli: list[float] = []
@@ -378,17 +473,51 @@ class CycleClassifier:
         return self._cli[-1] if self._cli else None
 
     def add_macro(self, reference_month, values) -> None:
-        """Queue the indicators of ``reference_month`` (any date in the month); used when available.
+        """Queue the raw indicators of ``reference_month`` (any date in the month); used when available.
 
-        NaN entries repeat the previous month's value (as :func:`composite_leading_indicator`).
+        ``values`` follow the spec's column order. NaN entries repeat the series' previous value
+        after the transform (as :func:`composite_leading_indicator`).
         """
         key = _month_start(reference_month).strftime("%Y-%m-%d")
         if self._last_ref is not None and key <= self._last_ref:
             raise DataError(
                 f"CycleClassifier.add_macro: month {key} is not after the last used month"
             )
-        self._pending[key] = [float(v) for v in np.asarray(values, dtype=float)]
+        row = [float(v) for v in np.asarray(values, dtype=float).ravel()]
+        if self._columns is None:
+            self._columns = [f"x{i}" for i in range(len(row))]
+        if self._transforms is None or self._signs is None:
+            self._transforms, self._signs = ["level"] * len(row), [1.0] * len(row)
+        if len(row) != len(self._columns):
+            raise DataError(
+                f"CycleClassifier.add_macro: month {key} has {len(row)} values, "
+                f"expected {len(self._columns)} ({', '.join(self._columns)})"
+            )
+        self._pending[key] = row
         self._next_release = None  # recomputed at the next bar
+
+    def _transform_row(self, month: int, raw: list[float]) -> list[float]:
+        back = dict(self._raw)
+        out = []
+        for j, (tr, sg) in enumerate(zip(self._transforms, self._signs)):
+            prev = back.get(month - TRANSFORMS[tr])
+            out.append(transform_value(raw[j], math.nan if prev is None else prev[j], tr, sg))
+        return out
+
+    def _push(self, ffilled: np.ndarray) -> bool:
+        """Append one forward-filled row of the active columns to the CLI; False if incomplete."""
+        act = np.asarray(self._active, dtype=bool)
+        row = ffilled[act]
+        if row.size == 0 or not np.all(np.isfinite(row)):
+            return False  # leading incomplete rows are dropped
+        self._x.append(row.tolist())
+        xs = np.asarray(self._x)
+        z = _standardize_last(xs) if len(self._x) >= 2 else np.zeros(xs.shape[1])
+        self._z.append(z.tolist())
+        if len(self._x) >= self.min_periods:
+            self._cli.append(_pc1_last(np.asarray(self._z[1:])) if len(self._z) > 1 else 0.0)
+            self.macro_phase = _classify_last(self._cli, self.k, self.trend_window)
+        return True
 
     def _release(self, date: pd.Timestamp) -> bool:
         # Fast exit: nothing pending is usable before the earliest availability date.
@@ -402,21 +531,50 @@ class CycleClassifier:
             if avail > date:
                 self._next_release = avail
                 break
-            row = np.asarray(self._pending.pop(key), dtype=float)
-            if self._x:
-                row = np.where(np.isfinite(row), row, np.asarray(self._x[-1]))
-            if not np.all(np.isfinite(row)):
-                continue  # leading incomplete rows are dropped
-            self._x.append(row.tolist())
-            xs = np.asarray(self._x)
-            z = _standardize_last(xs) if len(self._x) >= 2 else np.zeros(xs.shape[1])
-            self._z.append(z.tolist())
+            raw = self._pending.pop(key)
+            month = month_index(key)
+            if not self._active:
+                n = len(raw)
+                self._active, self._last_finite, self._ffill = [True] * n, [None] * n, [math.nan] * n
+            row = self._transform_row(month, raw)
+            self._raw = [(m, r) for m, r in self._raw if m > month - 13] + [(month, raw)]
+            for j, v in enumerate(raw):
+                if math.isfinite(v):
+                    self._last_finite[j] = month
+            self._rows.append(row)
+            ff = np.where(np.isfinite(row), row, np.asarray(self._ffill, dtype=float))
+            self._ffill = ff.tolist()
             self._last_ref = key
-            if len(self._x) >= self.min_periods:
-                self._cli.append(_pc1_last(np.asarray(self._z[1:])) if len(self._z) > 1 else 0.0)
-                self.macro_phase = _classify_last(self._cli, self.k, self.trend_window)
-                changed = True
+            changed = self._push(ff) or changed
         return changed
+
+    def _drop_stale(self, date: pd.Timestamp) -> None:
+        """Leave out every active series whose last value is too old at this bar (see class doc)."""
+        newest = month_index(date) - 1 - self.publication_lag
+        stale = [
+            j
+            for j, (on, last) in enumerate(zip(self._active, self._last_finite))
+            if on and last is not None and newest - last > self.stale_months
+        ]
+        if not stale:
+            return
+        for j in stale:
+            self._active[j] = False
+            col, last = self._columns[j], self._last_finite[j]
+            self.dropped[col] = date.strftime("%Y-%m-%d")
+            msg = (
+                f"macro series '{col}': last value {last // 12:04d}-{last % 12 + 1:02d} is more than "
+                f"{self.stale_months} months older than the newest published month at "
+                f"{date.date()}; left out of the leading indicator from then on"
+            )
+            self.notes.append(msg)
+            warnings.warn(msg, MacroInputWarning, stacklevel=4)
+        # Recompute the CLI history over the series still in use (only months already released).
+        self._x, self._z, self._cli, self.macro_phase = [], [], [], None
+        ff = np.full(len(self._active), np.nan)
+        for row in self._rows:
+            ff = np.where(np.isfinite(row), row, ff)
+            self._push(ff)
 
     def update(self, date, equity_close: float | None = None) -> str | None:
         """Advance to the bar dated ``date``; returns the phase in force (None before any is known)."""
@@ -434,6 +592,10 @@ class CycleClassifier:
             self._cur_close = float(equity_close)
         if self._pending:
             self._release(date)
+        mi = date.year * 12 + date.month - 1
+        if self.stale_months is not None and self._active and mi != self._checked_month:
+            self._checked_month = mi
+            self._drop_stale(date)
         if self.macro_phase is not None:
             self.phase, self.source = self.macro_phase, "macro"
         elif self.proxy_phase is not None:
@@ -452,18 +614,42 @@ class CycleClassifier:
     def get_state(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "_next_release"}  # a cache
         d["_pending"] = dict(self._pending)
-        return {"version": 1, "state": d}
+        d["_raw"] = [[m, list(r)] for m, r in self._raw]
+        d["dropped"] = dict(self.dropped)
+        return {"version": 2, "state": d}
 
     @classmethod
     def from_state(cls, state: dict) -> CycleClassifier:
-        if state.get("version") != 1:
+        if state.get("version") not in (1, 2):
             raise StateError("CycleClassifier: unknown state version")
         obj = cls.__new__(cls)
-        obj.__dict__.update(
+        obj.__setstate__(
             {k: (list(v) if isinstance(v, list) else v) for k, v in state["state"].items()}
         )
         obj._pending = dict(state["state"]["_pending"])
+        obj._raw = [(int(m), list(r)) for m, r in obj._raw]
         return obj
+
+    def __setstate__(self, d: dict) -> None:
+        # States (and pickles) written before the macro contract: levels, no stale check.
+        if "_active" not in d:
+            d = dict(d)
+            width = len(d["_x"][0]) if d.get("_x") else 0
+            d.update(
+                stale_months=None,
+                _columns=None,
+                _transforms=None,
+                _signs=None,
+                _raw=[],
+                _rows=[list(r) for r in d.get("_x", [])],
+                _ffill=list(d["_x"][-1]) if d.get("_x") else [],
+                _last_finite=[None] * width,
+                _active=[True] * width,
+                _checked_month=None,
+                notes=[],
+                dropped={},
+            )
+        self.__dict__.update(d)
 
 
 class VolatilityStateClassifier:

@@ -36,6 +36,10 @@ file)::
 
     [strategy.DynamicRiskBudget] # any parameter of that strategy class
     smoothing = "vix"
+
+    [macro]                      # optional: macro columns to use and their transforms
+    INDPRO = "yoy"               # level, diff, yoy (12-month % change) or logdiff;
+    ICSA = "-yoy"                # a leading '-' flips the sign (higher = stronger growth)
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str, Any], Any]]] = {
         "warmup": _num(2, integer=True),
     },
 }
-_TABLES = {"data", "assets", "broker", "run", "execution", "strategy"}
+_TABLES = {"data", "assets", "broker", "run", "execution", "strategy", "macro"}
 
 
 @dataclass
@@ -155,6 +159,7 @@ class RunConfig:
     seed: int = 0
     workers: int | None = None
     strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    macro_transforms: dict[str, str] | None = None
     source: str = "<defaults>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,6 +186,7 @@ class RunConfig:
                 "workers": self.workers,
             },
             "strategy": {k: dict(v) for k, v in self.strategy_params.items()},
+            "macro": dict(self.macro_transforms) if self.macro_transforms else None,
         }
 
 
@@ -270,6 +276,7 @@ def parse_config(
             except ConfigError as exc:
                 raise ConfigError(f"{label}: {exc}") from None
         cfg.strategy_params[name] = dict(params)
+    _apply_macro_table(raw, cfg, label)
     if strategy_validator is not None:
         for name in cfg.strategies or []:
             try:
@@ -277,6 +284,23 @@ def parse_config(
             except ConfigError as exc:
                 raise ConfigError(f"{label}: run.strategies: {exc}") from None
     return cfg
+
+
+def _apply_macro_table(raw: Mapping[str, Any], cfg: RunConfig, label: str) -> None:
+    """``[macro]``: validate (:func:`indicators.macro.parse_macro_spec`) and hand it to the
+    dynamic strategy as its ``macro_transforms`` parameter."""
+    if "macro" not in raw:
+        return
+    from indicators.macro import parse_macro_spec
+
+    cfg.macro_transforms = parse_macro_spec(raw["macro"], f"{label}: macro").as_dict()
+    params = cfg.strategy_params.setdefault("DynamicRiskBudget", {})
+    if "macro_transforms" in params:
+        raise ConfigError(
+            f"{label}: give the macro transforms once: in [macro] or as "
+            "strategy.DynamicRiskBudget.macro_transforms, not both"
+        )
+    params["macro_transforms"] = dict(cfg.macro_transforms)
 
 
 def load_config(

@@ -365,6 +365,8 @@ class DynamicRiskBudget(RiskBudgetStrategy):
         ("publication_lag", 1),
         ("vol_lookback", 756),
         ("vol_thresholds", None),
+        ("macro_transforms", None),
+        ("macro_stale_months", 3),
     )
 
     def build_allocator(self) -> al.Allocator:

@@ -101,6 +101,12 @@ class DynamicRiskBudgetAllocator(Allocator):
     cycle_k, publication_lag, vol_lookback, vol_thresholds
         Cycle direction window (months), macro publication lag (months), trailing window of the
         volatility-state terciles (bars) or fixed thresholds (low/medium, medium/high).
+    macro_transforms : mapping, optional
+        ``{column: "level" | "diff" | "yoy" | "logdiff"}``, a leading ``-`` flipping the sign (the
+        config's ``[macro]`` table; see :mod:`indicators.macro`). None: every column as a level,
+        with one warning naming the columns that look non-stationary.
+    macro_stale_months : int or None
+        A macro series whose last value is more than this many months old leaves the indicator.
     """
 
     name = "DynamicRiskBudget"
@@ -142,6 +148,8 @@ class DynamicRiskBudgetAllocator(Allocator):
         publication_lag: int = 1,
         vol_lookback: int = 756,
         vol_thresholds: tuple[float, float] | None = None,
+        macro_transforms: Mapping[str, str] | None = None,
+        macro_stale_months: int | None = 3,
         **kw: Any,
     ) -> None:
         super().__init__(assets, asset_classes, **kw)
@@ -232,9 +240,17 @@ class DynamicRiskBudgetAllocator(Allocator):
             thresholds=None if vol_thresholds is None else tuple(vol_thresholds),
             min_periods=min(252, vol_lookback),
         )
-        self.cycle = CycleClassifier(k=cycle_k, publication_lag=publication_lag)
-        self.markov = MarkovTransitionEstimator(list(REGIMES))
         self.macro = _check_macro(macro)
+        spec, self.macro_notes = None, []
+        if self.macro is not None:  # selects and checks the columns, warns (indicators.macro)
+            from indicators.macro import prepare_macro
+
+            self.macro, spec = prepare_macro(self.macro, macro_transforms)
+            self.macro_notes = list(spec.notes)
+        self.cycle = CycleClassifier(
+            k=cycle_k, publication_lag=publication_lag, spec=spec, stale_months=macro_stale_months
+        )
+        self.markov = MarkovTransitionEstimator(list(REGIMES))
         if self.macro is not None:
             for ref, row in zip(self.macro.index, self.macro.to_numpy(dtype=float)):
                 self.cycle.add_macro(ref, row)
@@ -457,6 +473,8 @@ class DynamicRiskBudgetAllocator(Allocator):
             "solver_notes": self.solver_notes[:50],
             "cycle_source": self.cycle_source,
             "vol_source": self.vol_source,
+            "macro_notes": list(getattr(self, "macro_notes", [])) + self.cycle.notes,
+            "macro_dropped": dict(self.cycle.dropped),
         }
 
 
