@@ -245,12 +245,16 @@ def _yyyymmdd(raw: pd.Series, rows: _Rows) -> pd.Series:
 def _strings_to_dates(raw: pd.Series) -> pd.Series:
     """Parse date strings; timestamps keep the wall-clock time of their own UTC offset."""
     try:
-        dates = pd.to_datetime(raw, errors="coerce")
-        if dates.isna().to_numpy().any() and raw.notna().all():
-            dates = pd.to_datetime(raw, errors="coerce", format="mixed")
-        return dates
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas < 3 warns on mixed offsets, then returns objects
+            dates = pd.to_datetime(raw, errors="coerce")
+            if dates.isna().to_numpy().any() and raw.notna().all():
+                dates = pd.to_datetime(raw, errors="coerce", format="mixed")
+        if pd.api.types.is_datetime64_any_dtype(dates):
+            return dates
     except (ValueError, TypeError, OverflowError):
-        pass  # mixed UTC offsets (daylight saving): parse one by one, keep each local date
+        pass
+    # mixed UTC offsets (daylight saving): parse one by one, each keeps its local date
 
     def one(v: object) -> pd.Timestamp:
         try:

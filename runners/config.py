@@ -11,7 +11,7 @@ file)::
     start = "2019-01-01"         # optional: cut the data (inclusive)
     end = "2025-06-30"
 
-    [assets]                     # needed only when price columns are not class names
+    [assets]                     # when price columns are not class names; unlisted columns ignored
     SPY = "equity"
     TLT = "bond"
 
