@@ -40,7 +40,8 @@ def _label(source: Source, name: str | None) -> str:
 #: Delimiters tried on CSV files, in order of preference.
 _DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 #: What a column name in a delimited header looks like (a ticker, an indicator name...).
-_HEADER_NAME = re.compile(r"^[^\W\d][\w .%&/()+^=:\-]{0,63}$|^$")
+_HEADER_NAME = re.compile(r"^[^\W\d][\w .%&/()+^\-]{0,63}$")
+_NUMBER = re.compile(r"^$|^[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?$|^(?i:nan|inf|-inf|na|null)$")
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 _SNIFF_BYTES = 65536
 
@@ -93,6 +94,18 @@ def _sniff_delimiter(lines: list[str]) -> tuple[str, list[str]]:
     return best[1], best[2]
 
 
+def _looks_like_data(header: list[str], rows: list[str], delim: str) -> bool:
+    """A header of names followed by a row as wide whose values (after the first) are numbers."""
+    # an unnamed first column (a written index) is the only blank name allowed
+    names = len(header) >= 2 and all(_HEADER_NAME.match(f) for f in header[1:])
+    if not names or not (header[0] == "" or _HEADER_NAME.match(header[0])):
+        return False
+    for row in csv.reader(rows[:5], delimiter=delim):
+        if len(row) == len(header) and all(_NUMBER.match(c.strip()) for c in row[1:]):
+            return True
+    return False
+
+
 def _check_csv_header(path: Path, gz: bool, label: str) -> tuple[str, str]:
     """Validate the header of a CSV file; return ``(delimiter, decimal mark)``.
 
@@ -104,8 +117,7 @@ def _check_csv_header(path: Path, gz: bool, label: str) -> tuple[str, str]:
         raise DataError(f"{label}: file is empty")
     delim, header = _sniff_delimiter(lines)
     if not any(f.lower() == "date" for f in header):
-        names = len(header) >= 2 and all(_HEADER_NAME.match(f) for f in header)
-        if not names:
+        if not _looks_like_data(header, lines[1:], delim):
             raise DataError(f"{label}: not a CSV with a 'date' column")
         shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
         raise DataError(f"{label}: no 'date' column (columns: {shown})")

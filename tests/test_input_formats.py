@@ -193,3 +193,33 @@ def test_clean_file_warns_nothing(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_prices(p)
+
+
+@pytest.mark.realdata
+def test_real_merged_file_and_its_weekly_resample(real_data_dir, tmp_path):
+    prices = real_data_dir / "prices_daily.csv.gz"
+    classes = {"SPY": "equity", "TLT": "bond", "DBC": "commodity", "VNQ": "real_estate"}
+    with pytest.warns(DataWarning, match=r"12 columns not listed in \[assets\] ignored"):
+        md = load_market(prices, asset_classes=classes)
+    assert md.assets == list(classes) and len(md.prices) > 4000
+    weekly = md.prices.resample("W-FRI").last()
+    p = tmp_path / "weekly.csv"
+    weekly.rename_axis("date").to_csv(p)
+    with pytest.raises(DataError, match=r"weekly\.csv: column 'date': rows are 5 business days apart"):
+        load_market(p, asset_classes=classes)
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        "root:x:0:0:root,,,:/root:/bin/bash",
+        "secret-token=abc123,other=def456",
+        "BEGIN RSA PRIVATE KEY; MIIEpAIBAAKCAQEA",
+        '{"password": "hunter2", "user": "bob"}',
+    ],
+)
+def test_first_line_of_other_files_never_echoed(tmp_path, first_line):
+    p = _write(tmp_path, first_line + "\nmore,stuff\n", "f.txt")
+    with pytest.raises(DataError) as exc:
+        load_prices(p)
+    assert str(exc.value) == f"{p}: not a CSV with a 'date' column"
