@@ -123,15 +123,17 @@ def _load_market_from_config(cfg, *, min_bars: int):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        market = load_market(
-            cfg.prices,
-            vol_index=cfg.vol_index,
-            macro=cfg.macro,
-            asset_classes=cfg.assets or None,
-            ffill_limit=cfg.ffill_limit,
-            assets_from=getattr(cfg, "assets_from", "[assets]"),
-        )
-    _print_data_notes(caught)
+        try:
+            market = load_market(
+                cfg.prices,
+                vol_index=cfg.vol_index,
+                macro=cfg.macro,
+                asset_classes=cfg.assets or None,
+                ffill_limit=cfg.ffill_limit,
+                assets_from=getattr(cfg, "assets_from", "[assets]"),
+            )
+        finally:
+            _print_data_notes(caught)
     if cfg.start is not None or cfg.end is not None:
         market.prices = market.prices.loc[cfg.start : cfg.end]
         if market.vol_index is not None:
