@@ -127,6 +127,21 @@ def resolve_asset_classes(
     return out
 
 
+def _mapped_columns(
+    prices: pd.DataFrame, mapping: Mapping[str, str], label: str, assets_from: str, notes: list[str]
+) -> pd.DataFrame:
+    """The columns the mapping lists (each must exist); the others dropped with one note."""
+    missing = [k for k in mapping if k not in prices.columns]
+    if missing:
+        cols = [str(c) for c in prices.columns]
+        raise DataError(f"{assets_from} {missing[0]}: no such column in {label}{did_you_mean(missing[0], cols)}")
+    ignored = [c for c in prices.columns if c not in mapping]
+    if ignored:
+        notes.append(f"{label}: {len(ignored)} column{'s' if len(ignored) > 1 else ''} not listed in {assets_from} ignored")
+        prices = prices[[c for c in prices.columns if c in mapping]]
+    return prices
+
+
 def _first_long_gap(col: pd.Series, limit: int) -> tuple[pd.Timestamp, int] | None:
     isna = col.isna().to_numpy()
     if not isna.any():
@@ -197,14 +212,7 @@ def align_market(
         raise DataError(f"ffill_limit must be >= 0, got {ffill_limit}")
     notes: list[str] = []
     if asset_classes:
-        missing = [k for k in asset_classes if k not in prices.columns]
-        if missing:
-            cols = [str(c) for c in prices.columns]
-            raise DataError(f"{assets_from} {missing[0]}: no such column in {plabel}{did_you_mean(missing[0], cols)}")
-        ignored = [c for c in prices.columns if c not in asset_classes]
-        if ignored:
-            notes.append(f"{plabel}: {len(ignored)} column{'s' if len(ignored) > 1 else ''} not listed in {assets_from} ignored")
-            prices = prices[[c for c in prices.columns if c in asset_classes]]
+        prices = _mapped_columns(prices, asset_classes, plabel, assets_from, notes)
     classes = resolve_asset_classes(list(prices.columns), asset_classes, label=plabel, assets_from=assets_from)
     firsts = {c: prices[c].first_valid_index() for c in prices.columns}
     lasts = {c: prices[c].last_valid_index() for c in prices.columns}
