@@ -153,3 +153,26 @@ def test_drb_debug_shows_a_traceback_for_project_errors(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" in err and "DataError" in err
     assert err.strip().splitlines()[-1].endswith("nope.csv: file not found")
+
+
+def test_zoned_timestamps_run_end_to_end(tmp_path, capsys):
+    """Dates with a time and mixed daylight-saving offsets used to fail late, after the output
+    folder was half written; they are now local dates from the start."""
+    import json
+
+    import pandas as pd
+
+    dates = pd.bdate_range("2019-01-02", periods=300)
+    stamps = [d.tz_localize("America/New_York") + pd.Timedelta(hours=16) for d in dates]
+    rows = "".join(f"{s.isoformat()},{100 + i * 0.1},{50 + (i % 7) * 0.05}\n" for i, s in enumerate(stamps))
+    p = tmp_path / "prices.csv"
+    p.write_text("date,equity,bond\n" + rows)
+    assert "-05:00" in rows and "-04:00" in rows
+    out = tmp_path / "o"
+    argv = ["compare", "--prices", str(p), "--strategies", "equalweight", "--workers", "1", "--no-report", "--quiet"]
+    code = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "timestamps with a time of day reduced to their local dates" in err
+    info = json.loads((out / "run.json").read_text())
+    assert info["data"]["start"] == "2019-01-02" and info["data"]["bars"] == 300
