@@ -31,6 +31,10 @@ class DRBWarning(UserWarning):
     """Base class of every warning emitted by this package."""
 
 
+class DataWarning(DRBWarning):
+    """Input data was usable after a documented normalization (sorted, columns ignored...)."""
+
+
 class CovarianceRepairWarning(DRBWarning):
     """A covariance matrix was not positive definite and was repaired."""
 

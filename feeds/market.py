@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from drb.errors import DataError
+from drb.errors import DataError, DataWarning
+from drb.names import did_you_mean
 from feeds.loaders import Source, load_macro, load_prices, load_vol_index
 
 __all__ = ["ASSET_CLASSES", "MarketData", "align_market", "load_market", "resolve_asset_classes"]
@@ -81,36 +83,63 @@ class MarketData:
         )
 
 
+def _no_mapping_hint(assets_from: str) -> str:
+    if assets_from == "--assets":
+        return "map columns to classes with --assets COLUMN=CLASS,..."
+    return "map assets to classes in the config's [assets] table"
+
+
 def resolve_asset_classes(
-    columns: list[str], mapping: Mapping[str, str] | None = None, *, label: str = "prices"
+    columns: list[str],
+    mapping: Mapping[str, str] | None = None,
+    *,
+    label: str = "prices",
+    assets_from: str = "[assets]",
 ) -> dict[str, str]:
     """Map each price column to an asset class.
 
     Without a mapping the column names must be class names. A mapping must name every column, and
-    only known classes.
+    only known classes. ``assets_from`` is how messages name the mapping (``"[assets]"`` for a
+    config, ``"--assets"`` for the command line).
     """
     if mapping is None or len(mapping) == 0:
         unknown = [c for c in columns if c not in ASSET_CLASSES]
         if unknown:
             raise DataError(
                 f"{label}: column '{unknown[0]}' is not an asset class ({', '.join(ASSET_CLASSES)}); "
-                "map assets to classes in the config's [assets] table"
+                + _no_mapping_hint(assets_from)
             )
         return {c: c for c in columns}
+    extra = [k for k in mapping if k not in columns]
+    if extra:
+        raise DataError(f"{assets_from} {extra[0]}: no such column in {label}{did_you_mean(extra[0], columns)}")
     out: dict[str, str] = {}
     for col in columns:
         if col not in mapping:
-            raise DataError(f"{label}: column '{col}' has no asset class in the [assets] mapping")
+            raise DataError(f"{label}: column '{col}' has no asset class in the {assets_from} mapping")
         cls = mapping[col]
         if cls not in ASSET_CLASSES:
             raise DataError(
-                f"{label}: column '{col}' is mapped to unknown class '{cls}' (known: {', '.join(ASSET_CLASSES)})"
+                f"{label}: column '{col}' is mapped to unknown class '{cls}' by {assets_from}"
+                f"{did_you_mean(cls, ASSET_CLASSES)} (known: {', '.join(ASSET_CLASSES)})"
             )
         out[col] = cls
-    extra = [k for k in mapping if k not in columns]
-    if extra:
-        raise DataError(f"{label}: the [assets] mapping names '{extra[0]}', which is not a price column")
     return out
+
+
+def _mapped_columns(
+    prices: pd.DataFrame, mapping: Mapping[str, str], label: str, assets_from: str, notes: list[str]
+) -> pd.DataFrame:
+    """The columns the mapping lists (each must exist); the others dropped with one note."""
+    missing = [k for k in mapping if k not in prices.columns]
+    if missing:
+        cols = [str(c) for c in prices.columns]
+        raise DataError(f"{assets_from} {missing[0]}: no such column in {label}{did_you_mean(missing[0], cols)}")
+    ignored = [c for c in prices.columns if c not in mapping]
+    if ignored:
+        notes.append(f"{label}: {len(ignored)} column{'s' if len(ignored) > 1 else ''} not listed in {assets_from} ignored")
+        prices = prices[[c for c in prices.columns if c in mapping]]
+    return prices
 
 
 def _first_long_gap(col: pd.Series, limit: int) -> tuple[pd.Timestamp, int] | None:
@@ -145,6 +174,7 @@ def align_market(
     ffill_limit: int = 5,
     min_bars: int = 0,
     labels: Mapping[str, str] | None = None,
+    assets_from: str = "[assets]",
 ) -> MarketData:
     """Align assets and signals on one calendar.
 
@@ -161,13 +191,16 @@ def align_market(
     vol_index : Series, optional
     macro : DataFrame, optional
     asset_classes : mapping, optional
-        ``{column: class}``; required when the columns are not class names.
+        ``{column: class}``; required when the columns are not class names. Columns it does not
+        list are ignored (one note says how many); every column it lists must exist.
     ffill_limit : int
         Longest gap (in bars) that is forward-filled.
     min_bars : int
         Minimum number of aligned bars the configured windows need; fewer is an error.
     labels : mapping, optional
         How messages name the sources (``{"prices": path, ...}``).
+    assets_from : str
+        How messages name the mapping: ``"[assets]"`` (a config) or ``"--assets"`` (the CLI).
 
     Returns
     -------
@@ -177,8 +210,10 @@ def align_market(
     plabel = labels.get("prices", "prices")
     if ffill_limit < 0:
         raise DataError(f"ffill_limit must be >= 0, got {ffill_limit}")
-    classes = resolve_asset_classes(list(prices.columns), asset_classes, label=plabel)
     notes: list[str] = []
+    if asset_classes:
+        prices = _mapped_columns(prices, asset_classes, plabel, assets_from, notes)
+    classes = resolve_asset_classes(list(prices.columns), asset_classes, label=plabel, assets_from=assets_from)
     firsts = {c: prices[c].first_valid_index() for c in prices.columns}
     lasts = {c: prices[c].last_valid_index() for c in prices.columns}
     start = max(firsts.values())
@@ -243,16 +278,39 @@ def load_market(
     asset_classes: Mapping[str, str] | None = None,
     ffill_limit: int = 5,
     min_bars: int = 0,
+    assets_from: str = "[assets]",
 ) -> MarketData:
-    """Load and align prices and optional signals from paths or frames (see :func:`align_market`)."""
+    """Load and align prices and optional signals from paths or frames (see :func:`align_market`).
+
+    With ``asset_classes``, only the columns it lists are read and validated (a merged prices file
+    may hold others). What loading normalized (sorted rows, dropped times, ignored columns) is
+    warned once as :class:`drb.errors.DataWarning` and kept in :attr:`MarketData.notes`.
+    """
     labels = {}
     for key, src in (("prices", prices), ("vol_index", vol_index), ("macro", macro)):
         if src is not None:
             labels[key] = str(src) if isinstance(src, (str, bytes)) or hasattr(src, "__fspath__") else "DataFrame"
-    p = load_prices(prices, name=labels["prices"])
-    v = load_vol_index(vol_index, name=labels["vol_index"]) if vol_index is not None else None
-    m = load_macro(macro, name=labels["macro"]) if macro is not None else None
-    return align_market(
-        p, vol_index=v, macro=m, asset_classes=asset_classes, ffill_limit=ffill_limit, min_bars=min_bars, labels=labels
+    columns = list(asset_classes) if asset_classes else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        p = load_prices(prices, name=labels["prices"], columns=columns, columns_from=assets_from)
+        v = load_vol_index(vol_index, name=labels["vol_index"]) if vol_index is not None else None
+        m = load_macro(macro, name=labels["macro"]) if macro is not None else None
+    notes = []
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    market = align_market(
+        p,
+        vol_index=v,
+        macro=m,
+        asset_classes=asset_classes,
+        ffill_limit=ffill_limit,
+        min_bars=min_bars,
+        labels=labels,
+        assets_from=assets_from,
     )
+    market.notes[:0] = notes
+    return market
 

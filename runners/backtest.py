@@ -11,13 +11,23 @@ import backtrader as bt
 import pandas as pd
 
 from drb.errors import ConfigError
+from drb.names import did_you_mean, match_name
 from feeds.bt_feeds import add_feeds
 from feeds.market import MarketData
 from runners.analyzers import ALL_ANALYZERS
 from runners.config import DEFAULT_BROKER
+from strategies._validation import check_param_types
 from strategies.bt_strategies import STRATEGIES
 
-__all__ = ["StrategyResult", "build_cerebro", "effective_params", "run_backtest", "strategy_class", "STRATEGY_NAMES"]
+__all__ = [
+    "StrategyResult",
+    "build_cerebro",
+    "canonical_strategy_name",
+    "effective_params",
+    "run_backtest",
+    "strategy_class",
+    "STRATEGY_NAMES",
+]
 
 #: Every strategy a comparison runs, the dynamic model first.
 STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
@@ -26,17 +36,40 @@ STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
 def strategy_class(name: str) -> type[bt.Strategy]:
     """The strategy class of that name (from :mod:`strategies`)."""
     if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy '{name}' (known: {', '.join(STRATEGY_NAMES)})")
+        raise ConfigError(
+            f"unknown strategy '{name}'{did_you_mean(name, STRATEGY_NAMES)} (known: {', '.join(STRATEGY_NAMES)})"
+        )
     return STRATEGIES[name]
 
 
-def validate_strategy_params(name: str, params: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` for an unknown strategy or parameter."""
+def canonical_strategy_name(name: str) -> str:
+    """The strategy name spelled as in :data:`STRATEGY_NAMES` (matching ignores case).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, with the closest known one ("did you mean") and the full list.
+    """
+    found = match_name(name, STRATEGY_NAMES)
+    if found is None:
+        strategy_class(name)  # raises, with "did you mean"
+    return found or name
+
+
+def validate_strategy_params(name: str, params: Mapping[str, Any]) -> str:
+    """Raise :class:`ConfigError` for an unknown strategy, an unknown parameter or a parameter of
+    the wrong type; return the strategy's canonical name (matching ignores case)."""
+    name = canonical_strategy_name(name)
     cls = strategy_class(name)
-    known = set(cls.params._getkeys())
+    defaults = dict(cls.params._getpairs())
     for key in params:
-        if key not in known:
-            raise ConfigError(f"strategy.{name}: unknown parameter '{key}' (known: {', '.join(sorted(known))})")
+        if key not in defaults:
+            raise ConfigError(
+                f"strategy.{name}: unknown parameter '{key}'{did_you_mean(key, defaults)} "
+                f"(known: {', '.join(sorted(defaults))})"
+            )
+    check_param_types(name, params, defaults)
+    return name
 
 
 @dataclass

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from drb.errors import DRBError  # noqa: E402
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "positive_int"]
 
 EXIT_ERROR = 2
 
@@ -46,10 +47,38 @@ def _strategies_arg(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _canonical_strategies(names: list[str] | None) -> list[str] | None:
+    """``--strategies`` names spelled as the strategies are (case-insensitive, "did you mean")."""
+    if names is None:
+        return None
+    from runners.backtest import canonical_strategy_name
+
+    out = []
+    for name in names:
+        try:
+            out.append(canonical_strategy_name(name))
+        except DRBError as exc:
+            raise type(exc)(f"--strategies: {exc}") from None
+    return list(dict.fromkeys(out))
+
+
 def _add_run_options(p: argparse.ArgumentParser, *, out_required: bool = False) -> None:
     p.add_argument("--out", required=out_required, help="output folder (created; files written atomically)")
-    p.add_argument("--strategies", type=_strategies_arg, help="comma-separated strategy names (default: all)")
-    p.add_argument("--workers", type=int, help="parallel processes (default: number of cores)")
+    p.add_argument(
+        "--strategies", type=_strategies_arg, help="comma-separated strategy names, any case (default: all)"
+    )
+    p.add_argument("--workers", type=positive_int, help="parallel processes, >= 1 (default: number of cores)")
     p.add_argument("--no-report", action="store_true", help="skip the report, figures and tear sheets")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -59,6 +88,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from runners.compare import run_comparison
     from runners.config import RunConfig
 
+    strategies = _canonical_strategies(args.strategies)
     m = synthetic_market(seed=args.seed, start=args.start, end=args.end)
     market = MarketData.from_synthetic(m)
     cfg = RunConfig(source="drb demo", seed=args.seed)
@@ -66,7 +96,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     res = run_comparison(
         market,
         cfg,
-        strategies=args.strategies,
+        strategies=strategies,
         out_dir=out,
         workers=args.workers,
         progress=not args.quiet,
@@ -77,16 +107,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_data_notes(caught: list[warnings.WarningMessage]) -> None:
+    """What loading normalized (sorted rows, dropped times, ignored columns): one line each."""
+    from drb.errors import DataWarning
+
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            print(f"drb: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _load_market_from_config(cfg, *, min_bars: int):
     from feeds import load_market
 
-    market = load_market(
-        cfg.prices,
-        vol_index=cfg.vol_index,
-        macro=cfg.macro,
-        asset_classes=cfg.assets or None,
-        ffill_limit=cfg.ffill_limit,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            market = load_market(
+                cfg.prices,
+                vol_index=cfg.vol_index,
+                macro=cfg.macro,
+                asset_classes=cfg.assets or None,
+                ffill_limit=cfg.ffill_limit,
+                assets_from=getattr(cfg, "assets_from", "[assets]"),
+            )
+        finally:
+            _print_data_notes(caught)
     if cfg.start is not None or cfg.end is not None:
         market.prices = market.prices.loc[cfg.start : cfg.end]
         if market.vol_index is not None:
@@ -116,6 +163,7 @@ def _config_from_args(args: argparse.Namespace):
         cfg.vol_index = Path(args.vol_index) if args.vol_index else None
         cfg.macro = Path(args.macro) if args.macro else None
         cfg.assets = args.assets or {}
+        cfg.assets_from = "--assets"
     else:
         raise DRBError("give a CONFIG file or --prices FILE")
     if args.out:
@@ -129,12 +177,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from runners.compare import run_comparison
 
     cfg = _config_from_args(args)
+    strategies = _canonical_strategies(args.strategies)
     warm = int(cfg.execution.get("warmup", 252))
     market = _load_market_from_config(cfg, min_bars=warm + 22)
     res = run_comparison(
         market,
         cfg,
-        strategies=args.strategies,
+        strategies=strategies,
         out_dir=cfg.out,
         workers=args.workers,
         progress=not args.quiet,
@@ -234,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except DRBError as exc:
+        if os.environ.get("DRB_DEBUG"):
+            traceback.print_exc()
         print(f"drb {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

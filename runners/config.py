@@ -11,7 +11,7 @@ file)::
     start = "2019-01-01"         # optional: cut the data (inclusive)
     end = "2025-06-30"
 
-    [assets]                     # needed only when price columns are not class names
+    [assets]                     # when price columns are not class names; unlisted columns ignored
     SPY = "equity"
     TLT = "bond"
 
@@ -150,6 +150,8 @@ class RunConfig:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     assets: dict[str, str] = field(default_factory=dict)
+    #: How messages name the asset mapping: "[assets]" (a config) or "--assets" (the command line).
+    assets_from: str = "[assets]"
     broker: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BROKER))
     execution: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_EXECUTION))
     strategies: list[str] | None = None
@@ -202,13 +204,30 @@ def _check_table(name: str, table: Any, label: str) -> dict[str, Any]:
     return out
 
 
+def _checked_strategy(
+    validator: Callable[[str, Mapping[str, Any]], Any] | None,
+    name: str,
+    params: Mapping[str, Any],
+    label: str,
+    where: str,
+) -> str:
+    """Run the strategy validator; its answer (when a string) is the canonical strategy name."""
+    if validator is None:
+        return name
+    try:
+        canon = validator(name, params)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {where}{exc}") from None
+    return canon if isinstance(canon, str) else name
+
+
 def parse_config(
     raw: Mapping[str, Any],
     *,
     base_dir: Path | None = None,
     label: str = "config",
     require_prices: bool = True,
-    strategy_validator: Callable[[str, Mapping[str, Any]], None] | None = None,
+    strategy_validator: Callable[[str, Mapping[str, Any]], Any] | None = None,
 ) -> RunConfig:
     """Validate a parsed TOML mapping.
 
@@ -223,7 +242,9 @@ def parse_config(
     require_prices : bool
         ``data.prices`` must be given (False for ``--demo`` runs).
     strategy_validator : callable, optional
-        ``f(strategy_name, params)`` raising :class:`ConfigError` for unknown strategies or parameters.
+        ``f(strategy_name, params)`` raising :class:`ConfigError` for unknown strategies or bad
+        parameters; when it returns a string, that is the strategy's canonical name (so
+        ``run.strategies``, ``run.benchmark`` and ``[strategy.*]`` names may differ in case).
     """
     for key in raw:
         if key not in _TABLES:
@@ -270,19 +291,15 @@ def parse_config(
     for name, params in strat.items():
         if not isinstance(params, Mapping):
             raise ConfigError(f"{label}: [strategy.{name}] must be a table of parameters")
-        if strategy_validator is not None:
-            try:
-                strategy_validator(name, params)
-            except ConfigError as exc:
-                raise ConfigError(f"{label}: {exc}") from None
-        cfg.strategy_params[name] = dict(params)
+        canon = _checked_strategy(strategy_validator, name, params, label, "")
+        if canon in cfg.strategy_params:
+            raise ConfigError(f"{label}: [strategy.{name}] repeats [strategy.{canon}] (names ignore case)")
+        cfg.strategy_params[canon] = dict(params)
     _apply_macro_table(raw, cfg, label)
-    if strategy_validator is not None:
-        for name in cfg.strategies or []:
-            try:
-                strategy_validator(name, {})
-            except ConfigError as exc:
-                raise ConfigError(f"{label}: run.strategies: {exc}") from None
+    if cfg.strategies is not None:
+        cfg.strategies = [_checked_strategy(strategy_validator, n, {}, label, "run.strategies: ") for n in cfg.strategies]
+    if cfg.benchmark is not None:
+        cfg.benchmark = _checked_strategy(strategy_validator, cfg.benchmark, {}, label, "run.benchmark: ")
     return cfg
 
 
@@ -307,7 +324,7 @@ def load_config(
     path: str | Path,
     *,
     require_prices: bool = True,
-    strategy_validator: Callable[[str, Mapping[str, Any]], None] | None = None,
+    strategy_validator: Callable[[str, Mapping[str, Any]], Any] | None = None,
 ) -> RunConfig:
     """Read and validate a TOML config file (see :func:`parse_config`)."""
     path = Path(path)

@@ -6,13 +6,13 @@ are annualized decimals (e.g. ``0.04`` for a 20% volatility), weights and budget
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numba
 import numpy as np
 
-from drb.errors import DataError
+from drb.errors import ConfigError, DataError
 from drb.linalg import nearest_positive_definite
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "check_vector",
     "check_budget",
     "check_bounds",
+    "check_param_types",
 ]
 
 #: Relative tolerance of the symmetry check: ``max|S - S'| <= SYMMETRY_RTOL * max|diag S|``.
@@ -258,3 +259,56 @@ def check_bounds(
             f"sum upper = {hi.sum():.6g})"
         )
     return lo, hi
+
+
+#: Parameters whose float default may also be switched off (None or False).
+_NULLABLE_FLOATS = frozenset({"total_cap", "asset_cap"})
+
+
+def _type_problem(key: str, value: Any, default: Any) -> str | None:
+    """What is wrong with ``value`` for a parameter whose default is ``default`` (None: fine)."""
+    is_bool = isinstance(value, bool | np.bool_)
+    is_int = isinstance(value, int | np.integer) and not is_bool
+    is_real = (is_int or isinstance(value, float | np.floating)) and not is_bool
+    if value is None or default is None:
+        return None
+    if isinstance(default, bool):
+        return None if is_bool else "expected true or false"
+    if isinstance(default, int):
+        return None if is_int else "expected an integer"
+    if isinstance(default, float):
+        if is_real or (key in _NULLABLE_FLOATS and value is False):
+            return None
+        return "expected a number" + (" or false" if key in _NULLABLE_FLOATS else "")
+    if isinstance(default, str):  # names; some also take a number (rebalance = 21, smoothing = 0.15)
+        return None if isinstance(value, str) or is_real else "expected a string or a number"
+    if isinstance(default, tuple | list):
+        return None if isinstance(value, tuple | list | np.ndarray) else "expected a list"
+    return None
+
+
+def check_param_types(strategy: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Check each parameter value against the type of its default, before any backtest runs.
+
+    Parameters
+    ----------
+    strategy : str
+        Strategy name, for messages.
+    params : mapping
+        ``{parameter: value}`` as given (e.g. a ``[strategy.X]`` TOML table).
+    defaults : mapping
+        ``{parameter: default}`` of the strategy class. A ``None`` default or value is not checked.
+
+    Raises
+    ------
+    ConfigError
+        ``strategy.<name>.<parameter>: expected ..., got <value>`` for the first mismatch.
+    """
+    for key, value in params.items():
+        if key not in defaults:
+            continue
+        problem = _type_problem(key, value, defaults[key])
+        if problem is not None:
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ConfigError(f"strategy.{strategy}.{key}: {problem}, got {shown}")

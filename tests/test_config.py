@@ -67,6 +67,32 @@ eigen_threshold = 0.1
         ("[data]\nprices='p.csv'\n[run]\nstrategies=['Nope']\n", r"unknown strategy 'Nope'"),
         ("[data]\nprices='p.csv'\nstart='2020-01-01'\nend='2019-01-01'\n", r"data.end 2019-01-01 is not after data.start"),
         ("[data\nprices=1", r"invalid TOML"),
+        ("[data]\nprices='p.csv'\n[run]\nstrategies=['RiskParty']\n", r"unknown strategy 'RiskParty' \(did you mean 'RiskParity'\?\)"),
+        ("[data]\nprices='p.csv'\n[run]\nbenchmark='EqualWieght'\n", r"run.benchmark: unknown strategy 'EqualWieght' \(did you mean 'EqualWeight'"),
+        (
+            "[data]\nprices='p.csv'\n[strategy.EqualWeight]\ncov_window='sixty'\n",
+            r"run\.toml: strategy\.EqualWeight\.cov_window: expected an integer, got 'sixty'$",
+        ),
+        (
+            "[data]\nprices='p.csv'\n[strategy.DynamicRiskBudget]\nregime_trigger=1\n",
+            r"strategy\.DynamicRiskBudget\.regime_trigger: expected true or false, got 1$",
+        ),
+        (
+            "[data]\nprices='p.csv'\n[strategy.DynamicRiskBudget]\ntau='0.02'\n",
+            r"strategy\.DynamicRiskBudget\.tau: expected a number, got '0.02'$",
+        ),
+        (
+            "[data]\nprices='p.csv'\n[strategy.RiskParity]\ncov_window=60.5\n",
+            r"strategy\.RiskParity\.cov_window: expected an integer, got 60.5$",
+        ),
+        (
+            "[data]\nprices='p.csv'\n[strategy.EqualWeight]\ncov_windows=60\n",
+            r"unknown parameter 'cov_windows' \(did you mean 'cov_window'\?\)",
+        ),
+        (
+            "[data]\nprices='p.csv'\n[strategy.EqualWeight]\nwarmup=30\n[strategy.equalweight]\nwarmup=40\n",
+            r"\[strategy\.equalweight\] repeats \[strategy\.EqualWeight\]",
+        ),
     ],
 )
 def test_bad_configs(tmp_path, text, message):
@@ -79,3 +105,25 @@ def test_bad_configs(tmp_path, text, message):
 def test_missing_config(tmp_path):
     with pytest.raises(ConfigError, match=r"nope.toml: config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_strategy_names_ignore_case(tmp_path):
+    p = _cfg(
+        tmp_path,
+        "[data]\nprices='p.csv'\n[run]\nstrategies=['dynamicriskbudget', 'EQUALWEIGHT']\n"
+        "benchmark='equalweight'\n[strategy.riskparity]\ncov_window=40\n",
+    )
+    cfg = load_config(p, strategy_validator=validate_strategy_params)
+    assert cfg.strategies == ["DynamicRiskBudget", "EqualWeight"]
+    assert cfg.benchmark == "EqualWeight"
+    assert cfg.strategy_params == {"RiskParity": {"cov_window": 40}}
+
+
+def test_well_typed_strategy_params_pass(tmp_path):
+    p = _cfg(
+        tmp_path,
+        "[data]\nprices='p.csv'\n[strategy.DynamicRiskBudget]\nsmoothing=0.15\nrebalance=21\n"
+        "regime_trigger=false\ntarget_vol=0.1\nsmoothing_bounds=[0.05, 0.3]\ntotal_cap=false\ntau=1\n",
+    )
+    cfg = load_config(p, strategy_validator=validate_strategy_params)
+    assert cfg.strategy_params["DynamicRiskBudget"]["rebalance"] == 21

@@ -49,7 +49,10 @@ def test_dataframe_with_datetime_index():
     [
         ("day,equity\n2020-01-02,1\n", r"prices\.csv: no 'date' column \(columns: day, equity\)"),
         ("date,equity\n2020-01-02,1\n2020-01-02,2\n", r"column 'date': duplicate date at line 3 \(date 2020-01-02\)"),
-        ("date,equity\n2020-01-03,1\n2020-01-02,2\n", r"column 'date': dates not sorted ascending at line 3 \(date 2020-01-02\)"),
+        (
+            "date,equity\n2020-01-02,1\n2020-01-06,2\n2020-01-03,2\n",
+            r"column 'date': dates not sorted ascending at line 4 \(date 2020-01-03\)",
+        ),
         ("date,equity\n2020-01-02,1\nnotadate,2\n", r"column 'date': line 3 has an unparseable date 'notadate'"),
         ("date,equity\n2020-01-02,1\n2020-01-03,abc\n", r"column 'equity': non-numeric value 'abc' at line 3 \(date 2020-01-03\)"),
         ("date,equity\n2020-01-02,1\n2020-01-03,0\n", r"column 'equity': zero price 0 at line 3 \(date 2020-01-03\)"),
@@ -137,8 +140,8 @@ def test_asset_class_mapping():
     assert md.asset_classes == {"SPY": "equity", "TLT": "bond"}
     with pytest.raises(DataError, match=r"column 'TLT' is mapped to unknown class 'bonds'"):
         align_market(df, asset_classes={"SPY": "equity", "TLT": "bonds"})
-    with pytest.raises(DataError, match=r"column 'TLT' has no asset class"):
-        align_market(df, asset_classes={"SPY": "equity"})
+    md = align_market(df, asset_classes={"SPY": "equity"})  # a merged file: TLT is not used
+    assert md.assets == ["SPY"] and any("1 column not listed in [assets] ignored" in n for n in md.notes)
 
 
 def test_load_market_paths(tmp_path):
