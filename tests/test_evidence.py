@@ -147,3 +147,34 @@ def test_split_returns_spans():
     assert spans["in_sample"].index.max() < pd.Timestamp("2017-01-01") <= spans["holdout"].index.min()
     assert len(spans["in_sample"]) + len(spans["holdout"]) == len(spans["full"])
     assert list(split_returns(frame, None)) == ["full"]
+
+
+# ----------------------------------------------------------------------------- joint tests
+
+
+def _joint_frame(edge: dict[str, float], n: int = 600, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    common = rng.normal(0, 0.008, n)
+    cols = {k: common + rng.normal(0, 0.004, n) + e for k, e in edge.items()}
+    return _frame(np.column_stack(list(cols.values())), list(cols))
+
+
+def test_spa_and_mcs_when_the_primary_dominates():
+    from runners.evidence import joint_tests
+
+    res = joint_tests(_joint_frame({"P": 2e-3, "B": 0.0, "C": 0.0}), "P", reps=300, seed=1)
+    assert res["loss"] == "negative daily return" and res["days"] == 600
+    assert res["spa"]["benchmark"] == "P" and res["spa"]["alternatives"] == ["B", "C"]
+    assert res["spa"]["p_consistent"] > 0.5  # nothing beats the primary
+    assert res["mcs"]["included"] == ["P"] and set(res["mcs"]["excluded"]) == {"B", "C"}
+    assert res["block_length"] >= 1
+
+
+def test_spa_rejects_when_an_alternative_dominates():
+    from runners.evidence import joint_tests
+
+    res = joint_tests(_joint_frame({"P": 0.0, "B": 2e-3, "C": 0.0}), "P", reps=300, seed=1)
+    assert res["spa"]["p_consistent"] < 0.05
+    assert "B" in res["mcs"]["included"] and "P" in res["mcs"]["excluded"]
+    again = joint_tests(_joint_frame({"P": 0.0, "B": 2e-3, "C": 0.0}), "P", reps=300, seed=1)
+    assert again == res  # seeded
