@@ -173,3 +173,124 @@ def check_evidence_options(config: Any, names: list[str], benchmark: str | None,
         raise ConfigError(
             f"run.holdout_start: {pd.Timestamp(cut).date()} is outside the data ({idx[0].date()} to {idx[-1].date()})"
         )
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+#: Rows of ``sweep_summary.csv`` (``item, value``), in order.
+SWEEP_SUMMARY_ITEMS: tuple[str, ...] = (
+    "best_point",
+    "n_trials",
+    "sharpe_best",
+    "sharpe_var",
+    "skew",
+    "kurtosis",
+    "n_obs",
+    "expected_max_sharpe",
+    "deflated_sharpe",
+    "pbo",
+    "pbo_splits",
+    "pbo_note",
+)
+
+
+def encode_returns(returns: pd.Series) -> str:
+    """A point's daily returns as one CSV cell: ``"<first date>;r1,r2,..."`` (9 significant digits)."""
+    r = returns.dropna()
+    if r.empty:
+        return ""
+    return f"{r.index[0].date()};" + ",".join(f"{v:.9g}" for v in r.to_numpy(dtype=float))
+
+
+def decode_returns(text: Any, calendar: pd.DatetimeIndex) -> pd.Series | None:
+    """Inverse of :func:`encode_returns` on the market's ``calendar`` (None when unusable)."""
+    if not isinstance(text, str) or ";" not in text:
+        return None
+    start, _, body = text.partition(";")
+    values = [float(v) for v in body.split(",")] if body else []
+    pos = calendar.searchsorted(pd.Timestamp(start))
+    if pos + len(values) > len(calendar) or not values:
+        return None
+    return pd.Series(values, index=calendar[pos : pos + len(values)])
+
+
+def write_sweep_evidence(
+    out: Path, frames: Any, table: pd.DataFrame, calendar: pd.DatetimeIndex, *, risk_free: float = 0.0
+) -> dict[str, Any]:
+    """Deflated Sharpe ratio of the best point and PBO (CSCV) of the grid: ``sweep_summary.csv``.
+
+    Parameters
+    ----------
+    out : Path
+        Sweep folder.
+    frames : sequence of DataFrame
+        The grid points' part frames (``point`` and, when kept, ``daily_returns`` columns).
+    table : DataFrame
+        ``sweep.csv`` (``point``, ``sharpe``, ...).
+    calendar : DatetimeIndex
+        The market's dates.
+    risk_free : float
+        Annual risk-free rate.
+
+    Returns
+    -------
+    dict
+        The summary (``item -> value``, JSON-ready) with ``best_point``.
+    """
+    from runners.evidence import sweep_evidence
+    from runners.sweep import RETURNS_COLUMN
+
+    if table.empty:
+        return {}
+    rets: dict[int, pd.Series] = {}
+    for f in frames:
+        if RETURNS_COLUMN in f.columns:
+            for p, txt in zip(f["point"], f[RETURNS_COLUMN]):
+                s = decode_returns(txt, calendar)
+                if s is not None:
+                    rets[int(p)] = s
+    sharpe = table.set_index("point")["sharpe"].astype(float)
+    best = int(sharpe.idxmax()) if sharpe.notna().any() else int(table["point"].iloc[0])
+    trials = None
+    if len(rets) == len(table) and best in rets:
+        trials = pd.DataFrame(rets).dropna().to_numpy()
+    best_r = rets[best].to_numpy() if best in rets else pd.Series(dtype=float).to_numpy()
+    ev = sweep_evidence(sharpe.to_numpy(), best_r, risk_free=risk_free, trial_returns=trials)
+    if best not in rets:
+        ev["pbo_note"] = "daily returns of the points not kept (parts of an older run): rerun with --restart"
+    ev = {"best_point": best, **{k: v for k, v in ev.items()}}
+    frame = pd.DataFrame({"item": list(SWEEP_SUMMARY_ITEMS), "value": [ev.get(k) for k in SWEEP_SUMMARY_ITEMS]})
+    atomic_to_csv(frame, out / "sweep_summary.csv", index=False)
+    return as_jsonable(ev)
+
+
+def sweep_evidence_markdown(ev: dict[str, Any]) -> list[str]:
+    """The sweep.md section on multiple testing (plain words and the numbers)."""
+
+    def f(k: str, d: int = 3) -> str:
+        v = ev.get(k)
+        return "n/a" if v is None else f"{v:.{d}f}"
+
+    lines = ["## Is the best point better than luck?\n"]
+    dsr = ev.get("deflated_sharpe")
+    lines.append(
+        f"Best point: {ev.get('best_point')} (annualized Sharpe {f('sharpe_best', 2)} over {ev.get('n_obs')} days). "
+        f"With {ev.get('n_trials')} points tried and a variance of {f('sharpe_var', 4)} among their annualized "
+        f"Sharpe ratios, the best of as many zero-skill points would be expected to reach "
+        f"{f('expected_max_sharpe', 2)}; the deflated Sharpe ratio (Bailey and Lopez de Prado 2014, with the best "
+        f"point's skewness {f('skew', 2)} and kurtosis {f('kurtosis', 2)}) is {f('deflated_sharpe')}: "
+        + (
+            "the probability that its true Sharpe ratio beats that bar"
+            + (" (above 0.95: unlikely to be luck)." if dsr is not None and dsr > 0.95 else " (below 0.95: luck is not ruled out).")
+        )
+        + "\n"
+    )
+    if ev.get("pbo") is not None:
+        lines.append(
+            f"Probability of backtest overfitting (CSCV, {ev.get('pbo_splits')} blocks): {f('pbo', 2)}, the share of "
+            "in-sample/out-of-sample splits in which the in-sample best point ranks at or below the median out of "
+            "sample (0.5 is what pure noise gives; near 0 the choice carries over).\n"
+        )
+    else:
+        lines.append(f"Probability of backtest overfitting: not computed ({ev.get('pbo_note')}).\n")
+    return lines

@@ -178,3 +178,81 @@ def test_spa_rejects_when_an_alternative_dominates():
     assert "B" in res["mcs"]["included"] and "P" in res["mcs"]["excluded"]
     again = joint_tests(_joint_frame({"P": 0.0, "B": 2e-3, "C": 0.0}), "P", reps=300, seed=1)
     assert again == res  # seeded
+
+
+# ----------------------------------------------------------------------------- DSR and PBO
+
+
+def test_deflated_sharpe_reproduces_the_papers_numerical_example():
+    """Bailey and Lopez de Prado (2014), section 'A numerical example': annualized SR 2.5 over
+    T = 1250 days (250 a year), N = 100 trials with V[SR] = 1/2 (annualized), skew -3,
+    kurtosis 10: SR_0 = 0.1132 (per day) and DSR = 0.9004."""
+    from runners.evidence import deflated_sharpe_ratio, expected_max_sharpe
+
+    sr0 = expected_max_sharpe(100, 0.5 / 250)
+    assert sr0 == pytest.approx(0.1132, abs=5e-5)
+    dsr, sr0b = deflated_sharpe_ratio(2.5 / math.sqrt(250), 1250, 100, 0.5 / 250, skew=-3.0, kurtosis=10.0)
+    assert sr0b == sr0 and dsr == pytest.approx(0.9004, abs=5e-5)
+    # one trial: no deflation, the probabilistic Sharpe ratio against 0
+    psr, zero = deflated_sharpe_ratio(0.05, 500, 1, 0.0)
+    assert zero == 0.0 and psr == pytest.approx(0.5 + 0.5 * math.erf(0.05 * math.sqrt(499) / math.sqrt(1 + 0.5 * 0.0025) / math.sqrt(2)))
+    # more trials, lower DSR
+    assert deflated_sharpe_ratio(0.1, 1000, 1000, 1e-3)[0] < deflated_sharpe_ratio(0.1, 1000, 10, 1e-3)[0]
+
+
+def test_pbo_noise_strategies_is_about_one_half():
+    from runners.evidence import pbo_cscv
+
+    rng = np.random.default_rng(0)
+    pbos = [pbo_cscv(rng.normal(0, 0.01, (800, 20)), n_splits=10)["pbo"] for _ in range(6)]
+    assert 0.35 < float(np.mean(pbos)) < 0.65
+
+
+def test_pbo_one_dominant_strategy_is_about_zero():
+    from runners.evidence import pbo_cscv
+
+    rng = np.random.default_rng(1)
+    m = rng.normal(0, 0.01, (800, 12))
+    m[:, 3] += 0.004  # Sharpe ~6: best in sample and out of sample in every split
+    res = pbo_cscv(m, n_splits=16)
+    assert res["pbo"] == 0.0 and res["combinations"] == 12870 and len(res["logits"]) == 12870
+
+
+def test_pbo_anti_persistent_best_is_overfit():
+    """A strategy whose edge reverses between halves of the sample: the in-sample winner loses out of
+    sample in the splits that mix the halves, PBO well above 1/2."""
+    from runners.evidence import pbo_cscv
+
+    rng = np.random.default_rng(2)
+    m = rng.normal(0, 0.01, (800, 8))
+    m[:400, 0] += 0.003
+    m[400:, 0] -= 0.003
+    m[:400, 1] -= 0.003
+    m[400:, 1] += 0.003
+    assert pbo_cscv(m, n_splits=8)["pbo"] > 0.5
+
+
+def test_pbo_rejects_bad_input():
+    from runners.evidence import pbo_cscv
+
+    with pytest.raises(ConfigError, match="even"):
+        pbo_cscv(np.zeros((100, 3)), n_splits=5)
+    with pytest.raises(DataError, match="N >= 2"):
+        pbo_cscv(np.zeros((100, 1)))
+    with pytest.raises(DataError, match="too few"):
+        pbo_cscv(np.zeros((20, 3)), n_splits=16)
+
+
+def test_sweep_evidence_summary():
+    from runners.evidence import sweep_evidence
+
+    rng = np.random.default_rng(3)
+    trials = rng.normal(2e-4, 0.01, (600, 9))
+    sharpes = annualized_sharpe(trials.T)
+    best = int(np.argmax(sharpes))
+    ev = sweep_evidence(sharpes, trials[:, best], trial_returns=trials)
+    assert ev["n_trials"] == 9 and ev["n_obs"] == 600
+    assert ev["sharpe_best"] == pytest.approx(sharpes[best])
+    assert ev["expected_max_sharpe"] > 0 and 0 <= ev["deflated_sharpe"] <= 1 and ev["pbo_splits"] == 16
+    few = sweep_evidence(sharpes[:4], trials[:, best], trial_returns=trials[:, :4])
+    assert math.isnan(few["pbo"]) and "at least 8" in few["pbo_note"]

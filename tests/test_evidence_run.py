@@ -120,3 +120,30 @@ def test_cli_holdout_option(tmp_path, capsys):
     code = main(["demo", "--holdout-start", "not-a-date", "--out", str(tmp_path)])
     assert code == 2
     assert "command line: run.holdout_start: not a date" in capsys.readouterr().err
+
+
+def test_sweep_writes_deflated_sharpe_and_pbo(tmp_path):
+    from runners.sweep import GridSpec, run_sweep
+
+    mkt = MarketData.from_synthetic(synthetic_market(seed=3, start="2018-01-02", end="2019-06-28"))
+    cfg = RunConfig(source="test")
+    cfg.execution["warmup"] = 60
+    spec = GridSpec(
+        strategy="DynamicRiskBudget",
+        axes={"smoothing": [0.05, 0.15, 0.25, 0.35], "rc_threshold": [0.10, 0.20]},
+        params={"risk_model": "ewma"},
+    )
+    res = run_sweep(mkt, cfg, spec, tmp_path, progress=False)
+    assert "daily_returns" not in pd.read_csv(tmp_path / "sweep.csv").columns
+    summary = pd.read_csv(tmp_path / "sweep_summary.csv").set_index("item")["value"]
+    assert int(summary["n_trials"]) == 8 and int(summary["best_point"]) == int(res.sweep["sharpe"].idxmax())
+    assert float(summary["sharpe_best"]) == pytest.approx(res.sweep["sharpe"].max(), abs=1e-9)
+    assert 0 <= float(summary["deflated_sharpe"]) <= 1 and 0 <= float(summary["pbo"]) <= 1
+    md = (tmp_path / "sweep.md").read_text()
+    assert "deflated Sharpe ratio" in md and "Probability of backtest overfitting (CSCV" in md
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["evidence"]["n_trials"] == 8
+    # a resumed sweep reads the returns back from its parts
+    run_sweep(mkt, cfg, spec, tmp_path, progress=False)
+    again = pd.read_csv(tmp_path / "sweep_summary.csv").set_index("item")["value"]
+    pd.testing.assert_series_equal(summary, again)
