@@ -147,3 +147,27 @@ def test_sweep_writes_deflated_sharpe_and_pbo(tmp_path):
     run_sweep(mkt, cfg, spec, tmp_path, progress=False)
     again = pd.read_csv(tmp_path / "sweep_summary.csv").set_index("item")["value"]
     pd.testing.assert_series_equal(summary, again)
+
+
+def test_plain_words():
+    from runners.evidence_report import plain_words
+
+    sig = pd.DataFrame({"versus": ["A", "B", "C"], "sharpe_diff": [0.5, -0.8, 0.1], "p_value": [0.01, 0.03, 0.6]})
+    text = plain_words(sig, "P")
+    assert text.startswith("P's Sharpe ratio is higher than that of A (+0.50, p = 0.010)")
+    assert "lower than that of B (-0.80, p = 0.030)" in text and "the other 1 difference(s) are not significant" in text
+    none = plain_words(sig.assign(p_value=[0.2, 0.5, 0.9]), "P")
+    assert none == "No baseline's Sharpe ratio differs from P's at 5% (smallest p-value 0.200, against A)."
+
+
+def test_report_section_shows_both_spans(split_run):
+    from runners.report import build_report
+
+    out, _, _ = split_run
+    build_report(out, tearsheets=False)
+    md = (out / "report.md").read_text()
+    section = md.split("## Is it better?", 1)[1].split("\n## ", 1)[0]
+    assert "In-sample: " in section and "Held-out: " in section and "Whole run: " in section
+    assert "Hansen's SPA test (benchmark DynamicRiskBudget" in section and "90% model confidence set" in section
+    assert "| Versus | Sharpe diff (in-sample) |" in section and "Sharpe (held-out)" in section
+    assert "Is it better?" in (out / "report.html").read_text()
