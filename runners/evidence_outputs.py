@@ -142,12 +142,15 @@ def write_evidence(
 
 def write_evidence_for_run(out: Path, results: Any, market: Any, config: Any, benchmark: str | None) -> dict[str, Any]:
     """The hook of :func:`runners.compare.write_outputs`: :func:`write_evidence` from a run's results."""
+    import time
+
     from runners.compare import _rebalances_frame, _returns_frame
     from runners.metrics import extreme_months
 
+    t0 = time.perf_counter()
     eq = [a for a, c in market.asset_classes.items() if c == "equity"]
     mask = extreme_months(market.prices[eq[0]]) if eq else None
-    return write_evidence(
+    ev = write_evidence(
         out,
         _returns_frame(results),
         benchmark=benchmark,
@@ -158,6 +161,8 @@ def write_evidence_for_run(out: Path, results: Any, market: Any, config: Any, be
         rebalances=_rebalances_frame(results),
         extreme_mask=mask,
     )
+    ev["seconds"] = round(time.perf_counter() - t0, 3)
+    return ev
 
 
 def check_evidence_options(config: Any, names: list[str], benchmark: str | None, market: Any) -> None:

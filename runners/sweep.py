@@ -59,6 +59,9 @@ Outputs (``--out DIR``, every file atomic)
     columns of ``metrics.csv`` (``runners.metrics.METRIC_COLUMNS``), ``seconds``.
 ``sweep.md``
     The same table in Markdown, best Sharpe first.
+``sweep_summary.csv``
+    ``item, value``: deflated Sharpe ratio of the best point and PBO of the grid (issue 15,
+    :mod:`runners.evidence`; ``docs/outputs.md``), also in ``sweep.md`` and ``sweep.json``.
 ``baselines.csv``
     ``strategy`` + metrics columns: the reference strategies on the same market.
 ``figures/heatmap_<metric>__<a>__<b>.png``

@@ -256,3 +256,14 @@ def test_sweep_evidence_summary():
     assert ev["expected_max_sharpe"] > 0 and 0 <= ev["deflated_sharpe"] <= 1 and ev["pbo_splits"] == 16
     few = sweep_evidence(sharpes[:4], trials[:, best], trial_returns=trials[:, :4])
     assert math.isnan(few["pbo"]) and "at least 8" in few["pbo_note"]
+
+
+def test_shared_draw_hand_cases_and_one_block_length():
+    r = np.random.default_rng(8).normal(2e-4, 0.01, 700)
+    other = np.random.default_rng(9).normal(2e-4, 0.01, 700)
+    frame = _frame(np.column_stack([r, r, r - 5e-4, other]), ["P", "Same", "Less", "Other"])
+    table, blocks = pairwise_significance(frame, "P", reps=800, seed=3)
+    row = table.set_index("versus")
+    assert row.loc["Same", "sharpe_diff"] == 0.0 and row.loc["Same", "p_value"] == 1.0
+    assert row.loc["Less", "sharpe_diff"] > 0 and row.loc["Less", "ci_low"] > 0 and row.loc["Less", "p_value"] < 0.01
+    assert len(set(blocks.values())) == 1  # one draw for every pair
