@@ -81,6 +81,19 @@ def _add_run_options(p: argparse.ArgumentParser, *, out_required: bool = False) 
     p.add_argument("--workers", type=positive_int, help="parallel processes, >= 1 (default: number of cores)")
     p.add_argument("--no-report", action="store_true", help="skip the report, figures and tear sheets")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--holdout-start", dest="holdout_start", help="first held-out date: metrics and tests split there")
+    p.add_argument("--primary", help="strategy tested against every other one (default: DynamicRiskBudget)")
+
+
+def _apply_evidence_args(cfg, args: argparse.Namespace) -> None:
+    """``--holdout-start`` / ``--primary`` override ``[run]`` of the config (issue 15)."""
+    from runners.config import parse_config
+
+    overrides = {k: getattr(args, k) for k in ("holdout_start", "primary") if getattr(args, k, None)}
+    if overrides:
+        checked = parse_config({"run": overrides}, label="command line", require_prices=False)
+        for k in overrides:
+            setattr(cfg, k, getattr(checked, k))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -92,6 +105,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     m = synthetic_market(seed=args.seed, start=args.start, end=args.end)
     market = MarketData.from_synthetic(m)
     cfg = RunConfig(source="drb demo", seed=args.seed)
+    _apply_evidence_args(cfg, args)
     out = Path(args.out)
     res = run_comparison(
         market,
@@ -178,6 +192,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     cfg = _config_from_args(args)
     strategies = _canonical_strategies(args.strategies)
+    _apply_evidence_args(cfg, args)
     warm = int(cfg.execution.get("warmup", 252))
     market = _load_market_from_config(cfg, min_bars=warm + 22)
     res = run_comparison(

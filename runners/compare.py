@@ -173,6 +173,9 @@ def run_comparison(
     bench = config.benchmark or ("EqualWeight" if "EqualWeight" in names else None)
     if bench is not None and bench not in names:
         raise ConfigError(f"run.benchmark: '{bench}' is not among the strategies run ({', '.join(names)})")
+    from runners.evidence_outputs import check_evidence_options  # issue 15
+
+    check_evidence_options(config, names, bench, market)
     warm = int(config.execution.get("warmup", DEFAULT_EXECUTION["warmup"]))
     if len(market.prices) <= warm + 21:
         raise ConfigError(
@@ -431,5 +434,8 @@ def write_outputs(
         "versions": package_versions(),
     }
     run.update(dict(extra_info or {}))
+    from runners.evidence_outputs import write_evidence_for_run  # issue 15
+
+    run["evidence"] = write_evidence_for_run(out, results, market, config, benchmark)
     atomic_write_text(out / "run.json", json.dumps(_to_jsonable(run), indent=2))
     return out

@@ -28,6 +28,8 @@ file)::
     out = "drb-out"              # output folder
     seed = 0
     workers = 2                  # parallel processes (default: cores)
+    primary = "DynamicRiskBudget"  # tested against every other strategy (significance.csv)
+    holdout_start = "2017-01-01" # split metrics and tests into in-sample / held-out spans
 
     [execution]                  # applies to every strategy unless overridden in its table
     total_cap = 0.15             # one-way turnover cap per rebalance
@@ -129,6 +131,8 @@ _SCHEMA: dict[str, dict[str, Callable[[str, Any], Any]]] = {
         "out": _str,
         "seed": _num(0, integer=True),
         "workers": _num(1, 256, integer=True),
+        "primary": _str,
+        "holdout_start": _date,
     },
     "execution": {
         "total_cap": _cap,
@@ -160,6 +164,8 @@ class RunConfig:
     out: Path | None = None
     seed: int = 0
     workers: int | None = None
+    primary: str | None = None
+    holdout_start: pd.Timestamp | None = None
     strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     macro_transforms: dict[str, str] | None = None
     source: str = "<defaults>"
@@ -186,6 +192,8 @@ class RunConfig:
                 "out": str(self.out) if self.out else None,
                 "seed": self.seed,
                 "workers": self.workers,
+                "primary": self.primary,
+                "holdout_start": str(self.holdout_start.date()) if self.holdout_start is not None else None,
             },
             "strategy": {k: dict(v) for k, v in self.strategy_params.items()},
             "macro": dict(self.macro_transforms) if self.macro_transforms else None,
@@ -284,6 +292,8 @@ def parse_config(
         cfg.out = p if p.is_absolute() else base / p
     cfg.seed = run.get("seed", 0)
     cfg.workers = run.get("workers")
+    cfg.primary = run.get("primary")
+    cfg.holdout_start = run.get("holdout_start")
 
     strat = raw.get("strategy", {})
     if not isinstance(strat, Mapping):

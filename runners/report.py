@@ -746,6 +746,13 @@ class _Block:
     summary: str = "show"  # text of the disclosure widget of a collapsed block (HTML)
 
 
+def _evidence_blocks(root: Path) -> list[_Block]:
+    """The "Is it better?" section (issue 15, runners.evidence_report)."""
+    from runners.evidence_report import evidence_parts
+
+    return [_Block(kind, text, table=table) for kind, text, table in evidence_parts(root)]
+
+
 def _md(blocks: Sequence[_Block], title: str) -> str:
     out = [f"# {title}", ""]
     for b in blocks:
@@ -1070,6 +1077,7 @@ def build_report(
                "where the equity asset fell by more than 5%; CVaR 95 the mean of the worst 5% of daily "
                "returns. n/a: not defined for this run."),
         _Block("figure", FIGURE_FILES["equity_drawdown"][1], path=rel(figs["equity_drawdown"])),
+        *_evidence_blocks(root),
         _Block("h2", "Returns per calendar year"),
         _Block("table", "Compounded daily returns; years with fewer trading days are partial.",
                table=T.per_year_formatted(per_year)),

@@ -59,6 +59,9 @@ Outputs (``--out DIR``, every file atomic)
     columns of ``metrics.csv`` (``runners.metrics.METRIC_COLUMNS``), ``seconds``.
 ``sweep.md``
     The same table in Markdown, best Sharpe first.
+``sweep_summary.csv``
+    ``item, value``: deflated Sharpe ratio of the best point and PBO of the grid (issue 15,
+    :mod:`runners.evidence`; ``docs/outputs.md``), also in ``sweep.md`` and ``sweep.json``.
 ``baselines.csv``
     ``strategy`` + metrics columns: the reference strategies on the same market.
 ``figures/heatmap_<metric>__<a>__<b>.png``
@@ -156,6 +159,8 @@ _MAPPING_PARAMS: dict[tuple[str, str], dict[str, float]] = {
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 DEFAULT_HEATMAP_METRICS: tuple[str, ...] = ("sharpe", "ann_return", "max_drawdown")
+#: Column of a grid point's part file holding its daily returns (not written to sweep.csv).
+RETURNS_COLUMN = "daily_returns"
 _FE_TABLE_METRICS: tuple[str, ...] = ("ann_return", "ann_vol", "sharpe", "max_drawdown", "calmar", "turnover")
 
 
@@ -190,6 +195,7 @@ def evaluate_strategies(
     benchmark: str | None = None,
     benchmark_result: StrategyResult | None = None,
     risk_free: float = 0.0,
+    returns_out: dict[str, pd.Series] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Run several strategies on one market and return their metrics.
 
@@ -207,6 +213,8 @@ def evaluate_strategies(
     benchmark_result : StrategyResult, optional
     risk_free : float
         Annual risk-free rate (decimal).
+    returns_out : dict, optional
+        Filled with ``label -> daily returns`` of every run (for the sweep's PBO).
 
     Returns
     -------
@@ -231,6 +239,8 @@ def evaluate_strategies(
             if len(res.rebalances):
                 res.rebalances = res.rebalances.assign(strategy=label)
             results[label] = res
+            if returns_out is not None:
+                returns_out[label] = res.returns
     extra = False
     if benchmark is not None and benchmark not in results:
         if benchmark_result is None:
@@ -644,6 +654,7 @@ def _sweep_task(
         fe = setup["forecast_errors"]
         rng = _noise_rng(setup["seed"], level, noise_seed)
         mkt = perturb_market(market, level, rng, targets=fe["targets"], distribution=fe["distribution"])
+    kept: dict[str, pd.Series] = {}
     table, seconds = evaluate_strategies(
         mkt,
         runs,
@@ -652,12 +663,17 @@ def _sweep_task(
         benchmark=setup["benchmark"],
         benchmark_result=setup["benchmark_result"],
         risk_free=setup["risk_free"],
+        returns_out=kept,
     )
     rows = table.reset_index(names="strategy")
     rows["strategy"] = rows["strategy"].str.split("#").str[0]
     for k, v in reversed(list(tags.items())):
         rows.insert(0, k, v if not isinstance(v, tuple | dict | list) else json.dumps(v, default=str))
     rows["seconds"] = [round(seconds[label], 4) for label in runs]
+    if "point" in tags and level == 0:  # issue 15: the points' daily returns, for PBO
+        from runners.evidence_outputs import encode_returns
+
+        rows[RETURNS_COLUMN] = [encode_returns(kept[label]) for label in runs]
     return rows
 
 
@@ -872,13 +888,15 @@ def run_sweep(
             if base_frames
             else pd.DataFrame(columns=list(METRIC_COLUMNS))
         )
-        _write_sweep_outputs(out, spec, result.sweep, result.baselines)
+        evidence = _sweep_evidence(out, grid_frames, result.sweep, market, config)
+        _write_sweep_outputs(out, spec, result.sweep, result.baselines, evidence)
         result.timings["sweep_seconds"] = round(time.perf_counter() - t1, 3)
         store.write_manifest(
             {
                 "execution": {"mode": mode, "workers": threads},
                 "points": len(points),
                 "done": len(grid_frames),
+                "evidence": evidence,
                 "failed": [f.__dict__ for f in info.failures],
                 "resumed": store.resumed,
                 "recomputed_parts": store.recomputed,
@@ -1026,13 +1044,28 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_sweep_outputs(out: Path, spec: GridSpec, table: pd.DataFrame, baselines: pd.DataFrame) -> None:
+def _sweep_evidence(
+    out: Path, frames: Sequence[pd.DataFrame], table: pd.DataFrame, market: MarketData, config: RunConfig
+) -> dict[str, Any]:
+    """DSR of the best point and PBO of the grid, written to ``sweep_summary.csv`` (issue 15)."""
+    from runners.evidence_outputs import write_sweep_evidence
+
+    return write_sweep_evidence(out, frames, table, market.prices.index, risk_free=float(config.risk_free))
+
+
+def _write_sweep_outputs(
+    out: Path, spec: GridSpec, table: pd.DataFrame, baselines: pd.DataFrame, evidence: Mapping[str, Any] | None = None
+) -> None:
     atomic_to_csv(table, out / "sweep.csv", index=False)
     atomic_to_csv(baselines, out / "baselines.csv")
     lines = [f"# Parameter sweep: {spec.strategy}\n", f"{len(table)} points ({spec.design}); axes: {', '.join(spec.axes)}.\n"]
     if len(table):
         show = [*spec.axes, "ann_return", "ann_vol", "sharpe", "max_drawdown", "calmar", "turnover"]
         best = table.sort_values("sharpe", ascending=False, kind="stable")
+        if evidence:
+            from runners.evidence_outputs import sweep_evidence_markdown
+
+            lines += sweep_evidence_markdown(evidence)
         lines += ["## All points, best Sharpe first\n", markdown_table(best[["point", *show]])]
     if len(baselines):
         lines += ["## Baselines on the same market\n", markdown_table(baselines.reset_index()[["strategy", "ann_return", "ann_vol", "sharpe", "max_drawdown", "calmar", "turnover"]])]
