@@ -212,6 +212,34 @@ def test_run_description(built):
     assert '"config"' in md  # the configuration, verbatim
 
 
+def test_results_first_configuration_last_and_folded(built):
+    run_dir, _, _ = built
+    md = (run_dir / "report.md").read_text()
+    heads = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert heads[0] == "Performance comparison"  # results open the report
+    assert heads[-1] == "Configuration" and heads.index("The run") > heads.index("pyfolio tear sheets")
+    config = _section_of(md, "Configuration")
+    assert '"config"' in config and '"config"' not in md.split("## Configuration", 1)[0]
+    assert "<details><summary>show the configuration</summary>" in config
+    page = (run_dir / "report.html").read_text()
+    assert page.index("<h2>Performance comparison</h2>") < page.index("<h2>The run</h2>") \
+        < page.index("<h2>Configuration</h2>")
+
+
+def test_report_time_and_progress(tmp_path, capfd):
+    run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
+    info = json.loads((run_dir / "run.json").read_text())
+    info["timings"] = {"backtest_s": 1.5}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    assert report_main([str(run_dir), "--no-tearsheets"]) == 0
+    err = capfd.readouterr().err
+    assert "report: 100%" in err and "7/7" in err  # one step per figure
+    timings = json.loads((run_dir / "run.json").read_text())["timings"]
+    assert timings["backtest_s"] == 1.5 and timings["report_s"] > 0
+    assert report_main([str(run_dir), "--no-tearsheets", "--quiet"]) == 0
+    assert capfd.readouterr().err == ""
+
+
 def test_equity_asset_found_by_class(tmp_path):
     run_dir = write_fake_run(tmp_path / "r", n_days=80, strategies=("DynamicRiskBudget",))
     info = json.loads((run_dir / "run.json").read_text())
@@ -300,7 +328,7 @@ def test_warnings_of_the_run_are_listed(tmp_path):
 
 
 def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
-    from runners.report import _Block, _html
+    from runners.report import _Block, _html, _md
     from runners.tables import FormattedTable
 
     table = FormattedTable(("Year", "DynamicRiskBudget"), (False, True), (("2024", "1.0%"),) * 50)
@@ -308,6 +336,10 @@ def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
                          collapsed=True, summary="show the 50 rows")], "t", tmp_path, embed_tearsheets=False)
     assert ('<p class="caption">Budget adjustment log, window start to end</p>'
             "<details><summary>show the 50 rows</summary><table") in page
+    md = _md([_Block("table", "Budget adjustment log", table=table, collapsed=True,
+                     summary="show the 50 rows")], "t")
+    assert "<details><summary>show the 50 rows</summary>\n\n| Year |" in md
+    assert md.rstrip().endswith("</details>")
     assert '<th class="num">Dynamic<wbr>Risk<wbr>Budget</th>' in page
 
 
@@ -370,7 +402,8 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
 
     calls = {}
 
-    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings, benchmark, interesting_times):
+    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings, benchmark, interesting_times,
+                              on_done):
         calls.update(strategies=list(strategies), n_jobs=n_jobs, benchmark=benchmark,
                      interesting_times=interesting_times)
         out = {}
@@ -379,11 +412,13 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
             fig.text(0.5, 0.5, s)
             out[s] = atomic_savefig(fig, run_dir / "tearsheets" / f"{s}.png")
             timings[s] = 0.1
+            on_done(s)
         return out
 
     monkeypatch.setattr(ts, "write_tearsheets", fake_write_tearsheets)
     run_dir = write_fake_run(tmp_path / "r", n_days=130, strategies=("DynamicRiskBudget", "EqualWeight"))
-    code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets"])
+    code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets",
+                        "--quiet"])
     # against the run's benchmark; the fake run's prices are synthetic: no historical stress periods
     assert calls == {"strategies": ["DynamicRiskBudget", "EqualWeight"], "n_jobs": 3,
                      "benchmark": "EqualWeight", "interesting_times": False}
