@@ -241,14 +241,27 @@ class StepPercentFormatter(Formatter):
 
     def __init__(self, scale: float = 100.0) -> None:
         self.scale = float(scale)
+        self._tick_decimals: int | None = None
 
-    def __call__(self, x, pos=None):  # noqa: ANN001 - matplotlib's signature
-        locs = np.asarray(self.axis.get_majorticklocs(), dtype=float) if self.axis is not None else []
-        pct = self.scale * (locs if len(locs) else np.array([float(x)]))
+    def _decimals(self, locs: np.ndarray) -> int:
+        pct = self.scale * locs
         span = float(np.max(np.abs(pct))) if pct.size else 0.0
         tol = 1e-6 * max(span, 1e-12)
         # the fewest decimals that print every tick of the axis exactly (2.5 % needs one)
-        decimals = next((d for d in range(6) if np.all(np.abs(np.round(pct, d) - pct) <= tol)), 6)
+        return next((d for d in range(6) if np.all(np.abs(np.round(pct, d) - pct) <= tol)), 6)
+
+    def set_locs(self, locs):  # noqa: ANN001 - matplotlib's signature
+        """Called by ``format_ticks`` with every tick before the labels: decimals found once,
+        not once per label (that made drawing an axis quadratic in its ticks)."""
+        super().set_locs(locs)
+        self._tick_decimals = self._decimals(np.asarray(locs, dtype=float))
+
+    def __call__(self, x, pos=None):  # noqa: ANN001 - matplotlib's signature
+        if pos is not None and self._tick_decimals is not None:
+            decimals = self._tick_decimals  # a tick label, right after set_locs
+        else:
+            locs = np.asarray(self.axis.get_majorticklocs(), dtype=float) if self.axis is not None else []
+            decimals = self._decimals(locs if len(locs) else np.array([float(x)]))
         text = f"{self.scale * x:.{decimals}f}%"
         if text.startswith("-") and not any(ch in "123456789" for ch in text):
             text = text[1:]  # no "-0%"

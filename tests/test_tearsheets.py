@@ -40,6 +40,7 @@ def test_inputs_errors(short_run, tmp_path):
         load_tearsheet_inputs(bad, "DynamicRiskBudget")
 
 
+@pytest.mark.slow  # worker subprocesses import pyfolio and render
 def test_parallel_tearsheets_leave_the_console_clean(short_run, capfd):
     timings: dict[str, float] = {}
     done: list[str] = []
@@ -60,6 +61,7 @@ def test_parallel_tearsheets_leave_the_console_clean(short_run, capfd):
         assert timings[name] > 0
 
 
+@pytest.mark.slow  # worker subprocesses import pyfolio and render
 def test_worker_errors_come_back_typed_and_quiet(tmp_path, capfd):
     run = write_fake_run(tmp_path / "run", n_days=140, strategies=("DynamicRiskBudget",), with_metrics=False)
     txn = run / "transactions" / "DynamicRiskBudget.csv"
