@@ -212,7 +212,7 @@ def run_comparison(
     results = {n: results[n] for n in names}
     wall = time.perf_counter() - t0
     metrics = compute_comparison_metrics(results, market, benchmark=bench, risk_free=config.risk_free)
-    timings = {"wall_seconds": round(wall, 3), "workers": n_workers}
+    timings = {"wall_seconds": round(wall, 3), "backtest_s": round(wall, 3), "workers": n_workers}
     timings.update({f"{n}_seconds": r.info.get("seconds", float("nan")) for n, r in results.items()})
     health = _run_health(results, market)
     out_path = None
@@ -223,7 +223,7 @@ def run_comparison(
         if report:
             from runners.report import build_report
 
-            build_report(stage)
+            build_report(stage, n_jobs=n_workers, progress=progress)  # adds timings.report_s
         out_path = _finish_run_folder(stage, final)
     _print_health(health)
     return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings, health=health)

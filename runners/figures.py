@@ -57,6 +57,7 @@ __all__ = [
     "StepPercentFormatter",
     "nice_log_ticks",
     "asset_colors",
+    "ASSET_PALETTE",
     "strategy_colors",
     "regime_color",
     "regime_labels",
@@ -110,19 +111,52 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = _DPI) -
     return atomic_savefig(fig, path, dpi=dpi, facecolor="white", format="png")
 
 
+#: Twenty asset colours, picked greedily for the largest smallest CIE-Lab distance (every pair
+#: at least 27 apart), none grey (cash is grey) or black (the dynamic model's lines); the first
+#: four are the default asset classes' colours.
+ASSET_PALETTE: tuple[str, ...] = (
+    "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#654522", "#dcd300", "#e6194b", "#f032e6",
+    "#f7b6d2", "#469990", "#dbdb8d", "#808000", "#f99379", "#b3446c", "#800000", "#42d4f4",
+    "#911eb4", "#008856", "#e377c2", "#8db600",
+)
+
+
 def asset_colors(assets: Sequence[str]) -> dict[str, str]:
-    """Fixed colours for the default asset classes, tab10 colours for any other asset."""
-    extra = [c for c in mcolors.TABLEAU_COLORS.values() if c not in {
-        mcolors.to_hex(v) for v in _ASSET_BASE.values()}]
+    """The one asset palette of every figure: a colour per asset, distinct up to 20 assets.
+
+    The default asset classes (equity, bond, commodity, real_estate) keep fixed colours; any
+    other asset takes the next colour of :data:`ASSET_PALETTE` not used by those, in the order
+    given (past 20 assets the palette repeats). Pass the run's full asset list and hand the
+    mapping to every figure, so that an asset has the same colour everywhere.
+
+    Parameters
+    ----------
+    assets : sequence of str
+        Asset names, in the run's order.
+
+    Returns
+    -------
+    dict of str to str
+        Asset -> hex colour.
+    """
+    fixed = {a: _ASSET_BASE[a] for a in assets if a in _ASSET_BASE}
+    free = [c for c in ASSET_PALETTE if c not in set(fixed.values())]
     out: dict[str, str] = {}
     k = 0
-    for a in assets:
-        if a in _ASSET_BASE:
-            out[a] = _ASSET_BASE[a]
+    for a in dict.fromkeys(assets):
+        if a in fixed:
+            out[a] = fixed[a]
         else:
-            out[a] = extra[k % len(extra)]
+            out[a] = free[k % len(free)]
             k += 1
     return out
+
+
+def _palette(assets: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+    """``colors`` for the assets it names, :func:`asset_colors` for the rest (after them)."""
+    given = dict(colors or {})
+    rest = asset_colors([*given, *(a for a in assets if a not in given)])
+    return {a: given.get(a, rest[a]) for a in assets}
 
 
 def strategy_colors(strategies: Sequence[str]) -> dict[str, str]:
@@ -207,14 +241,27 @@ class StepPercentFormatter(Formatter):
 
     def __init__(self, scale: float = 100.0) -> None:
         self.scale = float(scale)
+        self._tick_decimals: int | None = None
 
-    def __call__(self, x, pos=None):  # noqa: ANN001 - matplotlib's signature
-        locs = np.asarray(self.axis.get_majorticklocs(), dtype=float) if self.axis is not None else []
-        pct = self.scale * (locs if len(locs) else np.array([float(x)]))
+    def _decimals(self, locs: np.ndarray) -> int:
+        pct = self.scale * locs
         span = float(np.max(np.abs(pct))) if pct.size else 0.0
         tol = 1e-6 * max(span, 1e-12)
         # the fewest decimals that print every tick of the axis exactly (2.5 % needs one)
-        decimals = next((d for d in range(6) if np.all(np.abs(np.round(pct, d) - pct) <= tol)), 6)
+        return next((d for d in range(6) if np.all(np.abs(np.round(pct, d) - pct) <= tol)), 6)
+
+    def set_locs(self, locs):  # noqa: ANN001 - matplotlib's signature
+        """Called by ``format_ticks`` with every tick before the labels: decimals found once,
+        not once per label (that made drawing an axis quadratic in its ticks)."""
+        super().set_locs(locs)
+        self._tick_decimals = self._decimals(np.asarray(locs, dtype=float))
+
+    def __call__(self, x, pos=None):  # noqa: ANN001 - matplotlib's signature
+        if pos is not None and self._tick_decimals is not None:
+            decimals = self._tick_decimals  # a tick label, right after set_locs
+        else:
+            locs = np.asarray(self.axis.get_majorticklocs(), dtype=float) if self.axis is not None else []
+            decimals = self._decimals(locs if len(locs) else np.array([float(x)]))
         text = f"{self.scale * x:.{decimals}f}%"
         if text.startswith("-") and not any(ch in "123456789" for ch in text):
             text = text[1:]  # no "-0%"
@@ -326,7 +373,9 @@ def _regime_bands(ax, dates: pd.DatetimeIndex, regimes: Sequence[str], *, top: f
         ax.text(-0.005, y, text, transform=tr, ha="right", va="center", fontsize=7, color="#333333")
 
 
-def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
+def plot_budgets(
+    budgets: pd.DataFrame, assets: Sequence[str], *, colors: Mapping[str, str] | None = None
+) -> Figure:
     """Stacked target and smoothed risk budgets of the dynamic model, the regime in two bands
     on top of each stack (phase; volatility state).
 
@@ -338,13 +387,15 @@ def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
     budgets : pandas.DataFrame
         ``budgets.csv`` with a DatetimeIndex: ``regime``, ``target_<asset>``, ``smoothed_<asset>``.
     assets : sequence of str
+    colors : mapping of str to str, optional
+        Asset -> colour (default :func:`asset_colors` of ``assets``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     _need(budgets, ["regime", *(f"target_{a}" for a in assets), *(f"smoothed_{a}" for a in assets)], "budgets")
-    colors = asset_colors(assets)
+    colors = _palette(assets, colors)
     dates = pd.DatetimeIndex(budgets.index)
     regimes = regime_labels(budgets["regime"])
     fig = _new_figure(12, 8.5)
@@ -396,7 +447,7 @@ def plot_budgets(budgets: pd.DataFrame, assets: Sequence[str]) -> Figure:
 
 def _small_multiples(
     frames: Mapping[str, pd.DataFrame], *, ylabel: str, title: str, cash_remainder: bool,
-    overlay: tuple[str, pd.DataFrame, str] | None = None,
+    overlay: tuple[str, pd.DataFrame, str] | None = None, colors: Mapping[str, str] | None = None,
 ) -> Figure:
     names = [n for n, f in frames.items() if f is not None and not f.empty]
     if not names:
@@ -406,7 +457,7 @@ def _small_multiples(
         for c in frames[n].columns:
             if c not in assets:
                 assets.append(c)
-    colors = asset_colors(assets)
+    colors = _palette(assets, colors)
     ncols = 1 if len(names) == 1 else 2
     nrows = int(np.ceil(len(names) / ncols))
     fig = _new_figure(12, 2.9 * nrows + 0.8)
@@ -449,7 +500,8 @@ def _small_multiples(
 
 
 def plot_risk_contributions(
-    risk_contributions: Mapping[str, pd.DataFrame], budgets: pd.DataFrame | None = None
+    risk_contributions: Mapping[str, pd.DataFrame], budgets: pd.DataFrame | None = None,
+    *, colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Stacked relative risk contributions (sum 1) per strategy, one panel each.
 
@@ -461,6 +513,9 @@ def plot_risk_contributions(
     ----------
     risk_contributions : mapping of str to pandas.DataFrame
         Strategy -> ``risk_contributions/<strategy>.csv`` (DatetimeIndex, one column per asset).
+    budgets : pandas.DataFrame, optional
+    colors : mapping of str to str, optional
+        Asset -> colour (default :func:`asset_colors` of the assets in the frames).
 
     Returns
     -------
@@ -479,16 +534,21 @@ def plot_risk_contributions(
         title="Relative risk contributions of the end-of-day weights (Euler, sum = 100%)",
         cash_remainder=False,
         overlay=overlay,
+        colors=colors,
     )
 
 
-def plot_weights(weights: Mapping[str, pd.DataFrame]) -> Figure:
+def plot_weights(
+    weights: Mapping[str, pd.DataFrame], *, colors: Mapping[str, str] | None = None
+) -> Figure:
     """Stacked executed end-of-day weights per strategy, cash as the grey remainder.
 
     Parameters
     ----------
     weights : mapping of str to pandas.DataFrame
         Strategy -> ``weights/<strategy>.csv`` (DatetimeIndex, one column per asset).
+    colors : mapping of str to str, optional
+        Asset -> colour (default :func:`asset_colors` of the assets in the frames).
 
     Returns
     -------
@@ -496,7 +556,7 @@ def plot_weights(weights: Mapping[str, pd.DataFrame]) -> Figure:
     """
     return _small_multiples(
         weights, ylabel="weight (share of value)", title="Executed portfolio weights",
-        cash_remainder=True,
+        cash_remainder=True, colors=colors,
     )
 
 

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -753,6 +754,15 @@ def _evidence_blocks(root: Path) -> list[_Block]:
     return [_Block(kind, text, table=table) for kind, text, table in evidence_parts(root)]
 
 
+def _md_fold(block: _Block, lines: list[str]) -> list[str]:
+    """``lines`` inside ``<details>`` when the block is collapsed (GitHub and most markdown
+    viewers fold it; the blank lines keep the markdown inside rendered)."""
+    if not block.collapsed:
+        return lines
+    summary = html.escape(block.summary or "show")
+    return [f"<details><summary>{summary}</summary>", "", *lines, "", "</details>", ""]
+
+
 def _md(blocks: Sequence[_Block], title: str) -> str:
     out = [f"# {title}", ""]
     for b in blocks:
@@ -765,11 +775,11 @@ def _md(blocks: Sequence[_Block], title: str) -> str:
         elif b.kind == "table" and b.table is not None:
             if b.text:
                 out += [f"*{b.text}*", ""]
-            out += [b.table.markdown()]
+            out += _md_fold(b, [b.table.markdown()])
         elif b.kind == "figure":
             out += [f"![{Path(b.path).stem}]({b.path})", "", f"*{b.text}*", ""]
         elif b.kind == "pre":
-            out += ["```", b.text, "```", ""]
+            out += _md_fold(b, ["```", b.text, "```", ""])
         elif b.kind == "links":
             out += [f"- [{name}]({href})" for name, href in b.links] + [""]
         elif b.kind == "items":
@@ -857,6 +867,108 @@ def _html(blocks: Sequence[_Block], title: str, root: Path, *, embed_tearsheets:
     return "\n".join(parts) + "\n"
 
 
+def _run_blocks(run: RunData, benchmark: str | None) -> list[_Block]:
+    """"The run": data, signals, benchmark, timings, parameters, diagnostics and warnings."""
+    blocks = [_Block("h2", "The run"), _Block("facts", facts=_describe_run(run, benchmark=benchmark))]
+    ptable = _parameters_table(run)
+    if ptable is not None:
+        blocks.append(_Block("table", "Parameters per strategy (from run.json)", table=ptable))
+    dtable = _diagnostics_table(run)
+    if dtable is not None:
+        blocks.append(_Block("table", "Diagnostics per strategy (from run.json: refits, fit failures, "
+                             "solver fallbacks, order issues)", table=dtable))
+    notes = _diagnostic_notes(run)
+    if notes:
+        blocks.append(_Block("items", "Warnings and notes recorded by the run:",
+                             links=[(n, "") for n in notes]))
+    return blocks
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    """The report stage's progress bar on stderr (one step per figure and tear sheet)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="report", unit="part", disable=not enabled, file=sys.stderr)
+
+
+def _figure_plan(run: RunData) -> list[str]:
+    """Keys of :data:`FIGURE_FILES` the report draws for this run, in drawing order."""
+    plan = ["equity_drawdown", "extreme_months"]
+    plan += ["budgets"] if run.budgets is not None else []
+    plan += ["risk_contributions"] if run.risk_contributions else []
+    plan += ["weights"] if run.weights else []
+    plan += ["turnover_per_year"] if run.rebalances is not None else []
+    plan += ["regimes"] if run.regimes is not None else []
+    return plan
+
+
+def _extreme_counts(run: RunData, mask: pd.Series | None) -> tuple[int | None, pd.Series | None]:
+    """Extreme months in the run's span and per strategy (None without a mask)."""
+    if mask is None:
+        return None, None
+    first, last = run.returns.dropna(how="all").index[[0, -1]]
+    span = mask[(mask.index >= first.to_period("M")) & (mask.index <= last.to_period("M"))]
+    flagged = set(mask[mask].index)
+    counts = pd.Series({
+        s: sum(1 for m in pd.unique(pd.DatetimeIndex(run.returns[s].dropna().index).to_period("M"))
+               if m in flagged)
+        for s in run.strategies
+    })
+    return int(span.sum()), counts
+
+
+def _draw_figures(
+    run: RunData, plan: Sequence[str], mask: pd.Series | None, fdir: Path, bar: Any
+) -> tuple[dict[str, Path], int | None]:
+    """Draw and save the figures of ``plan`` under ``fdir`` (one ``bar`` step each); return
+    figure key -> path and the number of extreme months in the run (None without a mask).
+    Every asset keeps the colour :func:`runners.figures.asset_colors` gives it for the run's
+    full asset list, in every figure."""
+    n_extreme, counts = _extreme_counts(run, mask)
+    assets = list(run.assets)
+    if run.budgets is not None:
+        assets += [c[len("smoothed_"):] for c in run.budgets.columns
+                   if c.startswith("smoothed_") and c[len("smoothed_"):] not in assets]
+    palette = F.asset_colors(assets)
+    figs: dict[str, Path] = {}
+    for key in plan:
+        if key == "equity_drawdown":
+            fig = F.plot_equity_drawdowns(run.returns)
+        elif key == "extreme_months":
+            fig = F.plot_extreme_months(run.metrics["extreme_month_return"], n_months=n_extreme,
+                                        counts=counts, equity_return=_equity_extreme_return(run, mask))
+        elif key == "budgets":
+            with_budgets = [a for a in assets if f"smoothed_{a}" in run.budgets.columns]
+            fig = F.plot_budgets(run.budgets, with_budgets, colors=palette)
+        elif key == "risk_contributions":
+            fig = F.plot_risk_contributions(run.risk_contributions, run.budgets, colors=palette)
+        elif key == "weights":
+            fig = F.plot_weights(run.weights, colors=palette)
+        elif key == "turnover_per_year":
+            fig = F.plot_turnover_per_year(run.rebalances, run.returns)
+        else:
+            fig = F.plot_regimes(run.regimes, run.transition)
+        figs[key] = F.save_figure(fig, fdir / FIGURE_FILES[key][0])
+        bar.update(1)
+    return figs, n_extreme
+
+
+def _record_report_seconds(run_dir: Path, seconds: float) -> None:
+    """Put the report stage's wall time into ``run.json`` as ``timings.report_s`` (rewritten
+    atomically; nothing done when the run has no ``run.json`` or it is not a JSON object)."""
+    path = run_dir / "run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(info, dict):
+        return
+    timings = info.get("timings") if isinstance(info.get("timings"), dict) else {}
+    timings["report_s"] = round(float(seconds), 3)
+    info["timings"] = timings
+    atomic_write_text(path, json.dumps(info, indent=2))
+
+
 # ----------------------------------------------------------------------------- build
 
 
@@ -869,6 +981,7 @@ def build_report(
     n_jobs: int = 2,
     embed_tearsheets: bool = False,
     timings: dict[str, float] | None = None,
+    progress: bool = False,
 ) -> dict[str, Path]:
     """Regenerate the whole report of a run directory from its saved outputs.
 
@@ -892,8 +1005,13 @@ def build_report(
     embed_tearsheets : bool, default False
         Also embed the (large) tear sheet PNGs in ``report.html`` (collapsed).
     timings : dict, optional
-        Filled with seconds per stage (``load, metrics, tables, figures, tearsheets, report``) and
-        per tear sheet (``tearsheet:<strategy>``).
+        Filled with seconds per stage (``load, metrics, tables, figures, tearsheets, report``;
+        the tear sheets render in worker processes while the figures are drawn, so
+        ``tearsheets`` is the wait after the figures) and per tear sheet
+        (``tearsheet:<strategy>``, in its worker). The whole stage's wall time is also written
+        to ``run.json`` as ``timings.report_s``.
+    progress : bool, default False
+        Show a progress bar on stderr (one step per figure and tear sheet).
 
     Returns
     -------
@@ -910,7 +1028,7 @@ def build_report(
     runners.tearsheets.TearsheetError
         pyfolio failed for a strategy.
     """
-    clock = time.perf_counter()
+    clock = started = time.perf_counter()
     stamps: dict[str, float] = {}
 
     def lap(stage: str) -> None:
@@ -978,92 +1096,47 @@ def build_report(
             written[f"tables/{k}"] = p
     lap("tables")
 
-    # ---- figures -------------------------------------------------------------------------
-    fdir = root / "figures"
-    figs: dict[str, Path] = {}
+    # ---- figures, while the tear sheets render in worker processes ------------------------
+    have = [s for s in run.strategies if s in run.positions and s in run.transactions] if tearsheets else []
+    plans = _figure_plan(run)
+    bar = _progress_bar(len(plans) + len(have), progress)
+    sheet_bench = effective_bench if effective_bench in run.strategies else None
+    synthetic = _is_synthetic(run) if tearsheets else False
+    sheet_times: dict[str, float] = {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        if have:
+            from runners.tearsheets import write_tearsheets
 
-    def emit(key: str, fig: Any) -> None:
-        path = F.save_figure(fig, fdir / FIGURE_FILES[key][0])
-        figs[key] = path
-        written[rel(path)] = path
-
-    emit("equity_drawdown", F.plot_equity_drawdowns(run.returns))
-    n_extreme = None
-    if mask is not None:
-        first, last = run.returns.dropna(how="all").index[[0, -1]]
-        span = mask[(mask.index >= first.to_period("M")) & (mask.index <= last.to_period("M"))]
-        n_extreme = int(span.sum())
-    counts = None
-    if mask is not None:
-        flagged = set(mask[mask].index)
-        counts = pd.Series({
-            s: sum(1 for m in pd.unique(pd.DatetimeIndex(run.returns[s].dropna().index).to_period("M"))
-                   if m in flagged)
-            for s in run.strategies
-        })
-    emit("extreme_months", F.plot_extreme_months(run.metrics["extreme_month_return"],
-                                                 n_months=n_extreme, counts=counts,
-                                                 equity_return=_equity_extreme_return(run, mask)))
-    assets_with_budgets = [a for a in run.assets if run.budgets is not None
-                           and f"smoothed_{a}" in run.budgets.columns]
-    if run.budgets is not None:
-        if not assets_with_budgets:
-            assets_with_budgets = [c[len("smoothed_"):] for c in run.budgets.columns if c.startswith("smoothed_")]
-        emit("budgets", F.plot_budgets(run.budgets, assets_with_budgets))
-    if run.risk_contributions:
-        emit("risk_contributions", F.plot_risk_contributions(run.risk_contributions, run.budgets))
-    if run.weights:
-        emit("weights", F.plot_weights(run.weights))
-    if run.rebalances is not None:
-        emit("turnover_per_year", F.plot_turnover_per_year(run.rebalances, run.returns))
-    if run.regimes is not None:
-        emit("regimes", F.plot_regimes(run.regimes, run.transition))
-    lap("figures")
-
-    # ---- tear sheets ---------------------------------------------------------------------
-    sheets: dict[str, Path] = {}
+            pending = pool.submit(write_tearsheets, root, have, n_jobs=n_jobs, timings=sheet_times,
+                                  benchmark=sheet_bench, interesting_times=not synthetic,
+                                  on_done=lambda s: bar.update(1))
+        try:
+            fdir = root / "figures"
+            figs, n_extreme = _draw_figures(run, plans, mask, fdir, bar)
+            written.update({rel(path): path for path in figs.values()})
+            lap("figures")
+            sheets: dict[str, Path] = pending.result() if pending is not None else {}
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            bar.close()
     previous_sheets = False
-    sheet_bench: str | None = None
-    synthetic = False
     if not tearsheets:
         # keep linking tear sheets rendered by an earlier run of the report
         sheets = {s: root / "tearsheets" / f"{s}.png" for s in run.strategies
                   if (root / "tearsheets" / f"{s}.png").is_file()}
         previous_sheets = bool(sheets)
-    if tearsheets:
-        from runners.tearsheets import write_tearsheets
-
-        have = [s for s in run.strategies if s in run.positions and s in run.transactions]
-        sheet_times: dict[str, float] = {}
-        sheet_bench = effective_bench if effective_bench in run.strategies else None
-        synthetic = _is_synthetic(run)
-        sheets = write_tearsheets(root, have, n_jobs=n_jobs, timings=sheet_times, benchmark=sheet_bench,
-                                  interesting_times=not synthetic)
-        for s, p in sheets.items():
+    for s, p in sheets.items():
+        if tearsheets:
             written[rel(p)] = p
             stamps[f"tearsheet:{s}"] = sheet_times.get(s, float("nan"))
-    lap("tearsheets")
+    lap("tearsheets")  # the wait for the tear sheets after the figures were drawn
 
     # ---- the document --------------------------------------------------------------------
-    blocks: list[_Block] = [*_health_blocks(run), _Block("h2", "The run"),
-                            _Block("facts", facts=_describe_run(run, benchmark=effective_bench))]
-    ptable = _parameters_table(run)
-    if ptable is not None:
-        blocks.append(_Block("table", "Parameters per strategy (from run.json)", table=ptable))
-    dtable = _diagnostics_table(run)
-    if dtable is not None:
-        blocks.append(_Block("table", "Diagnostics per strategy (from run.json: refits, fit failures, "
-                             "solver fallbacks, order issues)", table=dtable))
-    notes = _diagnostic_notes(run)
-    if notes:
-        blocks.append(_Block("items", "Warnings and notes recorded by the run:",
-                             links=[(n, "") for n in notes]))
-    other = _other_info(run)
-    if other:
-        blocks.append(_Block("p", "Configuration and other run information (run.json):"))
-        blocks.append(_Block("pre", other, collapsed=True, summary="show the configuration"))
-
-    blocks += [
+    # results first (flagged strategies above them); the run, its diagnostics and configuration at the end
+    blocks: list[_Block] = [
+        *_health_blocks(run),
         _Block("h2", "Performance comparison"),
         _Block("table", f"Metrics {metrics_note}. Daily returns after costs; "
                "drawdowns, worst month and CVaR are negative returns.", table=T.metrics_formatted(run.metrics)),
@@ -1156,16 +1229,23 @@ def build_report(
     files += [(k, k) for k in sorted(written) if k.startswith("tables/") and k not in metrics_files]
     if files:
         blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]
+    blocks += _run_blocks(run, effective_bench)
     if run.missing:
         blocks += [_Block("h2", "Inputs not found"),
                    _Block("p", "These optional files are not in the run directory, so the parts that "
                           "need them are left out: " + ", ".join(run.missing) + ".")]
+    other = _other_info(run)
+    if other:
+        blocks += [_Block("h2", "Configuration"),
+                   _Block("p", "Configuration and other run information (run.json):"),
+                   _Block("pre", other, collapsed=True, summary="show the configuration")]
 
     title = "Dynamic risk budgeting: comparison report"
     written["report.md"] = atomic_write_text(root / "report.md", _md(blocks, title))
     written["report.html"] = atomic_write_text(
         root / "report.html", _html(blocks, title, root, embed_tearsheets=embed_tearsheets))
     lap("report")
+    _record_report_seconds(root, time.perf_counter() - started)
     if timings is not None:
         timings.update(stamps)
     return written
@@ -1198,6 +1278,7 @@ def _parser() -> argparse.ArgumentParser:
                         "and keeps the run's metrics.csv")
     p.add_argument("--embed-tearsheets", action="store_true",
                    help="embed the tear sheet PNGs in report.html too (large)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -1213,7 +1294,7 @@ def report_main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
         written = build_report(args.run_dir, tearsheets=not args.no_tearsheets, window=args.window,
                                benchmark=args.benchmark, n_jobs=args.jobs,
-                               embed_tearsheets=args.embed_tearsheets)
+                               embed_tearsheets=args.embed_tearsheets, progress=not args.quiet)
     except SystemExit as exc:  # -h / --help
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
     except (DRBError, OSError) as exc:

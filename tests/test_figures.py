@@ -225,3 +225,52 @@ def test_warm_up_days_form_one_grey_spell(run):
     regimes["regime"] = budgets["regime"]
     timeline = F.plot_regimes(regimes, run.transition).axes[0]
     assert timeline.get_yticklabels()[-1].get_text() == F.WARMUP
+
+
+def _lab(color: str) -> np.ndarray:
+    """CIE-Lab (D65) of a matplotlib colour."""
+    from matplotlib import colors as mcolors
+
+    rgb = np.array(mcolors.to_rgb(color))
+    rgb = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_asset_palette_is_distinct_up_to_20_assets():
+    tickers = ["SPY", "SHY", "TLT", "IEF", "GLD", "DBC", "VNQ", "EFA", "EEM", "LQD", "HYG", "TIP",
+               "XLE", "XLF", "XLK", "XLU", "XLV", "QQQ", "IWM", "AGG"]
+    colors = F.asset_colors(tickers)
+    assert len(set(colors.values())) == 20
+    labs = [_lab(c) for c in colors.values()]
+    gaps = [np.linalg.norm(a - b) for k, a in enumerate(labs) for b in labs[k + 1:]]
+    assert min(gaps) > 20  # every pair clearly apart (CIE76 distance)
+    # none is the cash grey or the dynamic model's black
+    assert all(np.linalg.norm(_lab(c) - _lab(g)) > 15 for c in colors.values() for g in ("#bbbbbb", "#000000"))
+    # the default classes keep their colours, alone or among tickers
+    mixed = F.asset_colors(["SPY", "equity", "bond"])
+    assert mixed["equity"] == F.asset_colors(["equity"])["equity"] and len(set(mixed.values())) == 3
+
+
+def test_an_asset_keeps_its_colour_in_every_figure():
+    from matplotlib import colors as mcolors
+
+    tickers = [f"T{k:02d}" for k in range(12)]
+    palette = F.asset_colors(tickers)
+    idx = pd.bdate_range("2024-01-01", periods=30)
+    full = pd.DataFrame(1.0 / 12, index=idx, columns=tickers)
+    subset = pd.DataFrame(0.25, index=idx, columns=tickers[8:][::-1])  # other assets, other order
+    figs = [F.plot_weights({"A": full, "B": subset}, colors=palette),
+            F.plot_risk_contributions({"B": subset}, colors=palette)]
+    seen = 0
+    for fig in figs:
+        for ax in fig.axes:
+            for coll in ax.collections:
+                if coll.get_label() in palette:
+                    assert mcolors.to_hex(coll.get_facecolor()[0]) == palette[coll.get_label()]
+                    seen += 1
+    assert seen == 12 + 12 + 4  # each weights panel stacks every asset of the figure
+    # without the run's palette the subset alone would start the palette again
+    assert F.asset_colors(list(subset.columns))[tickers[11]] != palette[tickers[11]]

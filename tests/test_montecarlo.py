@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from feeds import MarketData, synthetic_market
+from feeds import synthetic_market
 from runners.config import RunConfig
 from runners.metrics import METRIC_COLUMNS
 from runners.montecarlo import (
@@ -27,16 +27,7 @@ from runners.montecarlo import (
 STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
 
 
-@pytest.fixture(scope="module")
-def base_market() -> MarketData:
-    return MarketData.from_synthetic(synthetic_market(seed=5, start="2018-01-02", end="2019-06-28"))
-
-
-@pytest.fixture()
-def config() -> RunConfig:
-    cfg = RunConfig(source="test")
-    cfg.execution["warmup"] = 60
-    return cfg
+# small_market (the base market) and config (60-bar warm-up) come from conftest.py
 
 
 # ----------------------------------------------------------------------------- the bootstrap
@@ -58,28 +49,28 @@ def test_bootstrap_indices_blocks():
         _bootstrap_indices(10, 10, 0.5, rng)
 
 
-def test_stationary_bootstrap_moves_rows_jointly(base_market):
-    path = stationary_bootstrap(base_market, np.random.default_rng(11), mean_block=20)
-    again = stationary_bootstrap(base_market, np.random.default_rng(11), mean_block=20)
+def test_stationary_bootstrap_moves_rows_jointly(small_market):
+    path = stationary_bootstrap(small_market, np.random.default_rng(11), mean_block=20)
+    again = stationary_bootstrap(small_market, np.random.default_rng(11), mean_block=20)
     pd.testing.assert_frame_equal(path.prices, again.prices)
-    assert path.prices.index.equals(base_market.prices.index)
-    np.testing.assert_array_equal(path.prices.iloc[0], base_market.prices.iloc[0])
-    src_r = base_market.prices.pct_change().iloc[1:].to_numpy()
+    assert path.prices.index.equals(small_market.prices.index)
+    np.testing.assert_array_equal(path.prices.iloc[0], small_market.prices.iloc[0])
+    src_r = small_market.prices.pct_change().iloc[1:].to_numpy()
     new_r = path.prices.pct_change().iloc[1:].to_numpy()
     # each output return row is one source row (all assets of the same day) ...
     match = [np.flatnonzero(np.all(np.isclose(src_r, row, rtol=1e-9, atol=1e-13), axis=1)) for row in new_r]
     assert all(len(m) >= 1 for m in match)
     days = np.array([m[0] for m in match])
     # ... and the volatility index travels with it (index value of that source day)
-    np.testing.assert_allclose(path.vol_index.iloc[1:].to_numpy(), base_market.vol_index.iloc[days + 1].to_numpy())
+    np.testing.assert_allclose(path.vol_index.iloc[1:].to_numpy(), small_market.vol_index.iloc[days + 1].to_numpy())
     assert not np.array_equal(days, np.arange(len(days)))  # really resampled
     # macro: the pre-sample history is kept, the months of the span come from source months
-    first = base_market.prices.index[0].to_period("M").to_timestamp()
-    pd.testing.assert_frame_equal(path.macro.loc[: first - pd.Timedelta(days=1)], base_market.macro.loc[: first - pd.Timedelta(days=1)])
+    first = small_market.prices.index[0].to_period("M").to_timestamp()
+    pd.testing.assert_frame_equal(path.macro.loc[: first - pd.Timedelta(days=1)], small_market.macro.loc[: first - pd.Timedelta(days=1)])
     span = path.macro.loc[first:]
-    assert len(span) == base_market.prices.index.to_period("M").nunique()
+    assert len(span) == small_market.prices.index.to_period("M").nunique()
     for _, row in span.iterrows():
-        assert (base_market.macro == row.to_numpy()).all(axis=1).any()
+        assert (small_market.macro == row.to_numpy()).all(axis=1).any()
 
 
 def test_path_seeds_and_sources():
@@ -148,9 +139,9 @@ def test_mc_defaults_ewma_unless_configured():
 # ----------------------------------------------------------------------------- serial runs
 
 
-def test_run_montecarlo_outputs_and_resume(base_market, config, tmp_path):
+def test_run_montecarlo_outputs_and_resume(small_market, config, tmp_path):
     out = tmp_path / "mc"
-    res = run_montecarlo(base_market, config, 3, out, strategies=STRATS, progress=False)
+    res = run_montecarlo(small_market, config, 3, out, strategies=STRATS, progress=False)
     paths = pd.read_csv(out / "paths.csv")
     assert list(paths.columns) == ["path", "strategy", *METRIC_COLUMNS, "source", "seed", "seconds"]
     assert len(paths) == 3 * 3 and paths["path"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
@@ -160,7 +151,7 @@ def test_run_montecarlo_outputs_and_resume(base_market, config, tmp_path):
     runs, _ = mc_runs(config, STRATS)
     setup = {"seed": 0, "source": "both", "start": "2018-01-02", "end": "2019-06-28", "block": 63.0, "runs": runs,
              "broker": dict(config.broker), "engine": "fast", "benchmark": "EqualWeight", "risk_free": 0.0}  # fmt: skip
-    direct = run_path(1, base=base_market, setup=setup)
+    direct = run_path(1, base=small_market, setup=setup)
     np.testing.assert_array_equal(
         paths[paths["path"] == 1][list(METRIC_COLUMNS)].to_numpy(float), direct[list(METRIC_COLUMNS)].to_numpy(float)
     )
@@ -179,7 +170,7 @@ def test_run_montecarlo_outputs_and_resume(base_market, config, tmp_path):
     # rerun with more paths: the three done are kept as they are, only path 3 runs
     parts = sorted((out / "parts" / "montecarlo").glob("path-*.csv"))
     stamps = {p: p.stat().st_mtime_ns for p in parts}
-    res2 = run_montecarlo(base_market, config, 4, out, strategies=STRATS, progress=False)
+    res2 = run_montecarlo(small_market, config, 4, out, strategies=STRATS, progress=False)
     assert res2.resumed_from == 3 and res2.timings["computed"] == 1 and res2.done == 4
     assert all(p.stat().st_mtime_ns == stamps[p] for p in parts)
     paths2 = pd.read_csv(out / "paths.csv")
@@ -187,18 +178,18 @@ def test_run_montecarlo_outputs_and_resume(base_market, config, tmp_path):
 
     # other settings are refused; --restart discards
     with pytest.raises(ConfigError, match="different settings"):
-        run_montecarlo(base_market, config, 4, out, strategies=STRATS, block=20, progress=False)
-    res3 = run_montecarlo(base_market, config, 1, out, strategies=STRATS, block=20, progress=False, restart=True)
+        run_montecarlo(small_market, config, 4, out, strategies=STRATS, block=20, progress=False)
+    res3 = run_montecarlo(small_market, config, 1, out, strategies=STRATS, block=20, progress=False, restart=True)
     assert res3.resumed_from == 0 and len(pd.read_csv(out / "paths.csv")) == 3
 
 
-def test_montecarlo_rejects_bad_input(base_market, config, tmp_path):
+def test_montecarlo_rejects_bad_input(small_market, config, tmp_path):
     with pytest.raises(ConfigError, match="--paths"):
-        run_montecarlo(base_market, config, 0, tmp_path, strategies=STRATS, progress=False)
+        run_montecarlo(small_market, config, 0, tmp_path, strategies=STRATS, progress=False)
     with pytest.raises(ConfigError, match="source"):
-        run_montecarlo(base_market, config, 1, tmp_path, strategies=STRATS, source="history", progress=False)
+        run_montecarlo(small_market, config, 1, tmp_path, strategies=STRATS, source="history", progress=False)
     with pytest.raises(DRBError, match="garch"):  # fails before any path runs
-        run_montecarlo(base_market, config, 1, tmp_path / "g", strategies=STRATS, dynamic_overrides={"risk_model": "garch"}, progress=False)
+        run_montecarlo(small_market, config, 1, tmp_path / "g", strategies=STRATS, dynamic_overrides={"risk_model": "garch"}, progress=False)
     assert not (tmp_path / "g").exists()
 
 

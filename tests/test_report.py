@@ -36,6 +36,30 @@ def built(tmp_path_factory):
     return run_dir, written, timings
 
 
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """One short single-strategy run, built once with the progress bar on: warnings recorded in
+    run.json, no metrics.csv, an extra figure written by the run, a backtest time."""
+    import contextlib
+    import io
+
+    from matplotlib.figure import Figure
+
+    run_dir = write_fake_run(tmp_path_factory.mktemp("small"), n_days=60,
+                             strategies=("DynamicRiskBudget",), with_metrics=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["strategy_info"]["DynamicRiskBudget"]["warnings"] = ["EGARCH fit for asset 1 failed"] * 2 + ["other"]
+    info["timings"] = {"backtest_s": 1.5}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    fig = Figure(figsize=(3, 2))
+    fig.text(0.5, 0.5, "extra")
+    atomic_savefig(fig, run_dir / "figures" / "extra_analysis.png")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        written = build_report(run_dir, tearsheets=False, progress=True)
+    return run_dir, written, err.getvalue()
+
+
 def test_every_file_exists_and_is_not_empty(built):
     run_dir, written, _ = built
     for key, path in written.items():
@@ -52,14 +76,8 @@ def test_every_file_exists_and_is_not_empty(built):
     assert not list(run_dir.rglob("*.tmp"))  # atomic writes leave no temporary files
 
 
-def test_other_figures_of_the_run_are_embedded_too(tmp_path):
-    from matplotlib.figure import Figure
-
-    run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
-    fig = Figure(figsize=(3, 2))
-    fig.text(0.5, 0.5, "extra")
-    atomic_savefig(fig, run_dir / "figures" / "extra_analysis.png")
-    build_report(run_dir, tearsheets=False)
+def test_other_figures_of_the_run_are_embedded_too(small):
+    run_dir, _, _ = small
     page = (run_dir / "report.html").read_text()
     assert 'data-figure="figures/extra_analysis.png"' in page
     md = (run_dir / "report.md").read_text()
@@ -137,13 +155,19 @@ def test_time_risk_tables_and_figure(tmp_path):
     assert "2021 (+7 d of 2020)</th>" in page and "HHI years (equal risk)</th>" in page
     assert 'data-figure="figures/time_risk.png"' in page
 
-    # drb report regenerates the tables from the saved csv
+    # the tables come from the saved csv (what drb report reads again)
     tr = pd.read_csv(run_dir / "time_risk.csv", index_col=[0, 1])
     tr.loc[("concentration", "hhi_years"), "DynamicRiskBudget"] = 0.5
     tr.to_csv(run_dir / "time_risk.csv")
-    assert report_main([str(run_dir), "--no-tearsheets"]) == 0
-    sec = _section_of((run_dir / "report.md").read_text(), "Risk over time (time-axis risk contributions)")
-    assert f"| DynamicRiskBudget | {100 * vol:.1f}% | 0.500 (" in sec
+    assert f"| DynamicRiskBudget | {100 * vol:.1f}% | 0.500 (" in _time_risk_section(run_dir)
+
+
+def _time_risk_section(run_dir) -> str:
+    """The markdown of the report's time-risk section, from the run folder as it is now (what
+    build_report writes under its heading, without rebuilding the figures)."""
+    from runners.report import _md, _time_risk_blocks
+
+    return _md(_time_risk_blocks(load_run(run_dir)), "t").split("\n", 2)[2]
 
 
 def test_time_risk_csv_of_older_runs(tmp_path):
@@ -151,11 +175,9 @@ def test_time_risk_csv_of_older_runs(tmp_path):
     run_dir = write_fake_run(tmp_path / "r", n_days=300, start="2020-12-21")
     full = _write_time_risk(run_dir, drop_sections=("bars", "hhi_years_equal_risk", "hhi_months_equal_risk"))
     assert "bars" not in full.index.get_level_values(0)
-    build_report(run_dir, tearsheets=False)
-    old = _section_of((run_dir / "report.md").read_text(), "Risk over time (time-axis risk contributions)")
+    old = _time_risk_section(run_dir)
     _write_time_risk(run_dir)
-    build_report(run_dir, tearsheets=False)
-    new = _section_of((run_dir / "report.md").read_text(), "Risk over time (time-axis risk contributions)")
+    new = _time_risk_section(run_dir)
     assert "day counts from returns.csv" in old and "day counts from time_risk.csv" in new
     assert old.replace("returns.csv, this time_risk.csv has none", "time_risk.csv") == new
 
@@ -210,6 +232,27 @@ def test_run_description(built):
     # diagnostics per strategy (fit failures, solver fallbacks, order issues)
     assert "| Strategy | risk_model_refits | risk_model_failed_fits | solver_fallbacks |" in md
     assert '"config"' in md  # the configuration, verbatim
+
+
+def test_results_first_configuration_last_and_folded(built):
+    run_dir, _, _ = built
+    md = (run_dir / "report.md").read_text()
+    heads = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert heads[0] == "Performance comparison"  # results open the report
+    assert heads[-1] == "Configuration" and heads.index("The run") > heads.index("pyfolio tear sheets")
+    config = _section_of(md, "Configuration")
+    assert '"config"' in config and '"config"' not in md.split("## Configuration", 1)[0]
+    assert "<details><summary>show the configuration</summary>" in config
+    page = (run_dir / "report.html").read_text()
+    assert page.index("<h2>Performance comparison</h2>") < page.index("<h2>The run</h2>") \
+        < page.index("<h2>Configuration</h2>")
+
+
+def test_report_time_and_progress(small):
+    run_dir, _, err = small
+    assert "report: 100%" in err and "7/7" in err  # one step per figure (no tear sheets here)
+    timings = json.loads((run_dir / "run.json").read_text())["timings"]
+    assert timings["backtest_s"] == 1.5 and timings["report_s"] > 0
 
 
 def test_equity_asset_found_by_class(tmp_path):
@@ -287,12 +330,8 @@ def test_other_benchmark_recomputes_metrics_and_keeps_the_runs(tmp_path):
         build_report(run_dir, tearsheets=False, benchmark="Nope")
 
 
-def test_warnings_of_the_run_are_listed(tmp_path):
-    run_dir = write_fake_run(tmp_path / "r", n_days=60, strategies=("DynamicRiskBudget",))
-    info = json.loads((run_dir / "run.json").read_text())
-    info["strategy_info"]["DynamicRiskBudget"]["warnings"] = ["EGARCH fit for asset 1 failed"] * 2 + ["other"]
-    (run_dir / "run.json").write_text(json.dumps(info))
-    build_report(run_dir, tearsheets=False)
+def test_warnings_of_the_run_are_listed(small):
+    run_dir, _, _ = small
     md = (run_dir / "report.md").read_text()
     assert "- DynamicRiskBudget, warnings: EGARCH fit for asset 1 failed (x2)" in md
     assert "- DynamicRiskBudget, warnings: other" in md
@@ -300,7 +339,7 @@ def test_warnings_of_the_run_are_listed(tmp_path):
 
 
 def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
-    from runners.report import _Block, _html
+    from runners.report import _Block, _html, _md
     from runners.tables import FormattedTable
 
     table = FormattedTable(("Year", "DynamicRiskBudget"), (False, True), (("2024", "1.0%"),) * 50)
@@ -308,13 +347,15 @@ def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
                          collapsed=True, summary="show the 50 rows")], "t", tmp_path, embed_tearsheets=False)
     assert ('<p class="caption">Budget adjustment log, window start to end</p>'
             "<details><summary>show the 50 rows</summary><table") in page
+    md = _md([_Block("table", "Budget adjustment log", table=table, collapsed=True,
+                     summary="show the 50 rows")], "t")
+    assert "<details><summary>show the 50 rows</summary>\n\n| Year |" in md
+    assert md.rstrip().endswith("</details>")
     assert '<th class="num">Dynamic<wbr>Risk<wbr>Budget</th>' in page
 
 
-def test_build_report_writes_metrics_when_absent(tmp_path):
-    run_dir = write_fake_run(tmp_path / "r", n_days=80, strategies=("DynamicRiskBudget",),
-                             with_metrics=False)
-    written = build_report(run_dir, tearsheets=False)
+def test_build_report_writes_metrics_when_absent(small):
+    run_dir, written, _ = small
     assert {"metrics.csv", "metrics.md"} <= set(written)
     assert "computed from returns.csv" in (run_dir / "report.md").read_text()
 
@@ -370,7 +411,8 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
 
     calls = {}
 
-    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings, benchmark, interesting_times):
+    def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings, benchmark, interesting_times,
+                              on_done):
         calls.update(strategies=list(strategies), n_jobs=n_jobs, benchmark=benchmark,
                      interesting_times=interesting_times)
         out = {}
@@ -379,11 +421,13 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
             fig.text(0.5, 0.5, s)
             out[s] = atomic_savefig(fig, run_dir / "tearsheets" / f"{s}.png")
             timings[s] = 0.1
+            on_done(s)
         return out
 
     monkeypatch.setattr(ts, "write_tearsheets", fake_write_tearsheets)
     run_dir = write_fake_run(tmp_path / "r", n_days=130, strategies=("DynamicRiskBudget", "EqualWeight"))
-    code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets"])
+    code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets",
+                        "--quiet"])
     # against the run's benchmark; the fake run's prices are synthetic: no historical stress periods
     assert calls == {"strategies": ["DynamicRiskBudget", "EqualWeight"], "n_jobs": 3,
                      "benchmark": "EqualWeight", "interesting_times": False}

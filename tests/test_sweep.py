@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from feeds import MarketData, synthetic_market
-from runners.config import RunConfig
+from feeds import MarketData
 from runners.metrics import METRIC_COLUMNS
 from runners.sweep import (
     ForecastErrorSpec,
@@ -28,16 +27,7 @@ from runners.sweep import (
 WARM = {"warmup": 60}
 
 
-@pytest.fixture(scope="module")
-def small_market() -> MarketData:
-    return MarketData.from_synthetic(synthetic_market(seed=3, start="2018-01-02", end="2019-06-28"))
-
-
-@pytest.fixture()
-def config() -> RunConfig:
-    cfg = RunConfig(source="test")
-    cfg.execution["warmup"] = 60
-    return cfg
+# small_market and config (60-bar warm-up) come from conftest.py
 
 
 def _write(tmp_path, text: str):

@@ -10,7 +10,8 @@ from feeds import synthetic_market
 from feeds.synthetic import ASSET_PARAMS
 
 
-def test_shape_and_labels(market):
+def test_shape_and_labels(demo_market):
+    market = demo_market
     p = market.prices
     assert list(p.columns) == ["equity", "bond", "commodity", "real_estate"]
     assert isinstance(p.index, pd.DatetimeIndex) and (p.index.day_of_week < 5).all()

@@ -40,9 +40,13 @@ def test_inputs_errors(short_run, tmp_path):
         load_tearsheet_inputs(bad, "DynamicRiskBudget")
 
 
+@pytest.mark.slow  # worker subprocesses import pyfolio and render
 def test_parallel_tearsheets_leave_the_console_clean(short_run, capfd):
     timings: dict[str, float] = {}
-    paths = write_tearsheets(short_run, n_jobs=2, timings=timings, benchmark="EqualWeight")
+    done: list[str] = []
+    paths = write_tearsheets(short_run, n_jobs=2, timings=timings, benchmark="EqualWeight",
+                             on_done=done.append)
+    assert sorted(done) == ["DynamicRiskBudget", "EqualWeight"]  # one progress call each
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # no pyfolio HTML reprs, no deprecation warnings
     assert list(paths) == ["DynamicRiskBudget", "EqualWeight"]
@@ -57,6 +61,7 @@ def test_parallel_tearsheets_leave_the_console_clean(short_run, capfd):
         assert timings[name] > 0
 
 
+@pytest.mark.slow  # worker subprocesses import pyfolio and render
 def test_worker_errors_come_back_typed_and_quiet(tmp_path, capfd):
     run = write_fake_run(tmp_path / "run", n_days=140, strategies=("DynamicRiskBudget",), with_metrics=False)
     txn = run / "transactions" / "DynamicRiskBudget.csv"
@@ -119,8 +124,16 @@ def test_pyfolio_panels_are_relabelled_readably(short_run):
             assert len(set(labels)) == len(labels), (title, labels)  # no "-0%, -0%, -1%, -1%"
         log_ax = axes["Cumulative returns on logarithmic scale"]
         assert not any(t.get_text() for t in log_ax.get_yticklabels(minor=True))  # no "1.3 x 10^0"
-        heat = axes["Monthly returns (values at the top)"]
-        assert heat.collections and not heat.texts  # colours only; the header has the numbers
+        heat = axes["Monthly returns\n(values at the top)"]
+        assert heat.images and not heat.texts  # colours only; the header has the numbers
+        # legends sit above their panels, never on the data; the mean of the bar charts is
+        # in their titles
+        for ax in fig.axes:
+            leg = ax.get_legend()
+            if leg is not None:
+                assert leg.get_window_extent().y0 >= ax.get_window_extent().y1 - 1, ax.get_title()
+        annual = next(ax for ax in fig.axes if ax.get_title().startswith("Annual returns"))
+        assert annual.get_legend() is None and "mean" in annual.get_title()
         plt.close(fig)
 
         fig = _txn_figure(rets, pos, txns)
@@ -136,3 +149,78 @@ def test_pyfolio_panels_are_relabelled_readably(short_run):
         assert f"the {n_days} days with trades" in hist.get_title()
         assert sum(p.get_height() for p in hist.patches) == n_days
         plt.close(fig)
+
+
+def test_rolling_beta_matches_pyfolio():
+    import numpy as np
+    import pyfolio.timeseries as pft
+
+    from runners.tearsheets import rolling_beta
+
+    rng = np.random.default_rng(3)
+    idx = pd.bdate_range("2020-01-01", periods=330, tz="UTC")
+    factor = pd.Series(rng.normal(0.0, 0.01, len(idx)), idx, name="EqualWeight")
+    rets = 0.6 * factor + pd.Series(rng.normal(0.0, 0.004, len(idx)), idx)
+    factor.iloc[150:300] = 0.0  # windows without factor variance: NaN in both
+    for window in (63, 126):
+        ours = rolling_beta(rets, factor, window)
+        pd.testing.assert_series_equal(ours, pft.rolling_beta(rets, factor, window), rtol=1e-9,
+                                       check_names=False)
+        assert ours.iloc[window:].notna().any() and ours.iloc[:window].isna().all()
+
+
+def test_long_runs_keep_year_labels_apart_and_legends_off_the_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import empyrical as ep
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pyfolio as pf
+
+    from runners.tearsheets import _draw_monthly_heatmap, _monthly_table, _quiet, _tidy_axes
+
+    rng = np.random.default_rng(5)
+    idx = pd.bdate_range("2006-01-02", "2024-12-31", tz="UTC")  # 19 calendar years
+    rets = pd.Series(rng.normal(3e-4, 0.01, len(idx)), idx)
+    with _quiet():
+        fig, (ax_heat, ax_year) = plt.subplots(1, 2, figsize=(9, 5))
+        _draw_monthly_heatmap(ax_heat, _monthly_table(rets), annot_size=None)
+        pf.plotting.plot_annual_returns(rets, ax=ax_year)
+        assert ax_year.get_legend() is not None  # pyfolio's "Mean" legend, on the bars
+        _tidy_axes(fig, rets)
+        fig.canvas.draw()
+    for ax in (ax_heat, ax_year):
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert 6 <= len(labels) <= 12 and labels[0] in {"2006", "2024"}
+        boxes = [t.get_window_extent() for t in ax.get_yticklabels() if t.get_text()]
+        assert all(not a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+    assert ax_year.get_legend() is None
+    mean = 100 * ep.aggregate_returns(rets, "yearly").mean()
+    assert ax_year.get_title() == f"Annual returns\n(dashed: mean {mean:.1f}%)"
+    plt.close(fig)
+
+
+def test_asset_lines_take_the_report_palette():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import colors as mcolors
+    from matplotlib.figure import Figure
+
+    from runners.figures import asset_colors
+    from runners.tearsheets import _tidy_axes
+
+    assets = [f"A{k}" for k in range(12)]
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_title("Portfolio allocation over time, only top 10 holdings")
+    for a in assets[::-1]:
+        ax.plot([0, 1], [0, 1], label=a)
+    ax.legend()
+    _tidy_axes(fig, pd.Series(dtype=float), assets=assets)
+    want = asset_colors(assets)
+    for line in ax.get_lines():
+        assert mcolors.to_hex(line.get_color()) == want[line.get_label()]
+    for handle, text in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts()):
+        assert mcolors.to_hex(handle.get_color()) == want[text.get_text()]

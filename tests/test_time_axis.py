@@ -184,22 +184,22 @@ def test_parity_weight_is_the_budgeting_optimum_on_the_time_axis() -> None:
 # ------------------------------------------------------------------------------------ (d)
 
 
-@pytest.mark.parametrize("market", [ZhouLiMarket(), ZhouLiMarket(0.05, 0.12, 0.25, 2.0, 3.0, 0.5)])
-def test_mean_variance_contributions_aggregate_to_terminal_variance(market: ZhouLiMarket) -> None:
+@pytest.mark.parametrize("zl", [ZhouLiMarket(), ZhouLiMarket(0.05, 0.12, 0.25, 2.0, 3.0, 0.5)])
+def test_mean_variance_contributions_aggregate_to_terminal_variance(zl: ZhouLiMarket) -> None:
     """int_0^T E[c_bond + c_stock](t) dt = Var(x_T) with the drift terms included (closed forms)."""
-    total = quad(lambda t: sum(mean_variance_expected_contributions(market, t)), 0.0,
-                 market.horizon, epsabs=0, epsrel=1e-12)[0]
-    assert np.isclose(total, market.terminal_variance, rtol=1e-10)
+    total = quad(lambda t: sum(mean_variance_expected_contributions(zl, t)), 0.0,
+                 zl.horizon, epsabs=0, epsrel=1e-12)[0]
+    assert np.isclose(total, zl.terminal_variance, rtol=1e-10)
     # the diffusion-only part E int u^2 sigma^2 dt is NOT the variance for this feedback policy
-    y = lambda t: market.y0**2 * np.exp((2 * market.r - market.rho) * t)  # noqa: E731
-    qv = quad(lambda t: market.sigma**2 * market.a**2 * y(t), 0, market.horizon)[0]
-    assert abs(qv - market.terminal_variance) > 0.01 * market.terminal_variance
+    y = lambda t: zl.y0**2 * np.exp((2 * zl.r - zl.rho) * t)  # noqa: E731
+    qv = quad(lambda t: zl.sigma**2 * zl.a**2 * y(t), 0, zl.horizon)[0]
+    assert abs(qv - zl.terminal_variance) > 0.01 * zl.terminal_variance
     # expected densities match the pointwise densities averaged over the exact law of x_t
-    t = 0.4 * market.horizon
+    t = 0.4 * zl.horizon
     z, wts = np.polynomial.hermite_e.hermegauss(80)
-    ys = market.y0 * np.exp((market.r - 1.5 * market.rho) * t - np.sqrt(market.rho * t) * z)
-    cb, cs = mean_variance_contributions(market, t, market.bliss_wealth(t) + ys)
-    eb, es = mean_variance_expected_contributions(market, t)
+    ys = zl.y0 * np.exp((zl.r - 1.5 * zl.rho) * t - np.sqrt(zl.rho * t) * z)
+    cb, cs = mean_variance_contributions(zl, t, zl.bliss_wealth(t) + ys)
+    eb, es = mean_variance_expected_contributions(zl, t)
     assert np.isclose(np.sum(wts * cb) / wts.sum(), eb, rtol=1e-9)
     assert np.isclose(np.sum(wts * cs) / wts.sum(), es, rtol=1e-9)
 
