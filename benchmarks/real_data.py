@@ -16,7 +16,9 @@ span), one-way turnover per year (the initial investment excluded), rebalances b
 rebalance fired by two triggers counts for both; ``skip`` = conditional rebalances skipped below
 ``min_trade``), regime label changes per year and failed / total EGARCH refits. The spans come
 from one run over the whole data (nothing at a bar uses later data, so the calibration figures are
-those of a run stopped at 2016-12-31). ``--calibration-only`` stops the data at 2016-12-31.
+those of a run stopped at 2016-12-31). ``--calibration-only`` stops the data at 2016-12-31. ``--eight`` runs the dynamic model on
+SPY; TLT, IEF, SHY; DBC, GLD; VNQ, IYR (several assets per class) and prints, per asset, the
+median gap between its relative risk contribution and its budget in force.
 
 Skips with a message (exit 0) when the data files are absent.
 """
@@ -45,6 +47,16 @@ MACRO = {
     "NFCI_ADJ": "-level",
     "INDPRO": "yoy",
     "PAYEMS": "yoy",
+}
+EIGHT = {
+    "SPY": "equity",
+    "TLT": "bond",
+    "IEF": "bond",
+    "SHY": "bond",
+    "DBC": "commodity",
+    "GLD": "commodity",
+    "VNQ": "real_estate",
+    "IYR": "real_estate",
 }
 START, END, SPLIT = "2007-02-01", "2025-09-30", "2016-12-31"
 BROKER = {"commission": 0.0005}
@@ -150,6 +162,37 @@ def table(results: dict, lo: str | None, hi: str | None) -> str:
     return "\n".join(lines)
 
 
+def tracking(res) -> pd.DataFrame:
+    """Per asset: median over days of |relative risk contribution - budget in force| (points), and
+    the share of days the largest gap exceeds 20 points."""
+    rc = res.risk_contributions
+    budget = res.budgets[[f"smoothed_{a}" for a in rc.columns]]
+    budget.columns = rc.columns
+    gap = (rc - budget.reindex(rc.index)).abs().dropna() * 100.0
+    out = pd.DataFrame({"median_gap_points": gap.median(), "p90_gap_points": gap.quantile(0.9)})
+    out.attrs["days_over_20"] = float((gap.max(axis=1) > 20.0).mean())
+    return out
+
+
+def run_eight(data_dir: Path, overrides: dict) -> int:
+    """The dynamic model on eight assets (several per class): risk contributions against budget."""
+    from runners.fastpath import run_fast
+
+    market = load(data_dir, END, EIGHT)
+    if market is None:
+        print(f"real data not found in {data_dir}: skipped")
+        return 0
+    res = run_fast(market, "DynamicRiskBudget", dynamic_params(overrides), BROKER)
+    print(f"eight assets {EIGHT}; overrides {overrides or 'none'}")
+    print(table({"DynamicRiskBudget": res}, None, SPLIT))
+    print(table({"DynamicRiskBudget": res}, "2017-01-01", None))
+    tr = tracking(res)
+    print("\n|RC - budget| per asset (points), whole run:\n")
+    print(tr.round(2).to_string())
+    print(f"days with some asset more than 20 points off: {tr.attrs['days_over_20']:.1%}")
+    return 0
+
+
 def _value(text: str):
     try:
         return ast.literal_eval(text)
@@ -164,12 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration-only", action="store_true", help="stop the data at 2016-12-31")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dynamic model parameter")
     ap.add_argument("--strategies", nargs="*", help="subset of strategies (names as in the table)")
+    ap.add_argument("--eight", action="store_true", help="the dynamic model on the 8-asset universe")
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
         key, _, val = item.partition("=")
         overrides[key.strip()] = _value(val.strip())
     warnings.simplefilter("ignore")
+    if args.eight:
+        return run_eight(args.data_dir, overrides)
     market = load(args.data_dir, SPLIT if args.calibration_only else END)
     if market is None:
         print(f"real data not found in {args.data_dir}: skipped (see /work/shared/data/real/README.md)")

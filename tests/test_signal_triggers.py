@@ -248,3 +248,50 @@ def test_run_json_counts_triggers(tmp_path):
     assert set(run["triggers"]["EqualWeight"]) == {"initial", "periodic"}
     budgets = pd.read_csv(tmp_path / "budgets.csv")
     assert "decision" in budgets.columns
+
+
+# ------------------------------------------------------------------------- several assets per class
+def test_class_budget_split_equally_within_class_and_met_by_the_weights():
+    """Issue 13 item 4: a class's budget is shared equally (equal risk) by its assets, and the
+    solved weights give every asset exactly its share of risk."""
+    classes = dict(zip(ASSETS, ["equity", "bond", "bond", "real_estate"]))
+    alloc = DynamicRiskBudgetAllocator(ASSETS, classes, macro=M.macro, risk_model="ewma", momentum_window=0)
+    w = None
+    checked = 0
+    for date, row in zip(M.prices.index, M.prices.to_numpy()):
+        alloc.update(date, row, M.vol_index.loc[date])
+        d = alloc.decide(w)
+        if d is None:
+            continue
+        w = d.target
+        tgt = alloc.budget_target
+        assert tgt[1] == pytest.approx(tgt[2], abs=1e-12)  # the two bonds share the bond budget
+        rc = relative_risk_contribution(d.target, alloc.covariance())
+        np.testing.assert_allclose(rc, alloc.budget_now, atol=1e-8)
+        checked += 1
+    assert checked > 10
+
+
+def test_fast_path_equals_backtrader_with_conditional_triggers_and_skips():
+    from feeds.market import MarketData
+    from runners.backtest import run_backtest
+    from runners.fastpath import run_fast
+
+    market = MarketData.from_synthetic(synthetic_market(seed=1, start="2018-01-02", end="2020-12-31"))
+    params = {
+        "risk_model": "ewma",
+        "regime_trigger": True,
+        "regime_persistence": 2,
+        "cooldown": 3,
+        "min_trade": 0.03,
+        "eigen_threshold": 0.05,
+        "rc_threshold": 0.03,
+    }
+    a = run_backtest(market, "DynamicRiskBudget", params)
+    b = run_fast(market, "DynamicRiskBudget", params)
+    np.testing.assert_allclose(a.weights.to_numpy(), b.weights.to_numpy(), atol=1e-10)
+    assert list(a.rebalances["trigger"]) == list(b.rebalances["trigger"])
+    assert a.info["skipped"] == b.info["skipped"] and len(b.info["skipped"]) > 0
+    assert list(a.budgets["decision"]) == list(b.budgets["decision"])
+    fired = set("+".join(b.rebalances["trigger"]).split("+"))
+    assert {"periodic", "regime", "rc_deviation"} <= fired
