@@ -15,10 +15,11 @@ Sharpe ratio (daily mean / daily sd x sqrt(252), no risk-free rate), maximum dra
 span), one-way turnover per year (the initial investment excluded), rebalances by trigger (a
 rebalance fired by two triggers counts for both; ``skip`` = conditional rebalances skipped below
 ``min_trade``), regime label changes per year and failed / total EGARCH refits. The spans come
-from one run over the whole data (printed last; nothing at a bar uses later data, so the calibration figures are
-those of a run stopped at 2016-12-31). ``--calibration-only`` stops the data at 2016-12-31. ``--eight`` runs the dynamic model on
-SPY; TLT, IEF, SHY; DBC, GLD; VNQ, IYR (several assets per class) and prints, per asset, the
-median gap between its relative risk contribution and its budget in force.
+from one run over the whole data (printed last; nothing at a bar uses later data, so the
+calibration figures are those of a run stopped at 2016-12-31). ``--calibration-only`` stops the
+data at 2016-12-31. ``--eight`` runs the dynamic model on SPY; TLT, IEF, SHY; DBC, GLD; VNQ, IYR
+(several assets per class) and prints, per asset, the median gap between its relative risk
+contribution and its budget in force.
 
 Skips with a message (exit 0) when the data files are absent.
 """
