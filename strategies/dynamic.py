@@ -583,7 +583,8 @@ class DynamicRiskBudgetAllocator(Allocator):
         }
 
     def report(self) -> dict[str, Any]:
-        """Counts for run.json: refits, failed fits, solver fallbacks, signal sources."""
+        """Counts for run.json: refits (and ``[refits, failed]`` per year), failed fits, solver
+        fallbacks, signal sources, the skipped conditional rebalances and defensive shifts."""
         return {
             "risk_model_refits": int(getattr(self.risk, "n_refits", 0)),
             "risk_model_failed_fits": int(getattr(self.risk, "n_failed_fits", 0)),
