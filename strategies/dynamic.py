@@ -434,6 +434,11 @@ class DynamicRiskBudgetAllocator(Allocator):
         self._event = f"skipped:{trig}"
         # The new information has been looked at: later bars compare with it.
         self.ref_regime = self.regime
+        w = np.clip(weights, 0.0, None)
+        if self.cov_ref is not None and not self._rc_ref_pending and w.sum() > 0:
+            from strategies.risk import risk_contributions
+
+            self.rc_ref = risk_contributions(w / w.sum(), self.cov_ref, relative=True)
         cov = self.covariance()
         if cov is not None and self.n > 1:
             self.ref_eigen = self._correlation_eigen(cov)
