@@ -142,22 +142,40 @@ def _proxy_last(log_closes: list[float], proxy_months: int) -> float | None:
     return float(last[-1] - last.mean())
 
 
-def _vol_label(sorted_win: list[float], v: float, method, thresholds) -> str:
+_VOL_ORDER = {s: i for i, s in enumerate(VOL_STATES)}
+
+
+def _vol_bounds(sorted_win: list[float], method, thresholds, shift: float = 0.0) -> tuple[float, float]:
+    """(low/medium, medium/high) boundaries; ``shift`` moves them (quantile points for terciles,
+    a relative fraction of the value for fixed thresholds)."""
     if method == "tercile":
         m = len(sorted_win)
 
         def q(p):
-            h = (m - 1) * p
+            h = (m - 1) * min(max(p, 0.0), 1.0)
             lo = int(np.floor(h))
             hi = min(lo + 1, m - 1)
             return sorted_win[lo] + (sorted_win[hi] - sorted_win[lo]) * (h - lo)
 
-        q1, q2 = q(1.0 / 3.0), q(2.0 / 3.0)
-    else:
-        q1, q2 = thresholds
-    if v <= q1:
-        return "low"
-    return "high" if v > q2 else "medium"
+        return q(1.0 / 3.0 + shift), q(2.0 / 3.0 + shift)
+    return thresholds[0] * (1.0 + shift), thresholds[1] * (1.0 + shift)
+
+
+def _vol_label(
+    sorted_win: list[float], v: float, method, thresholds, hysteresis: float = 0.0, current: str | None = None
+) -> str:
+    """Low / medium / high label of ``v``; with ``hysteresis`` a move away from ``current`` must
+    cross the boundary shifted by the band in the direction of the move."""
+    q1, q2 = _vol_bounds(sorted_win, method, thresholds)
+    plain = "low" if v <= q1 else ("high" if v > q2 else "medium")
+    if hysteresis <= 0 or current is None or plain == current:
+        return plain
+    k, j = _VOL_ORDER[current], _VOL_ORDER[plain]
+    if j > k:  # moving up: the raised boundaries must be crossed
+        u1, u2 = _vol_bounds(sorted_win, method, thresholds, hysteresis)
+        return VOL_STATES[max(2 if v > u2 else (1 if v > u1 else 0), k)]
+    d1, d2 = _vol_bounds(sorted_win, method, thresholds, -hysteresis)  # moving down: lowered ones
+    return VOL_STATES[min(0 if v <= d1 else (1 if v <= d2 else 2), k)]
 
 
 def _check_vol_method(method, thresholds):
@@ -266,6 +284,7 @@ def classify_volatility_state(
     method="tercile",
     thresholds: tuple[float, float] | None = None,
     min_periods: int = 252,
+    hysteresis: float = 0.0,
 ) -> pd.Series:
     """Low / medium / high state of a daily series against its trailing distribution.
 
@@ -280,12 +299,16 @@ def classify_volatility_state(
         Used with ``method="thresholds"``.
     min_periods : int
         Observations before the first tercile label (thresholds label from the first value).
+    hysteresis : float
+        Band around the boundaries a move must cross (see :class:`VolatilityStateClassifier`).
 
     Returns
     -------
     Series of str (None before ready), same index.
     """
-    clf = VolatilityStateClassifier(lookback, method, thresholds, min_periods=min_periods)
+    clf = VolatilityStateClassifier(
+        lookback, method, thresholds, min_periods=min_periods, hysteresis=hysteresis
+    )
     # Independent bookkeeping from the online class: the same label helper on a sorted window.
     meth, thr, min_periods = clf.method, clf.thresholds, clf.min_periods
     out: list[str | None] = []
@@ -300,7 +323,7 @@ def classify_volatility_state(
                 old = win.popleft()
                 del srt[bisect.bisect_left(srt, old)]
             if meth == "thresholds" or len(win) >= min_periods:
-                last = _vol_label(srt, v, meth, thr)
+                last = _vol_label(srt, v, meth, thr, clf.hysteresis, last)
         out.append(last)
     return pd.Series(out, index=index.index, name="vol_state", dtype=object)
 
@@ -663,6 +686,11 @@ class VolatilityStateClassifier:
     min_periods : int
     source : "vol_index" or "egarch_equity"
         What the values are (recorded for the output; the stand-in warns once).
+    hysteresis : float
+        Band around the boundaries (default 0: none). Leaving the state in force needs the value
+        beyond its boundary moved by the band in the direction of the move: in quantile points
+        for terciles (0.1: up from low only above the 43rd percentile of the window, back down
+        only at or below the 23rd), as a relative fraction of the value for fixed thresholds.
     """
 
     def __init__(
@@ -673,17 +701,21 @@ class VolatilityStateClassifier:
         *,
         min_periods: int = 252,
         source: str = "vol_index",
+        hysteresis: float = 0.0,
     ):
         if lookback < 3 or min_periods < 1:
             raise DataError("VolatilityStateClassifier: need lookback >= 3 and min_periods >= 1")
         if source not in ("vol_index", "egarch_equity"):
             raise DataError(f"VolatilityStateClassifier: unknown source {source!r}")
+        if not 0.0 <= float(hysteresis) < 1.0 / 3.0:
+            raise DataError(f"VolatilityStateClassifier: hysteresis must be in [0, 1/3), got {hysteresis}")
         self.method, self.thresholds = _check_vol_method(method, thresholds)
         self.lookback, self.min_periods, self.source = (
             int(lookback),
             int(min(min_periods, lookback)),
             source,
         )
+        self.hysteresis = float(hysteresis)
         self._win: list[float] = []
         self._sorted: list[float] = []
         self.state: str | None = None
@@ -707,7 +739,9 @@ class VolatilityStateClassifier:
             old = self._win.pop(0)
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         if self.method == "thresholds" or len(self._win) >= self.min_periods:
-            self.state = _vol_label(self._sorted, v, self.method, self.thresholds)
+            self.state = _vol_label(
+                self._sorted, v, self.method, self.thresholds, self.hysteresis, self.state
+            )
         return self.state
 
     def get_state(self) -> dict:
@@ -726,6 +760,7 @@ class VolatilityStateClassifier:
         obj = cls.__new__(cls)
         obj.__dict__.update(state["state"])
         obj._win, obj._sorted = list(obj._win), list(obj._sorted)
+        obj.__dict__.setdefault("hysteresis", 0.0)
         if obj.thresholds is not None:
             obj.thresholds = tuple(obj.thresholds)
         return obj

@@ -123,7 +123,8 @@ class RiskContributionRecorder(bt.Analyzer):
 class BudgetRecorder(bt.Analyzer):
     """Daily allocator diagnostics: regime, smoothing lambda, target and smoothed budgets.
 
-    Columns: ``phase, vol_state, regime, lambda, cycle_source, vol_source``, ``target_<asset>``,
+    Columns: ``phase, vol_state, regime, lambda, decision, cycle_source, vol_source``,
+    ``target_<asset>``,
     ``smoothed_<asset>`` (NaN where the strategy has no such notion).
     """
 
@@ -134,7 +135,7 @@ class BudgetRecorder(bt.Analyzer):
         s = self.strategy
         snap = s.allocator.snapshot() if hasattr(s.allocator, "snapshot") else {}
         row: dict[str, Any] = {"date": _date(s)}
-        for key in ("phase", "vol_state", "regime", "lambda", "cycle_source", "vol_source"):
+        for key in ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source"):
             row[key] = snap.get(key)
         tgt = snap.get("budget_target")
         cur = snap.get("budget")

@@ -332,6 +332,13 @@ def time_risk_table(contributions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(frames)
 
 
+def _trigger_summary(res: StrategyResult) -> dict[str, dict]:
+    """Per trigger: executed rebalances it was part of, their one-way turnover, skipped ones."""
+    from indicators.triggers import trigger_summary
+
+    return trigger_summary(res.rebalances, res.info.get("skipped"))
+
+
 def _to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _to_jsonable(v) for k, v in obj.items()}
@@ -429,6 +436,7 @@ def write_outputs(
         },
         "fallbacks": fallbacks,
         "strategy_info": {n: r.info for n, r in results.items()},
+        "triggers": {n: _trigger_summary(r) for n, r in results.items()},
         "order_issues": {n: len(r.order_issues) for n, r in results.items()},
         "timings": dict(timings),
         "versions": package_versions(),

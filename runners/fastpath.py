@@ -40,8 +40,11 @@ def make_allocator(name: str, market: MarketData, params: Mapping[str, Any] | No
     if name == "DynamicRiskBudget":
         from strategies.dynamic import DynamicRiskBudgetAllocator
 
-        return DynamicRiskBudgetAllocator(market.assets, classes, **kwargs), defaults
-    return cls.allocator_cls(market.assets, classes, **kwargs), defaults
+        alloc = DynamicRiskBudgetAllocator(market.assets, classes, **kwargs)
+    else:
+        alloc = cls.allocator_cls(market.assets, classes, **kwargs)
+    alloc.set_execution(defaults.get("total_cap"), defaults.get("asset_cap"), defaults.get("cash_buffer", 0.002))
+    return alloc, defaults
 
 
 def run_fast(
@@ -181,7 +184,7 @@ def _run_fast(
                     rc_dates.append(date)
             snap = alloc.snapshot() if hasattr(alloc, "snapshot") else {}
             row: dict[str, Any] = {"date": date}
-            for key in ("phase", "vol_state", "regime", "lambda", "cycle_source", "vol_source"):
+            for key in ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source"):
                 row[key] = snap.get(key)
             tgt = snap.get("budget_target")
             cur = snap.get("budget", alloc.budget())

@@ -620,7 +620,8 @@ def trigger_summary(rebalances: pd.DataFrame, strategies: Sequence[str] | None =
     -------
     pandas.DataFrame
         Index ``strategy``; columns ``rebalances`` (executed rebalances, initial included), one
-        column per trigger kind (count), ``mean_turnover`` (decimal, initial excluded) and
+        column per trigger kind (count), ``turnover_<kind>`` (summed one-way turnover of the
+        rebalances that kind was part of, decimal), ``mean_turnover`` (decimal, initial excluded) and
         ``total_cost``: the sum of ``rebalances.csv``'s ``cost`` (commission of each rebalance as a
         fraction of the portfolio value then; 0.005 = 0.5 % of value over the run), initial
         investment included.
@@ -641,6 +642,10 @@ def trigger_summary(rebalances: pd.DataFrame, strategies: Sequence[str] | None =
         not_initial = sub[sub["trigger"].astype(str) != "initial"]
         row["mean_turnover"] = float(not_initial["turnover"].mean()) if len(not_initial) else float("nan")
         row["total_cost"] = float(sub["cost"].sum()) if "cost" in sub.columns else float("nan")
+        turn = sub["turnover"].astype(float).to_numpy()
+        for k in [*kinds, *extra]:
+            # One-way turnover of the rebalances the trigger was part of (initial excluded).
+            row[f"turnover_{k}"] = float(sum(x for t, x in zip(trig, turn) if k in t))
         rows[s] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "strategy"
@@ -651,10 +656,14 @@ def trigger_formatted(table: pd.DataFrame) -> FormattedTable:
     """:func:`trigger_summary` formatted."""
     formats: dict[str, str] = {c: "int" for c in table.columns}
     formats["mean_turnover"] = "pct2"
+    for c in table.columns:
+        if str(c).startswith("turnover_"):
+            formats[c] = "pct2"
     formats["total_cost"] = "pct2"
     headers = {"rebalances": "Rebalances", "mean_turnover": "Mean turnover",
                "total_cost": "Total cost (% of value)",
-               **{k: v for k, v in _TRIGGER_TEXT.items()}}
+               **{k: v for k, v in _TRIGGER_TEXT.items()},
+               **{f"turnover_{k}": f"turnover: {k}" for k in _TRIGGER_TEXT}}
     return format_table(table, formats, index_label="Strategy", headers=headers)
 
 

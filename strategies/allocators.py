@@ -149,6 +149,20 @@ class Allocator:
         self.period_start = False
         self._returns = np.empty((256, self.n))
         self._n_returns = 0
+        self.last_check_bar: int | None = None
+        self.exec_caps: tuple[float | None, float | None, float] = (0.15, 0.08, 0.002)
+
+    def set_execution(self, total_cap: float | None, asset_cap: float | None, cash_buffer: float) -> None:
+        """Tell the allocator the execution layer's caps and cash buffer (for its ``min_trade``).
+
+        Parameters
+        ----------
+        total_cap, asset_cap : float or None
+            One-way turnover cap per rebalance and per-asset weight change cap (None: none).
+        cash_buffer : float
+            Share of value the execution layer keeps in cash.
+        """
+        self.exec_caps = (total_cap, asset_cap, float(cash_buffer))
 
     # ----------------------------------------------------------------------------- data in
     def update(self, date: pd.Timestamp, prices: np.ndarray, vol_index: float = math.nan) -> None:
@@ -235,11 +249,19 @@ class Allocator:
         if target.shape != (self.n,) or not np.all(np.isfinite(target)) or (target < -1e-12).any():
             raise SolverError(f"{self.name}: invalid target weights {target!r} at {self.date}")
         target = np.clip(target, 0.0, None)
+        if self.invested and self._skip(fired, target, np.asarray(weights, dtype=float)):
+            self.last_check_bar = self.bar
+            return None
         self.invested = True
+        self.last_check_bar = self.bar
         self.last_rebalance_bar = self.bar
         decision = Decision(target=target, triggers=tuple(fired), info=self.decision_info(), date=self.date)
         self._after_rebalance(decision)
         return decision
+
+    def _skip(self, fired: list[str], target: np.ndarray, weights: np.ndarray) -> bool:
+        """Hook: True to skip this (non-initial) rebalance; the allocator undoes its own state."""
+        return False
 
     def decision_info(self) -> dict[str, Any]:
         """Diagnostics recorded with a decision."""

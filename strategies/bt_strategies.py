@@ -92,6 +92,7 @@ class RiskBudgetStrategy(bt.Strategy):
         self.asset_names = [d._name or f"asset{i}" for i, d in enumerate(self.asset_datas)]
         self.vol_data = next((d for d in self.datas if d._name == "vol_index"), None)
         self.allocator = self.build_allocator()
+        self.allocator.set_execution(self.p.total_cap, self.p.asset_cap, self.p.cash_buffer)
         self.pending: al.Decision | None = None
         self._retry = False
         self._inflight: dict[str, Any] | None = None
@@ -347,10 +348,15 @@ class DynamicRiskBudget(RiskBudgetStrategy):
         ("smoothing_base", 0.05),
         ("smoothing_amplitude", 0.2),
         ("smoothing_bounds", (0.05, 0.35)),
-        ("cooldown", 5),
+        ("cooldown", 10),
         ("eigen_threshold", 0.15),
         ("rc_threshold", 0.10),
-        ("regime_trigger", True),
+        ("regime_trigger", False),
+        ("conditional_triggers", True),
+        ("regime_persistence", 10),
+        ("vol_hysteresis", 0.1),
+        ("min_trade", 0.05),
+        ("defensive_correlation", False),
         ("risk_model", "egarch_dcc"),
         ("risk_window", 750),
         ("risk_min_window", 250),

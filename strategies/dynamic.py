@@ -5,13 +5,16 @@ updated with the day's returns; the volatility state is classified from the impl
 index (or, without one, from the equity asset's conditional volatility); the economic phase from
 the composite leading indicator of the macro months already published (or, without macro data, the
 price-based proxy); the Markov transition counts are updated with the regime. Triggers are
-checked: periodic (first trading day of the period), regime change since the last rebalance, the
-largest correlation eigenvalue moving by more than ``eigen_threshold`` (relative) since the last
-rebalance, or a relative risk contribution of the drifted weights off its budget by more than
-``rc_threshold``; conditional triggers respect a cooldown of ``cooldown`` bars. At a rebalance the
-target budget ``b*`` (budget matrix row of the regime, optionally blended with the expected
-next-regime budget, tilted by momentum and valuation) is smoothed into the budget in force
-``b(t) = (1 - lambda_t) b(t-1) + lambda_t b*(t)``, and the weights solve the risk-budgeting problem
+checked: periodic (first trading day of the period), a regime change since the last rebalance that
+has persisted ``regime_persistence`` bars, the largest correlation eigenvalue moving by more than
+``eigen_threshold`` (relative) since the last rebalance, or the relative risk contributions of the
+drifted weights having moved by more than ``rc_threshold`` since the last rebalance under the
+covariance frozen at that rebalance; conditional triggers respect a cooldown of ``cooldown`` bars
+and a conditional rebalance whose capped one-way turnover is below ``min_trade`` is skipped (and
+logged). At a rebalance the target budget ``b*`` (budget matrix row of the regime, optionally
+blended with the expected next-regime budget, tilted by momentum and valuation) is smoothed into
+the budget in force per unit of time: over ``k`` bars since the last update the old budget keeps
+the weight ``(1 - lambda_t)^(k/21)``, and the weights solve the risk-budgeting problem
 (exact, or maximum Sharpe within a band ``tau`` of the budget), with an optional volatility-target
 overlay.
 """
@@ -48,6 +51,9 @@ from strategies.budget import budget_matrix as make_budget_matrix
 
 __all__ = ["DynamicRiskBudgetAllocator"]
 
+#: Bars per month of the smoothing rule (lambda is a monthly rate).
+BARS_PER_MONTH = 21
+
 
 class DynamicRiskBudgetAllocator(Allocator):
     """Dual-layer dynamic risk budgeting (see the module docstring).
@@ -77,12 +83,29 @@ class DynamicRiskBudgetAllocator(Allocator):
     smoothing_scale, smoothing_base, smoothing_amplitude, smoothing_bounds
         lambda = base + amplitude * sigmoid((VIX - mean VIX) / scale), clipped to the bounds.
     cooldown : int
-        Bars after a rebalance during which conditional triggers are ignored.
+        Bars after a rebalance (or a skipped one) during which conditional triggers are ignored.
     eigen_threshold, rc_threshold : float
-        Relative change of the largest correlation eigenvalue; absolute deviation of a relative
-        risk contribution from its budget.
+        Relative change of the largest correlation eigenvalue since the last rebalance; absolute
+        movement of a relative risk contribution since the last rebalance, both the holdings
+        right after it and today's drifted weights measured under the covariance frozen at it.
     regime_trigger : bool
-        Rebalance on a regime change.
+        Rebalance on a (persisted) regime change.
+    conditional_triggers : bool
+        False: only the periodic trigger rebalances (the regime, eigenvalue and risk-contribution
+        triggers are off).
+    regime_persistence : int
+        Bars a new regime must persist before it is the regime in force (triggers, target budget,
+        Markov counts); 1 = at once.
+    vol_hysteresis : float
+        Band of the volatility state around the terciles, in quantile points (see
+        :class:`indicators.regimes.VolatilityStateClassifier`); 0 = none.
+    min_trade : float
+        A conditional rebalance whose one-way turnover after the caps is below this is skipped and
+        logged (``skipped`` in :meth:`report`, ``decision`` in the budget log); 0 = never.
+    defensive_correlation : bool
+        When the stock-bond correlation of the risk model (DCC by default) is positive, a
+        high-volatility cell gives bonds no more budget than the same phase's medium-volatility
+        cell; the difference goes to the other classes pro rata.
     risk_model : str
         ``egarch_dcc`` (default), ``sample``, ``ewma`` or ``ledoit_wolf``.
     risk_window, risk_min_window, refit_every, dist
@@ -130,10 +153,15 @@ class DynamicRiskBudgetAllocator(Allocator):
         smoothing_base: float = 0.05,
         smoothing_amplitude: float = 0.2,
         smoothing_bounds: tuple[float, float] = (0.05, 0.35),
-        cooldown: int = 5,
+        cooldown: int = 10,
         eigen_threshold: float = 0.15,
         rc_threshold: float = 0.10,
-        regime_trigger: bool = True,
+        regime_trigger: bool = False,
+        conditional_triggers: bool = True,
+        regime_persistence: int = 10,
+        vol_hysteresis: float = 0.1,
+        min_trade: float = 0.05,
+        defensive_correlation: bool = False,
         risk_model: str = "egarch_dcc",
         risk_window: int = 750,
         risk_min_window: int = 250,
@@ -187,6 +215,17 @@ class DynamicRiskBudgetAllocator(Allocator):
         self.eigen_threshold = float(eigen_threshold)
         self.rc_threshold = float(rc_threshold)
         self.regime_trigger = bool(regime_trigger)
+        self.conditional_triggers = bool(conditional_triggers)
+        if not 0.0 <= float(min_trade) < 1.0:
+            raise ConfigError(f"{self.name}: min_trade must be in [0, 1), got {min_trade}")
+        self.min_trade = float(min_trade)
+        self.defensive_correlation = bool(defensive_correlation)
+        from indicators.triggers import RegimePersistence
+
+        try:
+            self.persistence = RegimePersistence(regime_persistence)
+        except DataError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
         self.anticipation = float(anticipation)
         self.momentum_window = int(momentum_window)
         self.tilt_kw = {"strength": float(tilt_strength), "max_tilt": float(max_tilt), "floor": float(budget_floor)}
@@ -239,6 +278,7 @@ class DynamicRiskBudgetAllocator(Allocator):
             method="tercile" if vol_thresholds is None else "thresholds",
             thresholds=None if vol_thresholds is None else tuple(vol_thresholds),
             min_periods=min(252, vol_lookback),
+            hysteresis=float(vol_hysteresis),
         )
         self.macro = _check_macro(macro)
         spec, self.macro_notes = None, []
@@ -264,9 +304,19 @@ class DynamicRiskBudgetAllocator(Allocator):
         self._vix_n = 0
         self.phase: str | None = None
         self.vol_state: str | None = None
+        self.raw_regime: str | None = None
         self.regime: str | None = None
         self.ref_regime: str | None = None
         self.ref_eigen: float | None = None
+        self.cov_ref: np.ndarray | None = None
+        self.rc_ref: np.ndarray | None = None
+        self._rc_ref_pending = False
+        self._budget_bar: int | None = None
+        self._undo: tuple | None = None
+        self.skipped: list[dict[str, Any]] = []
+        self.fits_by_year: dict[str, list[int]] = {}
+        self.defensive_shifts = 0
+        self._event = ""
         self.solver_fallbacks = 0
         self.bounded_solves = 0
         self.solver_notes: list[str] = []
@@ -276,12 +326,19 @@ class DynamicRiskBudgetAllocator(Allocator):
     # ------------------------------------------------------------------------------ per bar
     def _on_bar(self, ret: np.ndarray | None) -> None:
         if ret is not None:
+            before = (int(getattr(self.risk, "n_refits", 0)), int(getattr(self.risk, "n_failed_fits", 0)))
             self.risk.update(ret)
+            after = (int(getattr(self.risk, "n_refits", 0)), int(getattr(self.risk, "n_failed_fits", 0)))
+            if after != before and self.date is not None:
+                year = self.fits_by_year.setdefault(str(self.date.year), [0, 0])
+                year[0] += after[0] - before[0]
+                year[1] += after[1] - before[1]
             self._price_index_level *= 1.0 + float(ret[self._equity_idx])
         self._update_vol_state()
         self._update_cycle()
         if self.phase is not None and self.vol_state is not None:
-            self.regime = f"{self.phase}/{self.vol_state}"
+            self.raw_regime = f"{self.phase}/{self.vol_state}"
+            self.regime = self.persistence.update(self.raw_regime)
             self.markov.update(self.regime)
 
     def _warn_once(self, key: str, msg: str) -> None:
@@ -334,11 +391,30 @@ class DynamicRiskBudgetAllocator(Allocator):
         return float(np.linalg.eigvalsh(corr)[-1])
 
     # ------------------------------------------------------------------------------ triggers
+    def decide(self, weights: np.ndarray | None):
+        self._event = ""
+        if self._rc_ref_pending and weights is not None and self.cov_ref is not None:
+            # The first close after a rebalance's fill: the reference risk contributions of the
+            # holdings, under the covariance frozen at the decision.
+            w = np.clip(np.asarray(weights, dtype=float), 0.0, None)
+            if w.sum() > 0:
+                from strategies.risk import risk_contributions
+
+                self.rc_ref = risk_contributions(w / w.sum(), self.cov_ref, relative=True)
+                self._rc_ref_pending = False
+        decision = super().decide(weights)
+        if decision is not None:
+            self._event = decision.trigger
+        return decision
+
     def triggers(self, weights: np.ndarray) -> list[str]:
         fired = []
         if self.period_start:
             fired.append("periodic")
-        cooling = self.last_rebalance_bar is not None and self.bar - self.last_rebalance_bar < self.cooldown
+        if not self.conditional_triggers:
+            return fired
+        last = max((b for b in (self.last_rebalance_bar, self.last_check_bar) if b is not None), default=None)
+        cooling = last is not None and self.bar - last < self.cooldown
         if cooling and not fired:
             return []
         if self.regime_trigger and self.regime is not None and self.ref_regime is not None and self.regime != self.ref_regime:
@@ -350,13 +426,39 @@ class DynamicRiskBudgetAllocator(Allocator):
                 if abs(eig / self.ref_eigen - 1.0) > self.eigen_threshold:
                     fired.append("eigenvalue")
             w = np.clip(weights, 0.0, None)
-            if w.sum() > 0:
-                from strategies.risk import risk_contributions
+            if w.sum() > 0 and self.rc_ref is not None and not self._rc_ref_pending:
+                from indicators.triggers import rc_drift_trigger
 
-                rc = risk_contributions(w / w.sum(), cov, relative=True)
-                if np.max(np.abs(rc - self.budget_now)) > self.rc_threshold:
+                if rc_drift_trigger(w / w.sum(), self.cov_ref, self.rc_ref, self.rc_threshold):
                     fired.append("rc_deviation")
         return fired
+
+    def _skip(self, fired: list[str], target: np.ndarray, weights: np.ndarray) -> bool:
+        """Skip a conditional rebalance whose capped one-way turnover is below ``min_trade``."""
+        if "periodic" in fired or self.min_trade <= 0:
+            return False
+        from strategies.execution import capped_turnover
+
+        total_cap, asset_cap, buffer = self.exec_caps
+        turnover = capped_turnover(weights, target, total_cap, asset_cap, buffer)
+        if turnover >= self.min_trade:
+            return False
+        # Undo this bar's budget update: the budget keeps moving with time from its last update.
+        self.budget_now, self.lam, self._prev_w, self._budget_bar = self._undo
+        trig = "+".join(t for t in ("regime", "eigenvalue", "rc_deviation") if t in fired)
+        self.skipped.append({"date": self.date, "trigger": trig, "turnover": float(turnover)})
+        self._event = f"skipped:{trig}"
+        # The new information has been looked at: later bars compare with it.
+        self.ref_regime = self.regime
+        w = np.clip(weights, 0.0, None)
+        if self.cov_ref is not None and not self._rc_ref_pending and w.sum() > 0:
+            from strategies.risk import risk_contributions
+
+            self.rc_ref = risk_contributions(w / w.sum(), self.cov_ref, relative=True)
+        cov = self.covariance()
+        if cov is not None and self.n > 1:
+            self.ref_eigen = self._correlation_eigen(cov)
+        return True
 
     # ------------------------------------------------------------------------------ targets
     def _momentum_score(self) -> np.ndarray | None:
@@ -385,7 +487,36 @@ class DynamicRiskBudgetAllocator(Allocator):
             rid = REGIMES.index(self.regime)
             row = self.markov.row(self.regime).reindex(list(REGIMES)).to_numpy(dtype=float) if self.anticipation > 0 else None
             base = anticipated_budget(self.matrix, rid, row, self.anticipation)
+            if self.defensive_correlation and self.regime.endswith("/high"):
+                base = self._defensive(base, rid)
         return apply_tilts(base, [self._momentum_score(), self._valuation_score()], **self.tilt_kw)
+
+    def stock_bond_correlation(self) -> float:
+        """Mean correlation of the equity asset with the bond assets under the risk model (NaN if
+        there is no equity or bond asset or no covariance yet)."""
+        eq = [i for i, c in enumerate(self.classes) if c == "equity"]
+        bd = [i for i, c in enumerate(self.classes) if c == "bond"]
+        cov = self.covariance()
+        if not eq or not bd or cov is None:
+            return math.nan
+        sd = np.sqrt(np.diag(cov))
+        return float(np.mean([cov[eq[0], j] / (sd[eq[0]] * sd[j]) for j in bd]))
+
+    def _defensive(self, base: np.ndarray, rid: int) -> np.ndarray:
+        """High-volatility budget without the move into bonds while stocks and bonds co-move."""
+        if not self.stock_bond_correlation() > 0:
+            return base
+        bond = np.array([c == "bond" for c in self.classes])
+        medium = self.matrix[rid - 1]  # the same phase's medium-volatility cell
+        cap = medium[bond].sum()
+        excess = base[bond].sum() - cap
+        if excess <= 0 or bond.all():
+            return base
+        out = base.copy()
+        out[bond] *= cap / base[bond].sum()
+        out[~bond] += excess * base[~bond] / base[~bond].sum()
+        self.defensive_shifts += 1
+        return out
 
     def current_lambda(self) -> float:
         if not isinstance(self.smoothing, str):
@@ -425,9 +556,15 @@ class DynamicRiskBudgetAllocator(Allocator):
 
     def target_weights(self) -> np.ndarray:
         cov = self.covariance()
+        self._undo = (self.budget_now.copy(), self.lam, self._prev_w, self._budget_bar)
         self.budget_target = self.target_budget()
         self.lam = self.current_lambda()
-        self.budget_now = smooth_budget(self.budget_now, self.budget_target, self.lam)
+        # Smoothing per unit of time: over k bars since the last update the old budget keeps the
+        # weight (1 - lambda)^(k/21) (the first update counts as one month).
+        k = BARS_PER_MONTH if self._budget_bar is None else self.bar - self._budget_bar
+        lam_k = 1.0 - (1.0 - self.lam) ** (k / BARS_PER_MONTH)
+        self.budget_now = smooth_budget(self.budget_now, self.budget_target, lam_k)
+        self._budget_bar = self.bar
         if cov is None:
             return np.full(self.n, 1.0 / self.n)
         w = self._solve(cov, self.budget_now)
@@ -443,6 +580,8 @@ class DynamicRiskBudgetAllocator(Allocator):
         cov = self.covariance()
         if cov is not None and self.n > 1:
             self.ref_eigen = self._correlation_eigen(cov)
+            self.cov_ref = np.array(cov, copy=True)
+            self._rc_ref_pending = True
 
     def decision_info(self) -> dict[str, Any]:
         return {"regime": self.regime, "lambda": self.lam, "budget": self.budget_now.copy()}
@@ -457,6 +596,7 @@ class DynamicRiskBudgetAllocator(Allocator):
             "vol_state": self.vol_state,
             "regime": self.regime,
             "lambda": self.lam,
+            "decision": self._event,
             "cycle_source": self.cycle_source,
             "vol_source": self.vol_source,
             "budget_target": self.budget_target,
@@ -464,10 +604,12 @@ class DynamicRiskBudgetAllocator(Allocator):
         }
 
     def report(self) -> dict[str, Any]:
-        """Counts for run.json: refits, failed fits, solver fallbacks, signal sources."""
+        """Counts for run.json: refits (and ``[refits, failed]`` per year), failed fits, solver
+        fallbacks, signal sources, the skipped conditional rebalances and defensive shifts."""
         return {
             "risk_model_refits": int(getattr(self.risk, "n_refits", 0)),
             "risk_model_failed_fits": int(getattr(self.risk, "n_failed_fits", 0)),
+            "risk_model_fits_by_year": {y: list(v) for y, v in self.fits_by_year.items()},
             "solver_fallbacks": self.solver_fallbacks,
             "bounded_inexact_solves": self.bounded_solves,
             "solver_notes": self.solver_notes[:50],
@@ -475,6 +617,12 @@ class DynamicRiskBudgetAllocator(Allocator):
             "vol_source": self.vol_source,
             "macro_notes": list(getattr(self, "macro_notes", [])) + self.cycle.notes,
             "macro_dropped": dict(self.cycle.dropped),
+            "skipped_rebalances": len(self.skipped),
+            "skipped": [
+                {"date": str(s["date"].date()), "trigger": s["trigger"], "turnover": round(s["turnover"], 6)}
+                for s in self.skipped
+            ],
+            "defensive_shifts": self.defensive_shifts,
         }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from strategies.turnover import one_way_turnover, project_turnover
 
-__all__ = ["TradePlan", "plan_trades", "one_way_turnover"]
+__all__ = ["TradePlan", "plan_trades", "one_way_turnover", "capped_turnover"]
 
 
 @dataclass(frozen=True)
@@ -167,3 +167,37 @@ def plan_trades(
     # Never sell more than held (round-off).
     units = np.where(units < 0, np.maximum(units, -units_held), units)
     return TradePlan(pre=pre, post=post, units=units, value=value, capped=capped)
+
+
+def capped_turnover(
+    weights: np.ndarray,
+    target: np.ndarray,
+    total_cap: float | None = 0.15,
+    asset_cap: float | None = 0.08,
+    cash_buffer: float = 0.002,
+) -> float:
+    """One-way turnover a rebalance from ``weights`` toward ``target`` would trade after the caps.
+
+    The same two moves as :func:`plan_trades` (level pro rata, then the capped reshaping), on the
+    weights at the decision's close (the fill price is not known yet).
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n,)
+        Current (drifted) asset weights, sum <= 1.
+    target : ndarray, shape (n,)
+        Desired weights of the invested part (scaled by ``1 - cash_buffer`` as in execution).
+    total_cap, asset_cap : float or None
+        The execution caps (None disables).
+    cash_buffer : float
+
+    Returns
+    -------
+    float
+        ``0.5 * sum |post - pre|`` (decimal).
+    """
+    pre = np.clip(np.asarray(weights, dtype=float), 0.0, None)
+    desired = np.clip(np.asarray(target, dtype=float), 0.0, None) * (1.0 - cash_buffer)
+    if pre.sum() <= 0 or (total_cap is None and asset_cap is None):
+        return one_way_turnover(pre, desired)
+    return one_way_turnover(pre, _capped_post(pre, desired, total_cap, asset_cap))

@@ -32,12 +32,17 @@ def drive(**params):
     return alloc, out
 
 
-def test_constant_smoothing_is_the_paper_update():
-    _, out = drive(smoothing=0.15)
+def test_constant_smoothing_is_the_paper_update_per_month():
+    _, out = drive(smoothing=0.15, min_trade=0.0)
     assert len(out) > 10
-    for _, _, prev, target, now, lam, _ in out:
+    last = None
+    for date, _, prev, target, now, lam, _ in out:
         assert lam == 0.15
-        np.testing.assert_allclose(now, smooth_budget(prev, target, 0.15), atol=1e-12)
+        bar = M.prices.index.get_loc(date)
+        k = 21 if last is None else bar - last  # the first update counts as one month
+        last = bar
+        lam_k = 1.0 - 0.85 ** (k / 21)
+        np.testing.assert_allclose(now, smooth_budget(prev, target, lam_k), atol=1e-12)
 
 
 def test_vix_smoothing_in_bounds():

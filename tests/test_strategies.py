@@ -59,11 +59,12 @@ def test_caps_hold_for_executed_trades(short_market, dyn_result, name):
     assert (invested >= -1e-12).all().all()
 
 
-def test_dynamic_triggers_fire(dyn_result):
-    trig = dyn_result.rebalances["trigger"]
-    assert trig.str.contains("periodic").any()
-    conditional = trig.str.contains("regime|eigenvalue|rc_deviation")
-    assert conditional.any()
+def test_dynamic_triggers_fire(short_market, dyn_result):
+    assert dyn_result.rebalances["trigger"].str.contains("periodic").any()
+    # The regime trigger is off by default (issue 13 calibration); switched on, it fires.
+    params = {"regime_trigger": True, "regime_persistence": 1, "min_trade": 0.0, "cooldown": 5}
+    trig = run_backtest(short_market, "DynamicRiskBudget", params).rebalances["trigger"]
+    assert trig.str.contains("regime").any()
 
 
 def test_dynamic_budgets_follow_the_regime(dyn_result):
@@ -289,7 +290,7 @@ def test_effective_params_record_defaults_and_overrides(short_market):
     from runners.backtest import effective_params
 
     eff = effective_params(short_market, "DynamicRiskBudget", {"smoothing": 0.15}, {"cash_buffer": 0.01})
-    assert eff["smoothing"] == 0.15 and eff["risk_model"] == "egarch_dcc" and eff["cooldown"] == 5
+    assert eff["smoothing"] == 0.15 and eff["risk_model"] == "egarch_dcc" and eff["cooldown"] == 10
     assert eff["cash_buffer"] == 0.01 and eff["asset_classes"]["bond"] == "bond"
     assert "macro" not in eff and "verbose" not in eff
     vm = effective_params(short_market, "VolatilityManaged")

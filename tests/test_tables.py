@@ -227,3 +227,16 @@ def test_budget_log_warm_up_is_not_a_regime_change():
     # the first known regime (day 2) is not reported as a change from "nan"
     assert not any("nan" in e or T.WARMUP in e for e in log["event"])
     assert log["event"].tolist()[1] == "periodic (scheduled)"
+
+
+def test_trigger_summary_turnover_per_trigger():
+    reb = pd.DataFrame({
+        "strategy": ["D", "D", "D"],
+        "trigger": ["initial", "periodic+regime", "regime"],
+        "turnover": [0.5, 0.1, 0.3],
+        "cost": [5e-4, 1e-4, 3e-4],
+    })
+    t = T.trigger_summary(reb, ["D"])
+    assert t.loc["D", "turnover_regime"] == pytest.approx(0.4)
+    assert t.loc["D", "turnover_periodic"] == pytest.approx(0.1)
+    assert "turnover: regime" in T.trigger_markdown(t)
