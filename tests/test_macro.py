@@ -249,9 +249,12 @@ def test_allocator_takes_the_mapping_and_reports_stale_series():
         warnings.simplefilter("always")
         alloc = DynamicRiskBudgetAllocator(list(px.columns), macro=m, macro_transforms=SPEC,
                                            risk_model="sample", warmup=20)
+        held = None
         for d, row in zip(px.index, px.to_numpy()):
             alloc.update(d, row, 20.0)
-            alloc.decide(None)
+            decision = alloc.decide(held)
+            if decision is not None:
+                held = decision.target
     rep = alloc.report()
     assert list(alloc.macro.columns) == ["A", "B", "C", "D"]
     assert rep["macro_dropped"] == {"C": "2015-12-01"}
