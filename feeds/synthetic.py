@@ -155,6 +155,12 @@ MACRO_INDICATORS: tuple[tuple[str, float, float, float, float, float], ...] = (
     ("initial_claims_index", -0.70, 100.0, 6.0, 0.5, 0.65),
 )
 
+#: The indicators' own ``[macro]`` table: stationary by construction (AR(1) around a level), the
+#: claims index counter-cyclical. Carried in ``macro.attrs`` so the dynamic model needs no table.
+SYNTHETIC_MACRO_TRANSFORMS: dict[str, str] = {
+    name: ("-level" if load < 0 else "level") for name, load, *_ in MACRO_INDICATORS
+}
+
 #: How many months the indicators lead the latent cycle.
 MACRO_LEAD_MONTHS = 3
 #: Months of macro history generated before the first price date.
@@ -413,6 +419,7 @@ def synthetic_market(
     macro = pd.DataFrame(cols, index=macro_months)
     macro = macro.loc[: price_months[-1]]
     macro.index.name = "date"
+    macro.attrs["macro_transforms"] = dict(SYNTHETIC_MACRO_TRANSFORMS)
 
     phase_s = pd.Series(np.asarray(PHASES, dtype=object)[day_phase], index=dates, name="phase")
     state_s = pd.Series(np.asarray(VOL_STATES, dtype=object)[vol_state], index=dates, name="vol_state")

@@ -126,8 +126,9 @@ class DynamicRiskBudgetAllocator(Allocator):
         volatility-state terciles (bars) or fixed thresholds (low/medium, medium/high).
     macro_transforms : mapping, optional
         ``{column: "level" | "diff" | "yoy" | "logdiff"}``, a leading ``-`` flipping the sign (the
-        config's ``[macro]`` table; see :mod:`indicators.macro`). None: every column as a level,
-        with one warning naming the columns that look non-stationary.
+        config's ``[macro]`` table; see :mod:`indicators.macro`). None: the table the macro frame
+        carries in ``macro.attrs["macro_transforms"]`` (the embedded market's), else every column
+        as a level, with one warning naming the columns that look non-stationary.
     macro_stale_months : int or None
         A macro series whose last value is more than this many months old leaves the indicator.
     """
@@ -285,6 +286,8 @@ class DynamicRiskBudgetAllocator(Allocator):
         if self.macro is not None:  # selects and checks the columns, warns (indicators.macro)
             from indicators.macro import prepare_macro
 
+            if macro_transforms is None:  # a data set that documents its own table (the demo's)
+                macro_transforms = self.macro.attrs.get("macro_transforms")
             self.macro, spec = prepare_macro(self.macro, macro_transforms)
             self.macro_notes = list(spec.notes)
         self.cycle = CycleClassifier(

@@ -346,3 +346,19 @@ def test_readme_python_example_runs(real_data_dir, monkeypatch, capsys):
     assert out.startswith("macro ") and "final value" in out
     assert len(_macro_warnings(rec)) == 1 and "HOUST" in _macro_warnings(rec)[0]
     assert list(ns["strategy"].allocator.macro.columns) == list(ns["MACRO"])
+
+
+def test_embedded_market_carries_its_own_table():
+    """The demo's indicators document their transforms: no stationarity warning, claims flipped."""
+    from feeds import MarketData, synthetic_market
+    from strategies.dynamic import DynamicRiskBudgetAllocator
+
+    market = MarketData.from_synthetic(synthetic_market(seed=0, start="2018-01-02", end="2018-12-31"))
+    table = market.macro.attrs["macro_transforms"]
+    assert table["initial_claims_index"] == "-level" and table["pmi_new_orders"] == "level"
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        alloc = DynamicRiskBudgetAllocator(market.assets, macro=market.truncate("2018-06-29").macro,
+                                           risk_model="ewma")
+    assert not _macro_warnings(rec)
+    assert alloc.report()["macro_notes"] == []
