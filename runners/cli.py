@@ -98,7 +98,7 @@ def _apply_evidence_args(cfg, args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from feeds import MarketData, synthetic_market
-    from runners.compare import run_comparison
+    from runners.compare import print_health_summary, run_comparison
     from runners.config import RunConfig
 
     strategies = _canonical_strategies(args.strategies)
@@ -116,8 +116,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         extra_info={"seed": args.seed, "market": "embedded synthetic market"},
         report=not args.no_report,
+        print_health=False,
     )
     _print_summary(res.metrics, out)
+    print_health_summary(res.health)
     return 0
 
 
@@ -188,7 +190,7 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from runners.compare import run_comparison
+    from runners.compare import print_health_summary, run_comparison
 
     cfg = _config_from_args(args)
     strategies = _canonical_strategies(args.strategies)
@@ -203,8 +205,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.quiet,
         report=not args.no_report,
+        print_health=False,
     )
     _print_summary(res.metrics, cfg.out)
+    print_health_summary(res.health)
     return 0
 
 

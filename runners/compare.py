@@ -144,6 +144,7 @@ def run_comparison(
     progress: bool = True,
     extra_info: Mapping[str, Any] | None = None,
     report: bool = True,
+    print_health: bool = True,
 ) -> ComparisonResult:
     """Run every strategy on ``market`` and (optionally) write the output folder.
 
@@ -158,6 +159,9 @@ def run_comparison(
         Where to write the outputs (``docs/outputs.md``); nothing written when None.
     workers : int, optional
         Parallel processes (default: ``config.workers`` or the number of cores); 1 runs in-process.
+    print_health : bool
+        Print the run's warning summary on stderr at the end (the CLI prints it itself, after the
+        metrics table, with :func:`print_health_summary`).
     progress : bool
         Show a progress bar on stderr.
     extra_info : mapping, optional
@@ -225,7 +229,8 @@ def run_comparison(
 
             build_report(stage, n_jobs=n_workers, progress=progress)  # adds timings.report_s
         out_path = _finish_run_folder(stage, final)
-    _print_health(health)
+    if print_health:
+        print_health_summary(health)
     return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings, health=health)
 
 
@@ -236,7 +241,7 @@ def _run_health(results: Mapping[str, StrategyResult], market: MarketData) -> di
     return run_health(results, list(market.notes))
 
 
-def _print_health(health: Mapping[str, Any]) -> None:
+def print_health_summary(health: Mapping[str, Any]) -> None:
     """The run's one warning summary on stderr, after everything else."""
     from runners.health import console_lines
 
