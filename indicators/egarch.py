@@ -531,15 +531,16 @@ def _sane(x: np.ndarray, y: np.ndarray, backcast: float, vb: np.ndarray) -> bool
     """Reject degenerate optima (seen with arch on i.i.d. data: |alpha| ~ 1e3, variance pinned at the
     variance bounds): |alpha|, |gamma| <= 1.5, 0 <= beta <= BETA_MAX, an invertible filter
     (:func:`_lyapunov` <= ``_LYAP_MAX``), unconditional ln-variance within
-    a factor 100 of the sample variance (not checked on the persistence bound, where it is not
-    identified), and the in-sample path and next forecast within that range too."""
+    a factor 100 of the sample variance (checked only when the
+    mean-reversion time 1 / (1 - beta) is under a quarter of the window: near a unit root the
+    window does not identify it), and the in-sample path and next forecast within that range too."""
     if x is None or not np.all(np.isfinite(x)):
         return False
     omega, alpha, gamma, beta = x[1], x[2], x[3], x[4]
     if abs(alpha) > 1.5 or abs(gamma) > 1.5 or not (0.0 <= beta <= BETA_MAX):
         return False
     lnv = math.log(max(float(np.var(y)), 1e-300))
-    if beta < BETA_MAX - _AT_BOUND and abs(omega / (1.0 - beta) - lnv) >= math.log(100.0):
+    if 1.0 / (1.0 - beta) < 0.25 * y.shape[0] and abs(omega / (1.0 - beta) - lnv) >= math.log(100.0):
         return False
     lns, z = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
     if _lyapunov(x, y, backcast, vb) > _LYAP_MAX + 1e-8:
@@ -599,12 +600,24 @@ def _fit_invertible(x, y, dist, backcast, vb, bounds):
         return (1e10, np.zeros_like(p)) if not np.isfinite(ll) else (-ll / n, -g / n)
 
     con = {"type": "ineq", "fun": lambda p: _LYAP_MAX - _lyapunov(p, y, backcast, vb)}
+    # A feasible start: the news-impact coefficients shrunk towards 0 (at 0 the exponent is
+    # ln beta < 0) just enough, by bisection; SLSQP from the infeasible optimum can wander off.
+    lo_s, hi_s = 0.0, 1.0
+    for _ in range(30):
+        mid = 0.5 * (lo_s + hi_s)
+        xs = x.copy()
+        xs[2:4] = x[2:4] * mid
+        lo_s, hi_s = (mid, hi_s) if con["fun"](xs) >= 0.0 else (lo_s, mid)
+    x = x.copy()
+    x[2:4] = x[2:4] * lo_s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = minimize(fun, x, jac=True, method="SLSQP", bounds=bounds, constraints=[con],
                        options={"maxiter": 200, "ftol": 1e-12})
     xn = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
-    ok = bool(res.success) and _lyapunov(xn, y, backcast, vb) <= _LYAP_MAX + 1e-8
+    if _lyapunov(xn, y, backcast, vb) > _LYAP_MAX + 1e-8:
+        xn = x  # SLSQP left the feasible set: keep the feasible start
+    ok = bool(res.success) and xn is not x
     return xn, ok, _loglik_and_grad(xn, y, backcast, vb, dist)[0]
 
 

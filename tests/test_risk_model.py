@@ -2,10 +2,11 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_egarch import simulate_egarch
 
-import indicators.risk_model as rmod
+import indicators.egarch as egarch_mod
 from drb.errors import DataError, EstimationWarning, StateError
 from indicators.risk_model import RiskModel, rolling_risk_model
 
@@ -48,16 +49,16 @@ def test_egarch_dcc_outputs():
     assert abs(vec["corr"][-1, 0, 1]) < 0.5  # independent assets
 
 
-def test_failed_fits_keep_parameters_count_and_warn_once(monkeypatch):
-    real = rmod.egarch_fit
+def test_failed_fits_are_counted_warn_once_and_do_not_stay(monkeypatch):
+    real = egarch_mod.egarch_fit
 
-    def failing(w, dist, start, engine):
+    def failing(w, dist, start, engine="fast"):
         f = real(w, dist, start, engine=engine)
         if start is not None:
             f.converged = False
         return f
 
-    monkeypatch.setattr(rmod, "egarch_fit", failing)
+    monkeypatch.setattr(egarch_mod, "egarch_fit", failing)
     m = RiskModel(2, **KW)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
@@ -65,8 +66,29 @@ def test_failed_fits_keep_parameters_count_and_warn_once(monkeypatch):
             m.update(row)
     est = [w for w in rec if issubclass(w.category, EstimationWarning)]
     assert len(est) == 2  # once per asset, not once per refit
-    assert m.n_failed_fits >= 2 * (m.n_refits - 1)
+    st = m.fit_stats
+    assert st["refits"] == m.n_refits == 4
+    assert st["failed"] == 2 * 1 + 2 * 1  # refits 2 and 4 are warm, 3 starts cold after a failure
+    assert st["longest_failed_run"] == 1
+    assert m.n_failed_fits == st["failed"] + st["dcc_failed"]
+    for c in st["per_asset"].values():
+        assert c["converged"] + c["boundary"] + c["failed"] == m.n_refits
     assert m.ready
+
+
+def test_boundary_fits_are_counted_apart_and_survive_the_state():
+    from test_egarch import UNIT_ROOT
+
+    x = np.column_stack([UNIT_ROOT[:330], X[:, 0]])
+    kw = dict(window=300, min_window=250, refit_every=40)
+    vec = rolling_risk_model(pd.DataFrame(x, columns=["ur", "ok"]), **kw)
+    st = vec["fit_stats"]
+    assert st["per_asset"]["ur"]["boundary"] >= 1 and st["failed"] == 0
+    assert vec["n_boundary_fits"] == st["boundary"] and vec["n_failed_fits"] == 0
+    assert np.all(np.isfinite(vec["vol"][vec["ready"]]))
+    m, _ = _online(x, "egarch_dcc", restore_at=290, **kw)
+    assert m.n_boundary_fits == st["boundary"]
+    assert m.fit_stats["per_asset"]["0"] == st["per_asset"]["ur"]
 
 
 def test_bad_input_and_state():
