@@ -27,6 +27,17 @@ from arch's own starting values; not when the fast engine converges to implausib
 arch maximizes the same likelihood), and the only engine for ``dist`` other than ``"t"`` /
 ``"normal"``. Both engines fit the same model.
 
+Admissible fits
+---------------
+Every fit is constrained to ``0 <= beta <= BETA_MAX`` (0.999) and to an invertible filter (the
+empirical exponent of :func:`_lyapunov` below 0, Wintenberger 2013). A free optimum outside that
+set (persistence at 1 on calm bond windows; filters where every shock lowers the volatility, whose
+forecasts collapse) is replaced by the constrained optimum and flagged ``boundary``. An optimum whose
+strict convergence test fails is kept (``relaxed``) when it is plausible and its likelihood beats
+the parameters in hand; otherwise the fit fails and the parameters in hand stay
+(:class:`RefitTally` makes the next refit a cold start). Measured on real US data:
+``benchmarks/egarch_real.py``.
+
 Conventions
 -----------
 Input returns are **decimal** daily returns (simple returns as the strategies pass them; log returns
@@ -244,7 +255,9 @@ class EGARCHFit:
     ln_bounds : ndarray, shape (2,)
         Clip range of ln sigma^2 for the forward filter (window ln-variance +- ln 1e6).
     boundary : bool
-        The optimum sits on the persistence bound ``beta = BETA_MAX`` (a ``boundary`` fit).
+        The optimum sits on a bound of the admissible set (a ``boundary`` fit): the persistence
+        bound ``beta = BETA_MAX``, or the invertibility constraint (the free optimum's filter was
+        not invertible, see :func:`_lyapunov`).
     relaxed : bool
         The optimizer's strict convergence test failed but the optimum is plausible and its
         likelihood beats the parameters in hand, so it was kept.
@@ -691,7 +704,8 @@ def egarch_fit(
     -------
     EGARCHFit
         Never raises for a numerical failure: ``converged=False`` and the parameters in hand.
-        Persistence is bounded by :data:`BETA_MAX`; an optimum on that bound has ``boundary=True``.
+        Persistence is bounded by :data:`BETA_MAX` and the filter must be invertible; an optimum
+        on either bound has ``boundary=True``.
     """
     r = np.asarray(returns, dtype=float)
     if r.ndim != 1 or r.shape[0] < 10 or not np.all(np.isfinite(r)):
