@@ -121,3 +121,15 @@ def test_real_us_four_assets_failed_fits_within_target(real_data_dir):
     ewma = np.sqrt((rets**2).ewm(alpha=0.06, adjust=False).mean() * 252).loc[vol.index]
     ratio = (vol / ewma).to_numpy()
     assert np.all(np.isfinite(ratio)) and 0.1 < ratio.min() and ratio.max() < 5.0
+
+
+def test_run_info_reports_boundary_fits_beside_failed_fits():
+    from feeds import MarketData, synthetic_market
+    from runners.fastpath import run_fast
+
+    mk = MarketData.from_synthetic(synthetic_market(seed=1, start="2018-01-02", end="2019-12-31"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = run_fast(mk, "DynamicRiskBudget", {"refit_every": 63}).info
+    assert info["risk_model_refits"] >= 2
+    assert isinstance(info["risk_model_boundary_fits"], int) and "risk_model_failed_fits" in info
