@@ -27,6 +27,17 @@ from arch's own starting values; not when the fast engine converges to implausib
 arch maximizes the same likelihood), and the only engine for ``dist`` other than ``"t"`` /
 ``"normal"``. Both engines fit the same model.
 
+Admissible fits
+---------------
+Every fit is constrained to ``0 <= beta <= BETA_MAX`` (0.999) and to an invertible filter (the
+empirical exponent of :func:`_lyapunov` below 0, Wintenberger 2013). A free optimum outside that
+set (persistence at 1 on calm bond windows; filters where every shock lowers the volatility, whose
+forecasts collapse) is replaced by the constrained optimum and flagged ``boundary``. An optimum whose
+strict convergence test fails is kept (``relaxed``) when it is plausible and its likelihood beats
+the parameters in hand; otherwise the fit fails and the parameters in hand stay
+(:class:`RefitTally` makes the next refit a cold start). Measured on real US data:
+``benchmarks/egarch_real.py``.
+
 Conventions
 -----------
 Input returns are **decimal** daily returns (simple returns as the strategies pass them; log returns
@@ -51,6 +62,7 @@ from drb.errors import DataError, EstimationWarning
 
 __all__ = [
     "SCALE",
+    "BETA_MAX",
     "EGARCHFit",
     "egarch_fit",
     "egarch_filter",
@@ -58,6 +70,7 @@ __all__ = [
     "default_egarch_params",
     "rolling_egarch_volatility",
     "param_names",
+    "RefitTally",
 ]
 
 SCALE = 100.0
@@ -67,6 +80,12 @@ _SQRT2_OV_PI = 0.79788456080286541  # E|e| for e ~ N(0, 1), arch's constant
 _LNSIGMA_MAX = float(np.log(np.finfo(np.double).max) - 0.1)
 _FAST_DISTS = ("t", "normal")
 _LN_BOUND = math.log(1e6)
+
+BETA_MAX = 0.999
+"""Upper bound of the persistence ``beta`` in every fit. An optimum on it is a ``boundary`` fit: the
+window's volatility behaves like a unit root (seen on calm bond and commodity windows), the fit is
+kept with ``beta = BETA_MAX`` (an almost integrated, EWMA-like log-variance) and counted apart."""
+_AT_BOUND = 1e-6  # beta within this of BETA_MAX counts as on the bound
 
 
 def param_names(dist: str) -> list[str]:
@@ -218,7 +237,9 @@ class EGARCHFit:
     params : ndarray, shape (k,)
         ``mu, omega, alpha[1], gamma[1], beta[1]`` (+ distribution parameters), percent scale.
     converged : bool
-        False when the optimizer failed; ``params`` are then the fallback (previous or default).
+        False when no acceptable optimum was found (a ``failed`` fit); ``params`` are then the
+        parameters in hand (the previous ones if still plausible on this window, else
+        :func:`default_egarch_params`).
     loglik : float
         Log-likelihood at ``params`` (arch's value; NaN when unknown).
     lnsig2 : ndarray, shape (T,)
@@ -233,6 +254,13 @@ class EGARCHFit:
         Optimizer message.
     ln_bounds : ndarray, shape (2,)
         Clip range of ln sigma^2 for the forward filter (window ln-variance +- ln 1e6).
+    boundary : bool
+        The optimum sits on a bound of the admissible set (a ``boundary`` fit): the persistence
+        bound ``beta = BETA_MAX``, or the invertibility constraint (the free optimum's filter was
+        not invertible, see :func:`_lyapunov`).
+    relaxed : bool
+        The optimizer's strict convergence test failed but the optimum is plausible and its
+        likelihood beats the parameters in hand, so it was kept.
     """
 
     params: np.ndarray
@@ -244,11 +272,20 @@ class EGARCHFit:
     engine: str
     message: str = ""
     ln_bounds: np.ndarray | None = None
+    boundary: bool = False
+    relaxed: bool = False
 
     @property
     def forecast_vol(self) -> float:
         """Next-bar volatility forecast in decimals per bar (not annualized)."""
         return math.exp(0.5 * self.lnsig2_next) / SCALE
+
+    @property
+    def status(self) -> str:
+        """``"failed"``, ``"boundary"`` or ``"converged"`` (the fit-statistics categories)."""
+        if not self.converged:
+            return "failed"
+        return "boundary" if self.boundary else "converged"
 
 
 @numba.njit(cache=True)
@@ -301,10 +338,10 @@ def _prepare(y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
 
 def _param_bounds(res0: np.ndarray, dist: str) -> list[tuple[float, float]]:
     """arch's parameter bounds (mean free, omega around the ln mean square, beta in [0, 1]),
-    with beta capped just below 1 and, for Student-t, ``nu`` in [2.05, 500]."""
+    with beta capped at :data:`BETA_MAX` and, for Student-t, ``nu`` in [2.05, 500]."""
     lnv = math.log(float(np.mean(res0**2)))
     b = [(-np.inf, np.inf), (lnv - math.log(10000.0), lnv + math.log(10000.0)),
-         (-np.inf, np.inf), (-np.inf, np.inf), (0.0, 1.0 - 1e-9)]
+         (-np.inf, np.inf), (-np.inf, np.inf), (0.0, BETA_MAX)]
     if dist == "t":
         b.append((2.05, 500.0))
     return b
@@ -505,17 +542,22 @@ def _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi, rounds: int = 3):
 
 def _sane(x: np.ndarray, y: np.ndarray, backcast: float, vb: np.ndarray) -> bool:
     """Reject degenerate optima (seen with arch on i.i.d. data: |alpha| ~ 1e3, variance pinned at the
-    variance bounds): |alpha|, |gamma| <= 1.5, 0 <= beta < 1, unconditional ln-variance within a factor
-    100 of the sample variance, and the in-sample path and next forecast within that range too."""
+    variance bounds): |alpha|, |gamma| <= 1.5, 0 <= beta <= BETA_MAX, an invertible filter
+    (:func:`_lyapunov` <= ``_LYAP_MAX``), unconditional ln-variance within
+    a factor 100 of the sample variance (checked only when the
+    mean-reversion time 1 / (1 - beta) is under a quarter of the window: near a unit root the
+    window does not identify it), and the in-sample path and next forecast within that range too."""
     if x is None or not np.all(np.isfinite(x)):
         return False
     omega, alpha, gamma, beta = x[1], x[2], x[3], x[4]
-    if abs(alpha) > 1.5 or abs(gamma) > 1.5 or not (0.0 <= beta < 1.0):
+    if abs(alpha) > 1.5 or abs(gamma) > 1.5 or not (0.0 <= beta <= BETA_MAX):
         return False
     lnv = math.log(max(float(np.var(y)), 1e-300))
-    if abs(omega / (1.0 - beta) - lnv) >= math.log(100.0):
+    if 1.0 / (1.0 - beta) < 0.25 * y.shape[0] and abs(omega / (1.0 - beta) - lnv) >= math.log(100.0):
         return False
     lns, z = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
+    if _lyapunov(x, y, backcast, vb) > _LYAP_MAX + 1e-8:
+        return False
     nxt = float(egarch_step(x[None, :], lns[-1:], y[-1:] - x[0])[0])
     return abs(nxt - lnv) < math.log(100.0) and bool(np.all(np.isfinite(lns)))
 
@@ -531,6 +573,105 @@ def _fit_arch(y, dist, start, maxiter: int = 60):
     x = np.asarray(r.params, dtype=float)
     ok = r.convergence_flag == 0 and bool(np.all(np.isfinite(x)))
     return x, ok, float(r.loglikelihood), str(r.optimization_result.message)
+
+
+def _held_params(r, y, dist, start, fallback, backcast, vb) -> np.ndarray:
+    """The parameters in hand: ``fallback``, else ``start``, else the defaults; and the defaults
+    whenever the parameters in hand are not plausible on this window (a stale fit after a
+    volatility regime change must not stay)."""
+    held = fallback if fallback is not None else start
+    if held is None or not _sane(np.asarray(held, dtype=float), y, backcast, vb):
+        return default_egarch_params(r, dist)
+    return np.asarray(held, dtype=float)
+
+
+def _lyapunov(x: np.ndarray, y: np.ndarray, backcast: float, vb: np.ndarray) -> float:
+    """Empirical invertibility exponent of the fitted filter on the window.
+
+    ``mean_t ln|beta - (alpha |e_t| + gamma e_t) / 2|``: the mean log-derivative of ln sigma^2_{t+1}
+    with respect to ln sigma^2_t. Negative: the filter forgets its start and small errors die out
+    (Wintenberger 2013, "Continuous invertibility and stable QML estimation of the EGARCH(1,1)
+    model"). Positive: a shock that lowers the volatility makes the next standardized residual
+    larger and lowers it further; seen on calm windows of real data (SPY 2007, TLT, DBC), where
+    such an optimum collapsed the forecast to 0.01% a year or blew it up tenfold.
+    """
+    _, z = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
+    d = np.abs(x[4] - 0.5 * (x[2] * np.abs(z) + x[3] * z))
+    return float(np.mean(np.log(np.maximum(d, 1e-300))))
+
+
+_LYAP_MAX = -1e-4  # the invertibility exponent an accepted fit must stay below
+
+
+def _fit_invertible(x, y, dist, backcast, vb, bounds):
+    """Maximize the likelihood subject to the invertibility exponent <= ``_LYAP_MAX`` (SLSQP from
+    ``x``; the stable QML estimator of Wintenberger 2013). Returns (x, converged, loglik)."""
+    n = y.shape[0]
+
+    def fun(p):
+        ll, g = _loglik_and_grad(p, y, backcast, vb, dist)
+        return (1e10, np.zeros_like(p)) if not np.isfinite(ll) else (-ll / n, -g / n)
+
+    con = {"type": "ineq", "fun": lambda p: _LYAP_MAX - _lyapunov(p, y, backcast, vb)}
+    # A feasible start: the news-impact coefficients shrunk towards 0 (at 0 the exponent is
+    # ln beta < 0) just enough, by bisection; SLSQP from the infeasible optimum can wander off.
+    lo_s, hi_s = 0.0, 1.0
+    for _ in range(30):
+        mid = 0.5 * (lo_s + hi_s)
+        xs = x.copy()
+        xs[2:4] = x[2:4] * mid
+        lo_s, hi_s = (mid, hi_s) if con["fun"](xs) >= 0.0 else (lo_s, mid)
+    x = x.copy()
+    x[2:4] = x[2:4] * lo_s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = minimize(fun, x, jac=True, method="SLSQP", bounds=bounds, constraints=[con],
+                       options={"maxiter": 200, "ftol": 1e-12})
+    xn = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
+    if _lyapunov(xn, y, backcast, vb) > _LYAP_MAX + 1e-8:
+        xn = x  # SLSQP left the feasible set: keep the feasible start
+    ok = bool(res.success) and xn is not x
+    return xn, ok, _loglik_and_grad(xn, y, backcast, vb, dist)[0]
+
+
+def _constrained(x, y, dist, backcast, vb, bounds, msg):
+    """An optimum brought onto the admissible set and re-optimized there.
+
+    ``x`` outside the bounds (an ``arch`` optimum with beta in (BETA_MAX, 1]) is projected onto
+    them and re-optimized; a non-invertible one (:func:`_lyapunov` >= 0) is re-fitted under the
+    invertibility constraint. Returns ``(x, converged, loglik, msg, on_invertibility_bound)``;
+    ``converged`` is the strict flag of the re-optimization (True when nothing moved).
+    """
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    xc = np.clip(x, lo, hi)
+    ok, ll = True, float("nan")
+    if not np.array_equal(xc, x):
+        xc, ok, ll, msg = _fit_fast(y, dist, xc, backcast, vb, bounds, True)
+    if not np.all(np.isfinite(xc)) or _lyapunov(xc, y, backcast, vb) <= _LYAP_MAX:
+        ll = ll if math.isfinite(ll) else _loglik_and_grad(xc, y, backcast, vb, dist)[0]
+        return xc, ok, ll, msg, False
+    xn, ok, ll = _fit_invertible(xc, y, dist, backcast, vb, bounds)
+    return xn, ok, ll, f"{msg}; refitted under the invertibility constraint", True
+
+
+def _select(cands: list, ll_held: float):
+    """Pick the accepted optimum among plausible candidates
+    ``(x, converged, loglik, msg, engine, on_invertibility_bound)``.
+
+    The best likelihood wins if its strict flag is set or if it beats the parameters in hand
+    (``relaxed``); else the best strictly converged one; else None (a failed fit).
+    Returns ``(candidate, relaxed)``.
+    """
+    if not cands:
+        return None, False
+    best = max(cands, key=lambda c: c[2])
+    if best[1]:
+        return best, False
+    if math.isfinite(ll_held) and best[2] > ll_held + 1e-6:
+        return best, True
+    strict = [c for c in cands if c[1]]
+    return (max(strict, key=lambda c: c[2]), False) if strict else (None, False)
 
 
 def egarch_fit(
@@ -554,60 +695,69 @@ def egarch_fit(
     engine : {"fast", "arch"}
         See the module docstring. A non-converged fast fit is retried with ``arch``.
     fallback : ndarray, optional
-        Parameters to keep when both fail (default: ``start`` if given, else
-        :func:`default_egarch_params`).
+        The parameters in hand (default: ``start`` if given, else :func:`default_egarch_params`;
+        the defaults also when they are implausible on this window). They are kept when no
+        acceptable optimum is found, and a fit whose strict convergence test fails is still kept
+        when it is plausible and its likelihood beats theirs (``relaxed``).
 
     Returns
     -------
     EGARCHFit
-        Never raises for a numerical failure: ``converged=False`` and the fallback parameters.
+        Never raises for a numerical failure: ``converged=False`` and the parameters in hand.
+        Persistence is bounded by :data:`BETA_MAX` and the filter must be invertible; an optimum
+        on either bound has ``boundary=True``.
     """
     r = np.asarray(returns, dtype=float)
     if r.ndim != 1 or r.shape[0] < 10 or not np.all(np.isfinite(r)):
         raise DataError("egarch_fit: need a finite 1-d window of at least 10 returns")
+    if engine not in ("fast", "arch"):
+        raise DataError(f"egarch_fit: unknown engine {engine!r}")
     y = SCALE * r
     backcast, vb, res0 = _prepare(y)
-    x, ok, ll, msg, used = None, False, float("nan"), "", engine
+    held = _held_params(r, y, dist, start, fallback, backcast, vb)
+    smooth = dist in _FAST_DISTS  # our likelihood (and its bounds) are available
+    bounds = _param_bounds(res0, dist) if smooth else None
+    ll_held = _loglik_and_grad(held, y, backcast, vb, dist)[0] if smooth else float("nan")
+    cands: list = []
     retry = True
-    if engine == "fast" and dist in _FAST_DISTS:
-        bounds = _param_bounds(res0, dist)
-        warm = start is not None
-        sv = start if warm else _cold_start(y, res0, dist)
+    if engine == "fast" and smooth:
+        sv = start if start is not None else _cold_start(y, res0, dist)
         sv = np.clip(np.asarray(sv, dtype=float), [b[0] for b in bounds], [b[1] for b in bounds])
-        x, ok, ll, msg = _fit_fast(y, dist, sv, backcast, vb, bounds, warm)
-        used = "fast"
-        if ok and not _sane(x, y, backcast, vb):
-            # A converged optimum of arch's own likelihood: arch would find the same one, so
-            # retrying with it only costs time (seen: beta at its bound 1 on calm bond windows).
-            ok, msg, retry = False, "implausible parameters", False
-    elif engine not in ("fast", "arch"):
-        raise DataError(f"egarch_fit: unknown engine {engine!r}")
-    if not ok and retry:
-        x, ok, ll, msg = _fit_arch(y, dist, start)
-        used = "arch"
-        if ok and not _sane(x, y, backcast, vb):
-            ok, msg = False, "implausible parameters from arch"
-        if not ok and start is not None:
-            # The warm start itself may be what misleads it (stale parameters after a regime
-            # change): arch from its own starting values, with room to converge. On the real US
-            # data of the integration test this halves the failed fits (86 -> 44 of 504).
-            xc, okc, llc, msgc = _fit_arch(y, dist, None, maxiter=500)
-            if okc and _sane(xc, y, backcast, vb):
-                x, ok, ll, msg = xc, True, llc, msgc
-    if not ok:
-        if fallback is not None:
-            x = np.asarray(fallback, dtype=float)
-        elif start is not None:
-            x = np.asarray(start, dtype=float)
-        else:
-            x = default_egarch_params(r, dist)
-        used = "fallback"
-        ll = float("nan")
+        x, ok, ll, msg = _fit_fast(y, dist, sv, backcast, vb, bounds, start is not None)
+        x, ok_c, ll, msg, at = _constrained(x, y, dist, backcast, vb, bounds, msg)
+        ok = ok and ok_c
+        if _sane(x, y, backcast, vb) and math.isfinite(ll):
+            cands.append((x, ok, ll, msg, "fast", at))
+        # A converged optimum of arch's own likelihood: arch would find the same one, so
+        # retrying with it only costs time.
+        retry = not ok
+    if retry:
+        tries = [(start, 60)] + ([(None, 500)] if start is not None else [])
+        for sv, maxiter in tries:
+            x, ok, ll, msg = _fit_arch(y, dist, sv, maxiter=maxiter)
+            at = False
+            if x is not None and smooth:
+                x, ok_c, ll, msg, at = _constrained(x, y, dist, backcast, vb, bounds, msg)
+                ok = ok and ok_c
+            if _sane(x, y, backcast, vb) and math.isfinite(ll):
+                cands.append((x, ok, ll, msg, "arch", at))
+                if ok:
+                    break
+    best, relaxed = _select(cands, ll_held)
+    if best is None:
+        x, ok, used, ll = held, False, "fallback", ll_held
+        msg = "no plausible optimum" if not cands else "optimum worse than the parameters in hand"
+    else:
+        x, ok, ll, msg, used = best[0], True, best[2], best[3], best[4]
+        if relaxed:
+            msg = f"kept although not strictly converged ({msg}): log-lik {ll:.3f} > {ll_held:.3f}"
     lns, z = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
     lnv = math.log(max(float(np.var(y)), 1e-300))
     lb = np.array([lnv - _LN_BOUND, lnv + _LN_BOUND])
     nxt = float(egarch_step(x[None, :], lns[-1:], (y[-1:] - x[0]), lb[None, :])[0])
-    return EGARCHFit(np.asarray(x, dtype=float), bool(ok), float(ll), lns, z, nxt, used, msg, lb)
+    boundary = bool(ok and (x[4] >= BETA_MAX - _AT_BOUND or best[5]))
+    return EGARCHFit(np.asarray(x, dtype=float), bool(ok), float(ll), lns, z, nxt, used, msg, lb,
+                     boundary, bool(relaxed))
 
 
 def egarch_filter(params: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -664,9 +814,80 @@ def egarch_step(
     return h
 
 
+_STATUSES = ("converged", "boundary", "failed")
+
+
+class RefitTally:
+    """Scheduled refits of ``n`` assets: the rule for parameters after a failure, and the counts.
+
+    Rule: a refit warm-starts from the asset's previous parameters, which are also the parameters
+    in hand (kept if no acceptable optimum is found and they are still plausible on the window).
+    After a failed fit the next refit of that asset starts cold (``arch``'s starting values) with
+    :func:`default_egarch_params` in hand, so parameters that could not be refitted stay for one
+    refit period at most, never for a run of refits.
+
+    Attributes
+    ----------
+    counts : ndarray, shape (4, n), int
+        Per asset: ``converged``, ``boundary``, ``failed`` and ``relaxed`` (a subset of the first
+        two: kept although the strict convergence test failed) fits.
+    failed_run, longest_failed_run : ndarray, shape (n,), int
+        Current and longest run of consecutive failed fits per asset.
+    """
+
+    def __init__(self, n: int):
+        self.n = int(n)
+        self.counts = np.zeros((4, self.n), dtype=int)
+        self.failed_run = np.zeros(self.n, dtype=int)
+        self.longest_failed_run = np.zeros(self.n, dtype=int)
+
+    def fit(self, j: int, returns: np.ndarray, dist: str, prev: np.ndarray | None,
+            engine: str = "fast") -> EGARCHFit:
+        """Refit asset ``j`` on its window (decimal returns, shape (T,)) and count the outcome."""
+        if self.failed_run[j] > 0:
+            prev = None  # cold start, defaults in hand
+        f = egarch_fit(returns, dist, prev, engine=engine)
+        self.counts[_STATUSES.index(f.status), j] += 1
+        self.counts[3, j] += int(f.relaxed)
+        self.failed_run[j] = self.failed_run[j] + 1 if f.status == "failed" else 0
+        self.longest_failed_run[j] = max(self.longest_failed_run[j], self.failed_run[j])
+        return f
+
+    @property
+    def n_failed(self) -> int:
+        return int(self.counts[2].sum())
+
+    @property
+    def n_boundary(self) -> int:
+        return int(self.counts[1].sum())
+
+    def stats(self, names: list[str] | None = None) -> dict:
+        """Totals and per-asset counts (``names`` label the assets; default ``"0"``, ``"1"``...)."""
+        names = [str(i) for i in range(self.n)] if names is None else [str(a) for a in names]
+        keys = (*_STATUSES, "relaxed")
+        out: dict = {k: int(self.counts[i].sum()) for i, k in enumerate(keys)}
+        out["longest_failed_run"] = int(self.longest_failed_run.max(initial=0))
+        out["per_asset"] = {a: {k: int(self.counts[i, j]) for i, k in enumerate(keys)}
+                            for j, a in enumerate(names)}
+        return out
+
+    def get_state(self) -> dict:
+        return {"counts": self.counts.tolist(), "failed_run": self.failed_run.tolist(),
+                "longest_failed_run": self.longest_failed_run.tolist()}
+
+    def set_state(self, state: dict | None) -> None:
+        """Restore :meth:`get_state` output (None: a state written before the tally: zeros)."""
+        if state is None:
+            return
+        self.counts = np.asarray(state["counts"], dtype=int).reshape(4, self.n)
+        self.failed_run = np.asarray(state["failed_run"], dtype=int).reshape(self.n)
+        self.longest_failed_run = np.asarray(state["longest_failed_run"], dtype=int).reshape(self.n)
+
+
 def _warn_failed(name: str, msg: str) -> None:
     warnings.warn(
-        f"EGARCH fit for {name} failed ({msg}); previous parameters kept (counted in n_failed_fits)",
+        f"EGARCH fit for {name} failed ({msg}); the parameters in hand are kept and the next refit "
+        "starts cold (counted in n_failed_fits)",
         EstimationWarning,
         stacklevel=3,
     )
@@ -687,8 +908,10 @@ def rolling_egarch_volatility(
     Row ``t`` (counted from the first finite row) is a fit/refit date when ``t >= min_window - 1`` and
     ``(t - min_window + 1) % refit_every == 0``; the fit uses the last ``min(window, t + 1)`` returns
     (a trailing window ending at ``t``), warm-started from the previous parameters. Between refits the
-    fixed parameters filter forward with :func:`egarch_step`. A failed fit keeps the previous
-    parameters (first fit: :func:`default_egarch_params`), is counted, and warns once per column.
+    fixed parameters filter forward with :func:`egarch_step`. Fits are counted by outcome
+    (:class:`RefitTally`: ``converged``, ``boundary`` on the persistence bound, ``failed``); a
+    failed fit keeps the parameters in hand for one period, the next refit starts cold, and the
+    first failure of a column warns.
 
     Parameters
     ----------
@@ -708,6 +931,7 @@ def rolling_egarch_volatility(
     Series or DataFrame
         Same shape and index as ``returns``; value at ``t`` = ``sigma_{t+1|t} * sqrt(periods_per_year)``
         (decimal); NaN before the first fit. ``.attrs`` holds ``n_refits``, ``n_failed_fits``,
+        ``n_boundary_fits``, ``fit_stats`` (:meth:`RefitTally.stats` plus ``refits``),
         ``refit_dates`` and ``params`` (last parameters per column).
     """
     if min_window < 10 or window < min_window or refit_every < 1:
@@ -729,7 +953,7 @@ def rolling_egarch_volatility(
     lns = np.zeros(n)
     lnb = np.zeros((n, 2))
     n_refits = 0
-    n_failed = np.zeros(n, dtype=int)
+    tally = RefitTally(n)
     warned = np.zeros(n, dtype=bool)
     refit_dates = []
     ann = math.sqrt(periods_per_year)
@@ -739,12 +963,11 @@ def rolling_egarch_volatility(
             newp = np.empty((n, len(param_names(dist))))
             for j in range(n):
                 prev = None if params is None else params[j]
-                f = egarch_fit(win[:, j], dist, prev, engine=engine)
+                f = tally.fit(j, win[:, j], dist, prev, engine)
                 newp[j] = f.params
                 lns[j] = f.lnsig2_next
                 lnb[j] = f.ln_bounds
                 if not f.converged:
-                    n_failed[j] += 1
                     if not warned[j]:
                         warned[j] = True
                         _warn_failed(str(df.columns[j]), f.message)
@@ -757,7 +980,9 @@ def rolling_egarch_volatility(
     res = pd.DataFrame(out, index=df.index, columns=df.columns)
     attrs = {
         "n_refits": n_refits,
-        "n_failed_fits": int(n_failed.sum()),
+        "n_failed_fits": tally.n_failed,
+        "n_boundary_fits": tally.n_boundary,
+        "fit_stats": {"refits": n_refits, **tally.stats(list(df.columns))},
         "refit_dates": refit_dates,
         "params": None if params is None else params.tolist(),
     }

@@ -8,9 +8,12 @@ Conventions
 * ``egarch_dcc``: per-asset EGARCH(1,1)-t (:mod:`indicators.egarch`) and DCC(1,1) (:mod:`indicators.dcc`)
   are first fitted when ``min_window`` returns have been seen, then refitted every ``refit_every`` bars on
   the trailing ``window`` returns (EGARCH warm-started from the previous parameters, DCC from the
-  previous (a, b)); between refits the O(1) recursions filter forward with fixed parameters. A failed
-  fit keeps the previous parameters, is counted in ``n_failed_fits`` and warns
-  (:class:`EstimationWarning`) at most once per asset; nothing is raised mid-backtest.
+  previous (a, b)); between refits the O(1) recursions filter forward with fixed parameters. Every
+  EGARCH fit is counted by outcome in ``fit_stats``: ``converged``, ``boundary`` (persistence on
+  its bound ``BETA_MAX = 0.999``: kept, an almost integrated log-variance) or ``failed``. A failed
+  fit keeps the parameters in hand for one period (the previous ones if still plausible, else
+  robust defaults), makes the asset's next refit a cold start, is counted in ``n_failed_fits``
+  and warns (:class:`EstimationWarning`) at most once per asset; nothing is raised mid-backtest.
 * ``sample`` / ``ewma`` / ``ledoit_wolf``: ready after ``sample_window`` returns (see
   :mod:`indicators.covariance`).
 
@@ -37,7 +40,7 @@ from indicators.covariance import (
     sample_covariance,
 )
 from indicators.dcc import dcc_step, fit_dcc, q_to_corr
-from indicators.egarch import SCALE, egarch_fit, egarch_step, param_names
+from indicators.egarch import SCALE, RefitTally, egarch_step, param_names
 
 __all__ = ["RiskModel", "rolling_risk_model"]
 
@@ -54,8 +57,18 @@ class _Refitter:
         self.a: float | None = None
         self.b: float | None = None
         self.n_refits = 0
-        self.n_failed = 0
+        self.n_dcc_failed = 0
+        self.tally = RefitTally(n)
         self.warned = [False] * n
+
+    @property
+    def n_failed(self) -> int:
+        """Failed EGARCH fits plus failed DCC fits."""
+        return self.tally.n_failed + self.n_dcc_failed
+
+    def stats(self, names: list[str] | None = None) -> dict:
+        """Fit statistics: refits, EGARCH outcomes (total and per asset), DCC failures."""
+        return {"refits": self.n_refits, **self.tally.stats(names), "dcc_failed": self.n_dcc_failed}
 
     def refit(self, win: np.ndarray):
         """Fit every asset and the DCC on the (m, n) window; return (lnsig2_next, qbar, q_next)."""
@@ -66,23 +79,22 @@ class _Refitter:
         z = np.empty_like(win)
         for j in range(n):
             prev = None if self.params is None else self.params[j]
-            f = egarch_fit(win[:, j], self.dist, prev, engine=self.engine)
+            f = self.tally.fit(j, win[:, j], self.dist, prev, self.engine)
             newp[j], lns[j], z[:, j], lnb[j] = f.params, f.lnsig2_next, f.std_resid, f.ln_bounds
-            if not f.converged:
-                self.n_failed += 1
-                if not self.warned[j]:
-                    self.warned[j] = True
-                    warnings.warn(
-                        f"EGARCH fit for asset {j} failed ({f.message}); previous parameters kept",
-                        EstimationWarning,
-                        stacklevel=4,
-                    )
+            if not f.converged and not self.warned[j]:
+                self.warned[j] = True
+                warnings.warn(
+                    f"EGARCH fit for asset {j} failed ({f.message}); parameters in hand kept, "
+                    "next refit starts cold",
+                    EstimationWarning,
+                    stacklevel=4,
+                )
         self.params = newp
         self.ln_bounds = lnb
         start = None if self.a is None else (self.a, self.b)
         d = fit_dcc(z, start)
         if not d.converged:
-            self.n_failed += 1
+            self.n_dcc_failed += 1
         self.a, self.b = d.a, d.b
         self.n_refits += 1
         return lns, d.qbar, d.q_next
@@ -115,7 +127,8 @@ class RiskModel:
     vol : ndarray (n,) or None
         Annualized volatilities (sqrt of the diagonal of ``cov``).
     corr : ndarray (n, n) or None
-    n_refits, n_failed_fits, n_repairs : int
+    n_refits, n_failed_fits, n_boundary_fits, n_repairs : int
+    fit_stats : dict
     n_updates : int
         Returns seen.
     """
@@ -174,7 +187,20 @@ class RiskModel:
 
     @property
     def n_failed_fits(self) -> int:
+        """Failed EGARCH fits (no acceptable optimum) plus failed DCC fits."""
         return self._fit.n_failed
+
+    @property
+    def n_boundary_fits(self) -> int:
+        """EGARCH fits on the persistence bound (``beta = BETA_MAX``), not counted as failed."""
+        return self._fit.tally.n_boundary
+
+    @property
+    def fit_stats(self) -> dict:
+        """Refit outcomes: ``refits``, EGARCH ``converged`` / ``boundary`` / ``failed`` / ``relaxed``
+        (total over assets), ``longest_failed_run``, ``per_asset`` (keyed ``"0"``, ``"1"``...) and
+        ``dcc_failed``; see :class:`indicators.egarch.RefitTally`."""
+        return self._fit.stats()
 
     @property
     def params(self) -> dict | None:
@@ -264,6 +290,8 @@ class RiskModel:
                 "b": self._fit.b,
                 "n_refits": self._fit.n_refits,
                 "n_failed": self._fit.n_failed,
+                "n_dcc_failed": self._fit.n_dcc_failed,
+                "tally": self._fit.tally.get_state(),
                 "warned": list(self._fit.warned),
             },
         }
@@ -288,7 +316,12 @@ class RiskModel:
             obj._fit.params = arr(f["params"])
             obj._fit.ln_bounds = arr(f["ln_bounds"])
             obj._fit.a, obj._fit.b = f["a"], f["b"]
-            obj._fit.n_refits, obj._fit.n_failed = int(f["n_refits"]), int(f["n_failed"])
+            obj._fit.n_refits = int(f["n_refits"])
+            if "tally" in f:
+                obj._fit.n_dcc_failed = int(f["n_dcc_failed"])
+                obj._fit.tally.set_state(f["tally"])
+            else:  # a state written before the outcome counts: all its failures in the total
+                obj._fit.n_dcc_failed = int(f["n_failed"])
             obj._fit.warned = [bool(w) for w in f["warned"]]
         except StateError:
             raise
@@ -320,8 +353,10 @@ def rolling_risk_model(
     -------
     dict
         ``cov`` (T, n, n), ``vol`` (T, n), ``corr`` (T, n, n) annualized (NaN before ready),
-        ``ready`` (T,) bool, ``n_refits``, ``n_failed_fits``, ``n_repairs``, ``refit_rows`` (list of row
-        positions where EGARCH/DCC were refitted), ``index`` (the input index or None).
+        ``ready`` (T,) bool, ``n_refits``, ``n_failed_fits``, ``n_boundary_fits``, ``fit_stats``
+        (as :attr:`RiskModel.fit_stats`, per asset keyed by column name; None unless
+        ``egarch_dcc``), ``n_repairs``, ``refit_rows`` (list of row positions where EGARCH/DCC were
+        refitted), ``index`` (the input index or None).
     """
     _check_method(method)
     index = returns.index if isinstance(returns, pd.DataFrame) else None
@@ -331,7 +366,8 @@ def rolling_risk_model(
     finite = np.all(np.isfinite(x_all), axis=1)
     T_all, n = x_all.shape
     cov = np.full((T_all, n, n), np.nan)
-    out = {"cov": cov, "n_refits": 0, "n_failed_fits": 0, "n_repairs": 0, "refit_rows": [], "index": index}
+    out = {"cov": cov, "n_refits": 0, "n_failed_fits": 0, "n_boundary_fits": 0, "fit_stats": None,
+           "n_repairs": 0, "refit_rows": [], "index": index}
     if finite.any():
         first = int(np.argmax(finite))
         if not finite[first:].all():
@@ -359,6 +395,9 @@ def rolling_risk_model(
                     n_rep += rep
                 out["refit_rows"].append(first + t0)
             out["n_refits"], out["n_failed_fits"] = fitter.n_refits, fitter.n_failed
+            out["n_boundary_fits"] = fitter.tally.n_boundary
+            names = None if index is None else [str(c) for c in returns.columns]
+            out["fit_stats"] = fitter.stats(names)
         elif method == "ewma":
             s = None
             for t in range(sample_window - 1, T):

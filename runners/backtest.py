@@ -163,6 +163,8 @@ def run_backtest(
     info: dict[str, Any] = {"seconds": round(elapsed, 3), "bars": len(market.prices)}
     if hasattr(alloc, "report"):
         info.update(alloc.report())
+    if hasattr(getattr(alloc, "risk", None), "n_boundary_fits"):  # EGARCH fits on a bound
+        info["risk_model_boundary_fits"] = int(alloc.risk.n_boundary_fits)
     return StrategyResult(
         name=name,
         values=an["portfolio"]["values"],

@@ -203,6 +203,8 @@ def _run_fast(
     info: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 3), "bars": len(dates), "engine": "fast"}
     if hasattr(alloc, "report"):
         info.update(alloc.report())
+    if hasattr(getattr(alloc, "risk", None), "n_boundary_fits"):  # EGARCH fits on a bound
+        info["risk_model_boundary_fits"] = int(alloc.risk.n_boundary_fits)
     return StrategyResult(
         name=name,
         values=vals,

@@ -135,3 +135,92 @@ def test_rolling_schedule_causality_and_units():
     pd.testing.assert_series_equal(out.iloc[:400], cut, check_names=False)
     with pytest.raises(Exception, match="NaN"):
         rolling_egarch_volatility(s.where(s.index != s.index[300]), min_window=100, window=200)
+
+
+# ------------------------------------------------------------------ boundary and relaxed fits
+import indicators.egarch as egarch_mod  # noqa: E402
+from indicators.egarch import BETA_MAX, RefitTally, default_egarch_params  # noqa: E402
+
+# ln sigma^2 a random walk driven by the shocks (beta = 1, omega = 0): a unit-root volatility
+UNIT_ROOT = simulate_egarch(400, 3, omega=0.0, alpha=0.08, gamma=-0.04, beta=1.0)
+
+
+def test_unit_root_volatility_gives_a_boundary_fit_with_sane_forecasts():
+    f = egarch_fit(UNIT_ROOT)
+    assert f.status == "boundary" and f.converged and f.boundary
+    assert f.params[4] <= BETA_MAX
+    recent = np.std(UNIT_ROOT[-60:])
+    assert math.isfinite(f.forecast_vol) and recent / 3 < f.forecast_vol < 3 * recent
+    vol, _ = egarch_filter(f.params, UNIT_ROOT)
+    assert np.all(np.isfinite(vol)) and np.all(vol > 0)
+
+
+def test_invertibility_exponent_flags_collapsing_filters():
+    y = 100 * R[:400]
+    bc, vb, _ = _prepare(y)
+    healthy = np.array([0.05, 0.0, 0.12, -0.06, 0.97, 7.0])
+    # every shock lowers the volatility (alpha < -|gamma|, beta near 1): TLT and DBC optima of 2016-2025
+    collapsing = np.array([0.05, -0.02, -0.06, -0.04, 0.997, 10.0])
+    assert egarch_mod._lyapunov(healthy, y, bc, vb) < 0 < egarch_mod._lyapunov(collapsing, y, bc, vb)
+    assert not egarch_mod._sane(collapsing, y, bc, vb)
+
+
+def _strict_flag_fails(monkeypatch, shift):
+    """The fast optimizer's strict test always fails (its point moved by ``shift``), arch fails."""
+    real = egarch_mod._fit_fast
+
+    def fast(y, dist, start, backcast, vb, bounds, warm):
+        x, _, _, _ = real(y, dist, start, backcast, vb, bounds, warm)
+        x = x + shift
+        return x, False, egarch_mod._loglik_and_grad(x, y, backcast, vb, dist)[0], "forced"
+
+    monkeypatch.setattr(egarch_mod, "_fit_fast", fast)
+    monkeypatch.setattr(egarch_mod, "_fit_arch", lambda *a, **k: (None, False, float("nan"), "no"))
+
+
+def test_optimum_beating_the_parameters_in_hand_is_kept_although_not_strictly_converged(monkeypatch):
+    ref = egarch_fit(R[:600])
+    stale = ref.params + np.array([0.02, 0.05, 0.05, -0.03, -0.04, 3.0])
+    _strict_flag_fails(monkeypatch, 0.0)
+    f = egarch_fit(R[:600], start=stale)
+    assert f.converged and f.relaxed and f.status == "converged"
+    np.testing.assert_allclose(f.params, ref.params, atol=1e-6)
+    bc, vb, _ = _prepare(100 * R[:600])
+    assert f.loglik > egarch_mod._loglik_and_grad(stale, 100 * R[:600], bc, vb, "t")[0]
+
+
+def test_non_converged_point_worse_than_the_parameters_in_hand_fails(monkeypatch):
+    ref = egarch_fit(R[:600])
+    _strict_flag_fails(monkeypatch, np.array([0.0, 0.0, 0.03, 0.0, -0.01, 0.0]))
+    f = egarch_fit(R[:600], start=ref.params)
+    assert f.status == "failed" and f.engine == "fallback"
+    np.testing.assert_array_equal(f.params, ref.params)
+
+
+def test_refit_after_a_failure_starts_cold_with_defaults(monkeypatch):
+    calls = []
+    real = egarch_mod.egarch_fit
+
+    def fake(returns, dist, start, engine="fast"):
+        calls.append(start)
+        f = real(returns, dist, start, engine=engine)
+        if start is not None:  # every warm refit fails
+            f.converged = False
+        return f
+
+    monkeypatch.setattr(egarch_mod, "egarch_fit", fake)
+    tally = RefitTally(1)
+    prev = None
+    for end in (300, 321, 342, 363, 384):
+        prev = tally.fit(0, R[end - 300 : end], "t", prev).params
+    assert [c is None for c in calls] == [True, False, True, False, True]
+    st = tally.stats(["x"])
+    assert st["failed"] == 2 and st["converged"] + st["boundary"] == 3
+    assert st["longest_failed_run"] == 1 and st["per_asset"]["x"]["failed"] == 2
+
+
+def test_implausible_parameters_in_hand_are_replaced_by_defaults():
+    bad = np.array([0.0, 5.0, 0.1, -0.05, 0.5, 8.0])  # unconditional variance e^10 too large
+    bc, vb, _ = _prepare(100 * R[:300])
+    held = egarch_mod._held_params(R[:300], 100 * R[:300], "t", bad, None, bc, vb)
+    np.testing.assert_array_equal(held, default_egarch_params(R[:300]))
