@@ -79,6 +79,7 @@ SIGNAL_COLUMNS: tuple[str, ...] = ("vol_index",)
 LOGGER_NAME = "drb.live"
 
 _PARQUET = (".parquet", ".pq")
+_WAIT_SLICE = 0.1  # seconds: longest wait before pending signal handlers run
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
 
 
@@ -594,7 +595,8 @@ class LiveMarket:
         self._exhausted = False
         self._queued = 0
         self._next_poll = 0.0
-        self.stop_reason: str | None = None
+        self._requested: str | None = None  # reason of request_stop
+        self._end: tuple[str, int] | None = None  # (reason, bars queued) when the source ended
         self._feeds: list[LiveData] | None = None
 
     # ---------------------------------------------------------------------------- public
@@ -614,9 +616,26 @@ class LiveMarket:
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Finish the bar being delivered on every feed, then end the feeds (thread and signal safe)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        if self._requested is None:
+            self._requested = reason
         self._stop.set()
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the feeds ended (or will end), decided from the bars delivered, not those queued.
+
+        ``max_bars``/``until`` count only when every bar queued before that limit was delivered;
+        a stop requested earlier (a signal while later bars wait in the queue) is reported as
+        such. None while neither happened.
+        """
+        if self._end is not None and self.bars_delivered >= self._end[1]:
+            return self._end[0]
+        return self._requested
+
+    def _source_end(self, reason: str) -> None:
+        self._exhausted = True
+        if self._end is None:
+            self._end = (reason, self._queued)
 
     @property
     def stopping(self) -> bool:
@@ -638,8 +657,7 @@ class LiveMarket:
             if self._exhausted:
                 return
             if self.until is not None and bar.date > self.until:
-                self._exhausted = True
-                self.stop_reason = self.stop_reason or f"reached --until {self.until.date()}"
+                self._source_end(f"reached --until {self.until.date()}")
                 return
             dt = bar.date.to_pydatetime()
             for slot in self._slots:
@@ -655,11 +673,9 @@ class LiveMarket:
             if self.on_bar is not None:
                 self.on_bar(bar)
             if self.max_bars is not None and self._queued >= self.max_bars:
-                self._exhausted = True
-                self.stop_reason = self.stop_reason or f"processed --max-bars {self.max_bars}"
+                self._source_end(f"processed --max-bars {self.max_bars}")
             elif self.until is not None and bar.date >= self.until:
-                self._exhausted = True
-                self.stop_reason = self.stop_reason or f"reached --until {self.until.date()}"
+                self._source_end(f"reached --until {self.until.date()}")
 
     def _poll(self) -> None:
         self._next_poll = time.monotonic() + self.poll_interval
@@ -682,14 +698,16 @@ class LiveMarket:
         if slot.queue:
             return self._pop(slot)
         if self._exhausted or (self.max_bars is not None and self._queued >= self.max_bars):
-            self._exhausted = True
+            self._source_end(f"processed --max-bars {self.max_bars}")
             return False
         while True:
             now = time.monotonic()
             if now < self._next_poll:
                 if index != 0:
                     return None  # the first feed waits and polls for everyone
-                self._stop.wait(self._next_poll - now)
+                # In slices: a blocked Event.wait does not let Python run a signal handler (a
+                # SIGINT/SIGTERM requesting the stop) before its timeout.
+                self._stop.wait(min(self._next_poll - now, _WAIT_SLICE))
                 if self._stop.is_set():
                     return self.next_for(index)
             self._poll()

@@ -242,14 +242,48 @@ def test_feeds_advance_together_and_stop_finishes_the_current_bar(tmp_path):
     assert market.stop_reason == "test"
 
 
+def _stop_after_idle_polls(market: LiveMarket, bars: int, polls: int = 3) -> None:
+    """Request a stop once ``bars`` bars were delivered and the source was polled ``polls`` more times."""
+    deadline = time.monotonic() + 60
+    while market.bars_delivered < bars and time.monotonic() < deadline:
+        time.sleep(0.005)
+    seen = market.source.stats.polls
+    while market.source.stats.polls < seen + polls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    market.request_stop("idle")
+
+
+def test_stop_reason_is_decided_by_the_bars_delivered_not_queued(tmp_path):
+    """Every row up to --until is queued at the first poll; a stop requested at the 5th bar is the
+    reason, not the --until limit whose bar was queued but never delivered."""
+    frame = _frame(20)
+    path = tmp_path / "live.csv"
+    _write_rows(path, frame, 0.0).join()
+    for kwargs in ({"until": frame.index[-1]}, {"max_bars": 15}):
+        market = LiveMarket(path, ASSETS, poll_interval=0.01, **kwargs)
+        cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+        market.add_to(cerebro)
+        cerebro.addstrategy(_Recorder, stop_at=5, market=market)
+        strat = cerebro.run()[0]
+        assert len(strat.rows) == 5 and market.bars_delivered == 5
+        assert market.stop_reason == "test", kwargs
+    # a stop requested while the last bar is being delivered: the limit was reached
+    market = LiveMarket(path, ASSETS, poll_interval=0.01, until=frame.index[9])
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    market.add_to(cerebro)
+    cerebro.addstrategy(_Recorder, stop_at=10, market=market)
+    assert len(cerebro.run()[0].rows) == 10
+    assert market.stop_reason == f"reached --until {frame.index[9].date()}"
+
+
 def test_max_bars_and_until_end_the_run(tmp_path):
     frame = _frame(20)
     path = tmp_path / "live.csv"
     _write_rows(path, frame, 0.0).join()
     for kwargs, n in (({"max_bars": 7}, 7), ({"until": frame.index[9]}, 10), ({"after": frame.index[14]}, None)):
         market = LiveMarket(path, ASSETS, poll_interval=0.01, **kwargs)
-        if n is None:
-            threading.Timer(0.5, market.request_stop).start()  # nothing after the last row: wait, then stop
+        if n is None:  # nothing after the last row: wait (polling), then stop
+            threading.Thread(target=_stop_after_idle_polls, args=(market, 5), daemon=True).start()
         cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
         market.add_to(cerebro)
         cerebro.addstrategy(_Recorder)
@@ -314,7 +348,9 @@ def test_waiting_for_the_first_bar_does_not_run_the_broker_on_empty_feeds(tmp_pa
     cerebro.addstrategy(_TouchesPositions)
 
     def later() -> None:
-        time.sleep(0.4)
+        deadline = time.monotonic() + 60
+        while market.source.stats.polls <= 10 and time.monotonic() < deadline:
+            time.sleep(0.005)  # the run is waiting, polling
         path.parent.mkdir()
         _write_rows(path, frame, 0.002).join()
 
