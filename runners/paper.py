@@ -1,7 +1,7 @@
 """Paper trading: any strategy of :mod:`strategies.bt_strategies` on a live feed, restartable.
 
 ``drb paper CONFIG --state DIR [--live PATH] [--strategy NAME] [--reset] [--poll S] [--max-bars N]
-[--until DATE]`` (or ``drb paper --demo --state DIR``)
+[--until DATE] [--max-gap-days D]`` (or ``drb paper --demo --state DIR``)
 warms the strategy's allocator up on the config's price history, then trades each new bar of the
 live source (:mod:`feeds.live`) on backtrader's paper broker (``BackBroker``: the same execution,
 costs and turnover caps as a backtest; decisions at the close, orders sized and filled at the next
@@ -78,6 +78,7 @@ __all__ = [
     "PaperOptions",
     "PaperResult",
     "PaperSession",
+    "check_broker_against_journal",
     "load_state",
     "paper_strategy_class",
     "run_paper",
@@ -350,6 +351,60 @@ def _read_state_json(path: Path) -> dict[str, Any]:
     return state
 
 
+def check_broker_against_journal(state: Mapping[str, Any], journal: Path, committed: int, initial_cash: float) -> None:
+    """Rebuild cash and positions from the journal's committed fills; they must match the state.
+
+    Parameters
+    ----------
+    state : mapping
+        The committed ``state.json`` (its ``broker`` cash, positions and value, ``last_closes``).
+    journal : Path
+        ``journal.jsonl``; only its first ``committed`` bytes (what the state committed) count.
+    initial_cash : float
+        The broker's starting cash (currency units).
+
+    Raises
+    ------
+    StateError
+        Cash, a position's size or the value in the state differs from what the fills give (a
+        hand-edited or mismatched state); one line.
+    """
+    data = journal.read_bytes()[:committed] if committed else b""
+    cash, sizes, traded = float(initial_cash), {}, 0.0
+    for i, line in enumerate(data.splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            if entry.get("type") != "fill":
+                continue
+            amount, price, comm = float(entry["amount"]), float(entry["price"]), float(entry["commission"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise StateError(f"{journal}: line {i} is not a journal entry; refusing to trade") from None
+        cash -= amount * price + comm
+        sizes[entry["symbol"]] = sizes.get(entry["symbol"], 0.0) + amount
+        traded += abs(amount * price)
+    broker = state["broker"]
+    where = f"{journal.parent / STATE_FILE}"
+    tail = "refusing to trade (--reset starts afresh)"
+    tol = 0.01 + 1e-9 * (traded + abs(initial_cash))  # currency units: float rounding of the fills' sums
+    try:
+        s_cash = float(broker["cash"])
+        positions = {str(a): float(p["size"]) for a, p in broker["positions"].items()}
+        value = float(broker["value"])
+        closes = {str(a): float(c) for a, c in state["last_closes"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise StateError(f"{where}: unreadable broker section; {tail}") from None
+    if not abs(s_cash - cash) <= tol:
+        raise StateError(f"{where}: cash {s_cash:,.2f} disagrees with {cash:,.2f} rebuilt from the fills in {journal.name}; {tail}")
+    for asset in sorted(set(positions) | set(sizes)):
+        a, b = positions.get(asset, 0.0), sizes.get(asset, 0.0)
+        if not abs(a - b) <= 1e-9 * max(1.0, abs(b)):
+            raise StateError(f"{where}: position {asset} of {a:g} disagrees with {b:g} rebuilt from the fills in {journal.name}; {tail}")
+    if all(a in closes for a in positions):
+        expected = s_cash + sum(size * closes[a] for a, size in positions.items())
+        if not abs(value - expected) <= tol:
+            raise StateError(f"{where}: value {value:,.2f} disagrees with cash + positions at the last closes ({expected:,.2f}); {tail}")
+
+
 def _archive(folder: Path) -> Path | None:
     """Move every state file of ``folder`` into ``folder/reset-<timestamp>/`` (``--reset``)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.name != LOCK_FILE and not p.name.startswith(".")]
@@ -383,6 +438,7 @@ class PaperOptions:
     history_bars: int = 504
     replay_interval: float = 1.0
     quiet: bool = False
+    max_gap_days: float = 10.0
 
 
 @dataclass
@@ -1086,6 +1142,7 @@ def run_paper(opts: PaperOptions) -> PaperResult:
             _check_resume(state, setup, folder)
             j = state["journal"]
             journal.open(int(j["bytes"]), int(j["seq"]), str(j["sha256"]))
+            check_broker_against_journal(state, journal.path, int(j["bytes"]), float(setup.broker.get("cash", 1_000_000.0)))
             assets = list(state["assets"])
             classes = dict(state["asset_classes"])
             after = pd.Timestamp(state["last_bar"])
@@ -1119,6 +1176,7 @@ def run_paper(opts: PaperOptions) -> PaperResult:
             last_closes=last_closes,
             max_bars=opts.max_bars,
             until=opts.until,
+            max_gap_days=opts.max_gap_days,
         )
         session.source_stats = market.source.stats.as_dict
         session.vol_index_feed = has_vol
@@ -1191,6 +1249,11 @@ def _paper_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll", type=_positive, default=1.0, help="seconds between polls of the live source (default 1)")
     p.add_argument("--max-bars", dest="max_bars", type=int, help="stop after processing N bars in this run")
     p.add_argument("--until", type=_date_arg, help="stop after processing the bar of this date")
+    p.add_argument(
+        "--max-gap-days", dest="max_gap_days", type=_positive, default=10.0,
+        help="skip (and log) live rows dated more than this many calendar days after the last bar, "
+        "or after today (default 10)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="--demo: seed of the embedded market (default 0)")
     p.add_argument("--start", default="2018-01-02", help="--demo: first date (default 2018-01-02)")
     p.add_argument("--end", default="2025-06-30", help="--demo: last date (default 2025-06-30)")
@@ -1237,6 +1300,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         history_bars=args.history_bars,
         replay_interval=args.replay_interval,
         quiet=args.quiet,
+        max_gap_days=args.max_gap_days,
     )
     handler = _setup_logging(args.quiet)
     show, warnings.showwarning = warnings.showwarning, _warning_to_log

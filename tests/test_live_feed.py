@@ -393,3 +393,30 @@ def test_backlog_rows_after_the_processed_bar_are_still_checked(tmp_path, caplog
     assert "live.csv:8: late row skipped" in warnings[2]
     assert src.stats.known == 3 and src.stats.duplicate == 1 and src.stats.late == 1
     assert np.isnan(bars[0].signals["vol_index"])
+
+
+def test_future_rows_are_skipped_not_traded(tmp_path, caplog):
+    """A row dated years ahead (a typo) or after today is skipped with a log line; the real rows
+    after it are accepted (not rejected as late for ever)."""
+    path = tmp_path / "live.csv"
+    path.write_text(
+        HEADER + "2024-01-02,100,50,20\n"
+        "2030-01-03,101,50,20\n"  # line 3: typo for 2024-01-03
+        "2024-01-03,101,50,20\n2024-01-04,102,50,20\n"
+        "2024-01-22,103,50,20\n"  # line 6: 18 days after the last bar
+        "2024-01-05,103,50,20\n"  # line 7: today is 2024-01-08 ...
+        "2024-01-09,104,50,20\n"  # line 8: ... so this one is after today
+    )
+    src = BarSource(path, ASSETS, today=lambda: pd.Timestamp("2024-01-08"))
+    with caplog.at_level(logging.WARNING, logger="drb.live"):
+        bars = src.poll()
+    assert _dates(bars) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("live.csv:3: future row skipped: 2030-01-03 is 2193 days after the last bar 2024-01-02 (more than --max-gap-days 10)" in m for m in msgs), msgs
+    assert any("live.csv:6: future row skipped: 2024-01-22 is 18 days after" in m for m in msgs), msgs
+    assert any("live.csv:8: future row skipped: 2024-01-09 is after today 2024-01-08" in m for m in msgs), msgs
+    assert src.stats.future == 3 and src.stats.late == 0
+    wide = BarSource(path, ASSETS, max_gap_days=30, today=lambda: pd.Timestamp("2024-12-31"))
+    assert _dates(wide.poll()) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-22"]
+    with pytest.raises(ConfigError, match="--max-gap-days must be > 0"):
+        BarSource(path, ASSETS, max_gap_days=0)

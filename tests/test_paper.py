@@ -389,6 +389,9 @@ def test_sigint_stops_cleanly_in_process(market, reference, tmp_path):
         ("strategy", "the state is for strategy DynamicRiskBudget, not EqualWeight"),
         ("params", "params 'cooldown' changed"),
         ("lock", "another drb paper process"),
+        ("cash", "disagrees with"),
+        ("position", "disagrees with"),
+        ("value", "disagrees with cash + positions at the last closes"),
     ],
 )
 def test_bad_state_refuses_to_trade(market, reference, tmp_path, capsys, damage, message):
@@ -409,6 +412,15 @@ def test_bad_state_refuses_to_trade(market, reference, tmp_path, capsys, damage,
         blob = bytearray(pkl.read_bytes())
         blob[100] ^= 0xFF
         pkl.write_bytes(bytes(blob))
+    elif damage in ("cash", "position", "value"):  # valid JSON, hand-edited numbers
+        st = _state(state)
+        if damage == "cash":
+            st["broker"]["cash"] += 1e6
+        elif damage == "position":
+            st["broker"]["positions"][st["assets"][0]]["size"] += 100.0
+        else:
+            st["broker"]["value"] += 1e6
+        st_path.write_text(json.dumps(st, indent=1))
     elif damage == "journal_cut":
         j_path.write_bytes(j_path.read_bytes()[:-300])
     elif damage == "journal_edit":
@@ -840,3 +852,18 @@ def test_state_folder_is_private(reference):
         assert p.stat().st_mode & 0o777 == 0o600, p.name
     alloc = reference / _state(reference)["allocator"]["file"]
     assert alloc.suffix == ".json" and json.loads(alloc.read_text())["__map__"]
+
+
+def test_live_row_dated_in_the_future_is_skipped_not_traded(market, reference, tmp_path, capsys):
+    """One live row dated 2030 (a typo) is skipped with a log line; every real row is traded."""
+    live, state = tmp_path / "live.csv", tmp_path / "state"
+    lines = market.lines()
+    typo = "2030" + lines[10][4:]
+    live.write_text(market.header + "".join(lines[:10]) + typo + "".join(lines[10:]))
+    capsys.readouterr()
+    assert drb(market.args(state, live)) == 0
+    err = capsys.readouterr().err
+    assert f"live.csv:12: future row skipped: 2030{lines[10][4:10]} is " in err
+    assert "(more than --max-gap-days 10)" in err
+    assert _state(state)["live_source"]["future"] == 1
+    _same_run(state, reference)
