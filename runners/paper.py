@@ -1127,6 +1127,10 @@ def run_paper(opts: PaperOptions) -> PaperResult:
         for tmp in [*folder.glob(f".{STATE_FILE}.*.tmp"), *folder.glob(f".allocator-*{_ALLOC_SUFFIX}.*.tmp")]:
             log.info("removing %s left by an interrupted write", tmp.name)
             tmp.unlink()
+        for own in [folder / STATE_FILE, folder / JOURNAL_FILE, folder / LOCK_FILE, *folder.glob(f"allocator-*{_ALLOC_SUFFIX}")]:
+            with contextlib.suppress(OSError):  # files of a state written by an older drb: private too
+                if own.is_file() and own.stat().st_mode & 0o077:
+                    os.chmod(own, 0o600)
         if setup is None:
             setup = resolve_setup(opts)
         setup.extras["quiet"] = opts.quiet

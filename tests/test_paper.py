@@ -846,12 +846,21 @@ def test_planted_allocator_file_is_never_executed(market, reference, tmp_path, c
     assert not marker.exists()  # the planted code never ran
 
 
-def test_state_folder_is_private(reference):
+def test_state_folder_is_private(market, reference, tmp_path):
     assert reference.stat().st_mode & 0o777 == 0o700
     for p in reference.iterdir():
         assert p.stat().st_mode & 0o777 == 0o600, p.name
     alloc = reference / _state(reference)["allocator"]["file"]
     assert alloc.suffix == ".json" and json.loads(alloc.read_text())["__map__"]
+    # a folder made readable by others (or copied with a umask of 022) is made private again
+    state = tmp_path / "state"
+    shutil.copytree(reference, state)
+    os.chmod(state, 0o755)
+    for p in state.iterdir():
+        os.chmod(p, 0o644)
+    assert drb(market.args(state)) == 0  # nothing to do: --until reached
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in state.iterdir()} == {p.name: 0o600 for p in state.iterdir()}
 
 
 def test_live_row_dated_in_the_future_is_skipped_not_traded(market, reference, tmp_path, capsys):
