@@ -8,8 +8,8 @@ named by the data: it builds only
 
 - JSON scalars, lists, tuples, sets, deques and dicts;
 - numpy arrays and scalars of numeric, boolean, datetime or fixed-width text dtypes (raw bytes,
-  base64; never ``object`` arrays of arbitrary contents);
-- pandas ``Timestamp``, ``Index`` / ``DatetimeIndex`` / ``RangeIndex``, ``Series`` and ``DataFrame``;
+  base64); ``object`` arrays element by element, each element one of the things listed here;
+- pandas ``Timestamp`` (and ``NaT``), ``Index`` / ``DatetimeIndex`` / ``RangeIndex``, ``Series`` and ``DataFrame``;
 - instances of the project's own classes (modules ``strategies.*`` and ``indicators.*``), created
   without running ``__init__`` and given their saved attributes.
 
@@ -89,6 +89,8 @@ class _Encoder:
 
     def _numeric(self, obj: Any) -> dict[str, Any] | None:
         if isinstance(obj, np.ndarray) and type(obj) is np.ndarray:
+            if obj.dtype == object:  # element by element, each one data itself
+                return {"__ndo__": list(obj.shape), "items": [self.enc(v) for v in obj.ravel().tolist()]}
             if obj.dtype.kind not in _ARRAY_KINDS:
                 raise TypeError(f"array of dtype {obj.dtype} cannot be saved as data")
             a = np.ascontiguousarray(obj)
@@ -98,6 +100,8 @@ class _Encoder:
             if a.dtype.kind not in _ARRAY_KINDS:
                 raise TypeError(f"numpy scalar of dtype {a.dtype} cannot be saved as data")
             return {"__np__": a.dtype.str, "b64": base64.b64encode(a.tobytes()).decode()}
+        if obj is pd.NaT:
+            return {"__nat__": True}
         if type(obj) is pd.Timestamp:
             return {"__ts__": int(obj.value), "unit": obj.unit, "tz": None if obj.tz is None else str(obj.tz)}
         if isinstance(obj, pd.Index):
@@ -105,9 +109,9 @@ class _Encoder:
         if type(obj) is pd.Series:
             return {"__series__": self.enc(obj.to_numpy()), "index": self._index(obj.index), "name": self.enc(obj.name)}
         if type(obj) is pd.DataFrame:
-            cols = [self.enc(obj[c].to_numpy()) if obj.columns.is_unique else None for c in obj.columns]
             if not obj.columns.is_unique:
                 raise TypeError("a DataFrame with duplicate columns cannot be saved as data")
+            cols = [self.enc(obj[c].to_numpy()) for c in obj.columns]
             return {"__frame__": cols, "columns": self._index(obj.columns), "index": self._index(obj.index)}
         return None
 
@@ -220,6 +224,16 @@ class _Decoder:
         arr = np.frombuffer(raw, dtype=dt).reshape([int(s) for s in data["shape"]]).copy()
         return self._keep(data, arr)
 
+    def _ndo(self, data: dict) -> Any:
+        shape = [int(x) for x in data["__ndo__"]]
+        arr = self._keep(data, np.empty(shape, dtype=object))
+        flat = [self.dec(v) for v in data["items"]]
+        if len(flat) != arr.size:
+            raise self.fail("object array of the wrong size in the allocator state")
+        for i, v in enumerate(flat):
+            arr.flat[i] = v
+        return arr
+
     def _np(self, data: dict) -> Any:
         dt = self._dtype(data["__np__"])
         return self._keep(data, np.frombuffer(base64.b64decode(data["b64"], validate=True), dtype=dt)[0])
@@ -239,7 +253,7 @@ class _Decoder:
             idx = pd.DatetimeIndex(self.dec(spec["datetime"]), name=name, freq=spec.get("freq"))
             return idx.tz_localize("UTC").tz_convert(spec["tz"]) if spec.get("tz") else idx
         if "items" in spec:
-            return pd.Index([self.dec(v) for v in spec["items"]], dtype=object, name=name)
+            return pd.Index([self.dec(v) for v in spec["items"]], name=name)
         return pd.Index(self.dec(spec["values"]), name=name)
 
     def _index_obj(self, data: dict) -> Any:
@@ -295,8 +309,10 @@ _DECODERS = {
     "__deque__": _Decoder._deque,
     "__map__": _Decoder._map,
     "__nd__": _Decoder._nd,
+    "__ndo__": _Decoder._ndo,
     "__np__": _Decoder._np,
     "__ts__": _Decoder._ts,
+    "__nat__": lambda self, data: self._keep(data, pd.NaT),
     "__index__": _Decoder._index_obj,
     "__series__": _Decoder._series,
     "__frame__": _Decoder._frame,

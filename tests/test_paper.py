@@ -876,3 +876,29 @@ def test_live_row_dated_in_the_future_is_skipped_not_traded(market, reference, t
     assert "(more than --max-gap-days 10)" in err
     assert _state(state)["live_source"]["future"] == 1
     _same_run(state, reference)
+
+
+def test_state_codec_round_trips_data_and_keeps_shared_objects():
+    import collections
+
+    import numpy as np
+
+    from runners.state_codec import decode, encode
+
+    shared = [1, 2.5, float("nan"), None, float("-inf")]
+    obj = {
+        "a": shared, "b": shared, 3: (pd.NaT, pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-02 10:00", tz="UTC")),
+        "series": pd.Series([1.0, 2.0], index=pd.date_range("2024-01-01", periods=2, freq="D"), name="v"),
+        "frame": pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}, index=pd.Index(["r1", "r2"])),
+        "deque": collections.deque([1, 2], maxlen=5), "set": {1, 2}, "f32": np.float32(1.5),
+        "array": np.arange(6.0).reshape(2, 3), "objects": np.array(["x", None], dtype=object), "range": pd.RangeIndex(3),
+    }  # fmt: skip
+    out = decode(json.loads(json.dumps(encode(obj), allow_nan=False)))
+    assert out["a"] is out["b"] and out["a"][:2] == [1, 2.5] and np.isnan(out["a"][2]) and out["a"][4] == float("-inf")
+    assert out[3][0] is pd.NaT and out[3][1:] == obj[3][1:]
+    pd.testing.assert_series_equal(out["series"], obj["series"])
+    pd.testing.assert_frame_equal(out["frame"], obj["frame"])
+    assert out["deque"] == obj["deque"] and out["deque"].maxlen == 5 and out["set"] == {1, 2}
+    assert type(out["f32"]) is np.float32 and out["f32"] == 1.5
+    assert out["array"].tobytes() == obj["array"].tobytes() and out["objects"].tolist() == ["x", None]
+    assert out["range"].equals(obj["range"])
