@@ -20,6 +20,9 @@ logger naming ``file:line`` or ``file:row N``, never fatal):
   infinite, zero or negative asset level, a non-numeric or negative signal) is skipped;
 - a **duplicate** row (the date of a bar already accepted) and a **late / out-of-order** row (dated
   before the last accepted bar) are skipped: a bar is never delivered twice;
+- a **future** row is skipped: dated after today (the local date) or more than ``max_gap_days``
+  calendar days (default 10) after the last accepted bar (or ``after``). A typo such as 2030 for
+  2025 is therefore never traded, and the real rows after it are not rejected as late;
 - rows dated on or before ``after`` (the last bar already processed, e.g. by a previous run) are
   skipped silently when they are part of the backlog present at start (one summary line);
 - a source that lacks one of the assets' columns is a :class:`drb.errors.DataError`.
@@ -61,7 +64,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,14 +74,17 @@ import pandas as pd
 
 from drb.errors import ConfigError, DataError
 
-__all__ = ["LiveBar", "BarSource", "LiveMarket", "LiveData", "SIGNAL_COLUMNS", "LOGGER_NAME"]
+__all__ = ["LiveBar", "BarSource", "LiveMarket", "LiveData", "SIGNAL_COLUMNS", "LOGGER_NAME", "MAX_GAP_DAYS"]
 
 #: Signal columns a source may carry besides the assets.
 SIGNAL_COLUMNS: tuple[str, ...] = ("vol_index",)
 #: Logger of every rejection and of the poller's progress.
 LOGGER_NAME = "drb.live"
+#: Default of ``max_gap_days``: calendar days a new bar may follow the last one.
+MAX_GAP_DAYS = 10.0
 
 _PARQUET = (".parquet", ".pq")
+_WAIT_SLICE = 0.1  # seconds: longest wait before pending signal handlers run
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
 
 
@@ -112,6 +118,7 @@ class SourceStats:
     known: int = 0
     duplicate: int = 0
     late: int = 0
+    future: int = 0
     malformed: int = 0
     polls: int = 0
 
@@ -311,6 +318,11 @@ class BarSource:
         before it are skipped.
     logger : logging.Logger, optional
         Where rejections are reported (default the ``drb.live`` logger).
+    max_gap_days : float or None
+        Rows dated more than this many calendar days after the last accepted bar (or ``after``)
+        are skipped as future rows (default :data:`MAX_GAP_DAYS`; None: no limit).
+    today : callable, optional
+        Returns today's date (default: the local date); rows dated after it are skipped.
 
     Notes
     -----
@@ -326,8 +338,15 @@ class BarSource:
         signals: Sequence[str] = SIGNAL_COLUMNS,
         after: str | pd.Timestamp | None = None,
         logger: logging.Logger | None = None,
+        max_gap_days: float | None = None,
+        today: Callable[[], pd.Timestamp] | None = None,
     ) -> None:
         self.path = Path(path)
+        gap = MAX_GAP_DAYS if max_gap_days is None else float(max_gap_days)
+        if not gap > 0:
+            raise ConfigError(f"--max-gap-days must be > 0, got {max_gap_days!r}")
+        self.max_gap_days = gap
+        self.today = today or (lambda: pd.Timestamp.now().normalize())
         self.assets = [str(a) for a in assets]
         if not self.assets:
             raise ConfigError("BarSource: no assets")
@@ -415,6 +434,8 @@ class BarSource:
             self.stats.malformed += 1
         elif kind == "duplicate":
             self.stats.duplicate += 1
+        elif kind == "future":
+            self.stats.future += 1
         else:
             self.stats.late += 1
         self.log.warning("%s: %s row skipped: %s", where, kind, reason)
@@ -486,10 +507,28 @@ class BarSource:
             else:
                 self._reject("late", raw.where, f"{date.date()} is before the last accepted bar {floor.date()} (late/out of order)")
             return None
+        if self._future(date, floor, raw.where):
+            return None
         self.last = date
         self.seen.add(date)
         self.stats.accepted += 1
         return LiveBar(date=date, closes=closes, signals=signals, where=raw.where)
+
+    def _future(self, date: pd.Timestamp, floor: pd.Timestamp | None, where: str) -> bool:
+        """Reject (log, count) a row dated after today or too far after the last bar."""
+        if floor is not None and (date - floor).days > self.max_gap_days:
+            self._reject(
+                "future",
+                where,
+                f"{date.date()} is {(date - floor).days} days after the last bar {floor.date()} "
+                f"(more than --max-gap-days {self.max_gap_days:g})",
+            )
+            return True
+        today = pd.Timestamp(self.today()).normalize()
+        if date > today:
+            self._reject("future", where, f"{date.date()} is after today {today.date()}")
+            return True
+        return False
 
 
 # ================================================================================== backtrader
@@ -556,6 +595,8 @@ class LiveMarket:
         End the feeds after the bar of this date (bars dated later are not delivered).
     on_bar : callable, optional
         Called with each :class:`LiveBar` when it is queued for delivery.
+    max_gap_days : float, optional
+        See :class:`BarSource` (default :data:`MAX_GAP_DAYS`).
     """
 
     def __init__(
@@ -571,6 +612,7 @@ class LiveMarket:
         until: str | pd.Timestamp | None = None,
         logger: logging.Logger | None = None,
         on_bar: Any = None,
+        max_gap_days: float | None = None,
     ) -> None:
         if poll_interval <= 0 or not math.isfinite(poll_interval):
             raise ConfigError(f"poll interval must be a positive number of seconds, got {poll_interval!r}")
@@ -581,7 +623,9 @@ class LiveMarket:
         if isinstance(source, BarSource):
             self.source = source
         else:
-            self.source = BarSource(source, self.assets, signals=self.signals, after=after, logger=logger)
+            self.source = BarSource(
+                source, self.assets, signals=self.signals, after=after, logger=logger, max_gap_days=max_gap_days
+            )
         self.log = logger or logging.getLogger(LOGGER_NAME)
         self.poll_interval = float(poll_interval)
         self.max_bars = max_bars
@@ -594,7 +638,8 @@ class LiveMarket:
         self._exhausted = False
         self._queued = 0
         self._next_poll = 0.0
-        self.stop_reason: str | None = None
+        self._requested: str | None = None  # reason of request_stop
+        self._end: tuple[str, int] | None = None  # (reason, bars queued) when the source ended
         self._feeds: list[LiveData] | None = None
 
     # ---------------------------------------------------------------------------- public
@@ -614,9 +659,26 @@ class LiveMarket:
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Finish the bar being delivered on every feed, then end the feeds (thread and signal safe)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        if self._requested is None:
+            self._requested = reason
         self._stop.set()
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the feeds ended (or will end), decided from the bars delivered, not those queued.
+
+        ``max_bars``/``until`` count only when every bar queued before that limit was delivered;
+        a stop requested earlier (a signal while later bars wait in the queue) is reported as
+        such. None while neither happened.
+        """
+        if self._end is not None and self.bars_delivered >= self._end[1]:
+            return self._end[0]
+        return self._requested
+
+    def _source_end(self, reason: str) -> None:
+        self._exhausted = True
+        if self._end is None:
+            self._end = (reason, self._queued)
 
     @property
     def stopping(self) -> bool:
@@ -638,8 +700,7 @@ class LiveMarket:
             if self._exhausted:
                 return
             if self.until is not None and bar.date > self.until:
-                self._exhausted = True
-                self.stop_reason = self.stop_reason or f"reached --until {self.until.date()}"
+                self._source_end(f"reached --until {self.until.date()}")
                 return
             dt = bar.date.to_pydatetime()
             for slot in self._slots:
@@ -655,11 +716,9 @@ class LiveMarket:
             if self.on_bar is not None:
                 self.on_bar(bar)
             if self.max_bars is not None and self._queued >= self.max_bars:
-                self._exhausted = True
-                self.stop_reason = self.stop_reason or f"processed --max-bars {self.max_bars}"
+                self._source_end(f"processed --max-bars {self.max_bars}")
             elif self.until is not None and bar.date >= self.until:
-                self._exhausted = True
-                self.stop_reason = self.stop_reason or f"reached --until {self.until.date()}"
+                self._source_end(f"reached --until {self.until.date()}")
 
     def _poll(self) -> None:
         self._next_poll = time.monotonic() + self.poll_interval
@@ -682,14 +741,16 @@ class LiveMarket:
         if slot.queue:
             return self._pop(slot)
         if self._exhausted or (self.max_bars is not None and self._queued >= self.max_bars):
-            self._exhausted = True
+            self._source_end(f"processed --max-bars {self.max_bars}")
             return False
         while True:
             now = time.monotonic()
             if now < self._next_poll:
                 if index != 0:
                     return None  # the first feed waits and polls for everyone
-                self._stop.wait(self._next_poll - now)
+                # In slices: a blocked Event.wait does not let Python run a signal handler (a
+                # SIGINT/SIGTERM requesting the stop) before its timeout.
+                self._stop.wait(min(self._next_poll - now, _WAIT_SLICE))
                 if self._stop.is_set():
                     return self.next_for(index)
             self._poll()

@@ -13,6 +13,9 @@ Where the tasks run (:func:`dask_client`):
   nanny sets ``OMP_NUM_THREADS=1`` etc. in workers, so BLAS does not oversubscribe the cores);
 * ``scheduler="tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` / ``dask worker``,
   dask-jobqueue, Kubernetes ...). Its workers must have this package installed (same version).
+  A plain ``tcp://`` scheduler is unauthenticated and unencrypted: whoever reaches its port runs
+  code on its workers. ``tls://HOST:PORT`` connects with Dask's TLS security (certificates from
+  ``tls_ca_file``/``tls_cert``/``tls_key`` or the Dask config, :func:`scheduler_security`).
 
 Submission is windowed: at most ``max_pending`` tasks are in flight at once (default 4 per worker
 thread), so 10,000 paths do not sit in the scheduler's memory at once and an interrupted run stops
@@ -42,7 +45,16 @@ import pandas as pd
 from drb.errors import ConfigError, DataError, DRBError
 from runners.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["ExecutionInfo", "PartStore", "TaskFailure", "dask_client", "describe_client", "run_tasks"]
+__all__ = [
+    "ExecutionInfo",
+    "PartStore",
+    "TaskFailure",
+    "dask_client",
+    "describe_client",
+    "run_tasks",
+    "scheduler_security",
+    "tls_options",
+]
 
 
 @dataclass
@@ -78,7 +90,55 @@ class ExecutionInfo:
 
 def _check_scheduler(address: str) -> None:
     if "://" not in address:
-        raise ConfigError(f"--scheduler: expected an address like tcp://HOST:PORT, got '{address}'")
+        raise ConfigError(f"--scheduler: expected an address like tcp://HOST:PORT or tls://HOST:PORT, got '{address}'")
+
+
+_TLS_FLAGS = (("tls_ca_file", "--tls-ca-file"), ("tls_cert", "--tls-cert"), ("tls_key", "--tls-key"))
+
+
+def tls_options(args: Any) -> dict[str, str | None]:
+    """The ``--tls-ca-file --tls-cert --tls-key`` values of parsed CLI ``args`` (for :func:`dask_client`)."""
+    return {name: getattr(args, name, None) for name, _ in _TLS_FLAGS}
+
+
+def scheduler_security(
+    address: str, tls_ca_file: str | None = None, tls_cert: str | None = None, tls_key: str | None = None
+) -> Any:
+    """The ``distributed.security.Security`` for connecting to ``address`` (None for plain ``tcp://``).
+
+    A ``tls://`` address uses the given PEM files (CA certificate that signed the scheduler's
+    certificate; this client's certificate and key), or else Dask's own TLS configuration
+    (``distributed.comm.tls.ca-file``, ``distributed.comm.tls.client.cert``/``.key``).
+
+    Raises
+    ------
+    ConfigError
+        TLS files given for a non-TLS address, a file that does not exist, or a ``tls://`` address
+        with neither files nor Dask TLS configuration.
+    """
+    values = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key}
+    given = [flag for name, flag in _TLS_FLAGS if values[name]]
+    scheme = address.split("://", 1)[0].lower()
+    if scheme != "tls":
+        if given:
+            raise ConfigError(f"{given[0]} needs a tls:// scheduler address, got {scheme}://")
+        return None
+    from distributed.security import Security
+
+    for name, flag in _TLS_FLAGS:
+        if values[name] and not Path(str(values[name])).is_file():
+            raise ConfigError(f"{flag} {values[name]}: no such file")
+    if given:
+        return Security(
+            tls_ca_file=tls_ca_file, tls_client_cert=tls_cert, tls_client_key=tls_key, require_encryption=True
+        )
+    security = Security()  # from the Dask config (distributed.comm.tls.*)
+    if not security.tls_ca_file:
+        raise ConfigError(
+            f"--scheduler {address}: no TLS certificates; give --tls-ca-file (and --tls-cert/--tls-key) "
+            "or set distributed.comm.tls.ca-file (client.cert, client.key) in the Dask config"
+        )
+    return security
 
 
 @contextlib.contextmanager
@@ -89,14 +149,17 @@ def dask_client(
     threads_per_worker: int = 1,
     processes: bool = True,
     timeout: float = 30.0,
+    tls_ca_file: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> Iterator[Any]:
     """A Dask client for the run (or None for a serial run), closed on exit.
 
     Parameters
     ----------
     scheduler : str, optional
-        Address of an existing scheduler (``tcp://HOST:PORT``). Given: connect to it and leave the
-        cluster running on exit.
+        Address of an existing scheduler (``tcp://HOST:PORT`` or ``tls://HOST:PORT``). Given:
+        connect to it and leave the cluster running on exit.
     workers : int, optional
         Worker processes of the LocalCluster (default: ``os.cpu_count()``). ``1`` without a
         scheduler means a serial run in this process: the context yields None.
@@ -106,6 +169,9 @@ def dask_client(
         LocalCluster workers are processes (default) rather than threads.
     timeout : float
         Seconds to wait for the scheduler connection.
+    tls_ca_file, tls_cert, tls_key : str, optional
+        PEM files for a ``tls://`` scheduler (see :func:`scheduler_security`; default: the Dask
+        config's ``distributed.comm.tls.*``).
 
     Yields
     ------
@@ -113,6 +179,8 @@ def dask_client(
     """
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if scheduler is None and any((tls_ca_file, tls_cert, tls_key)):
+        raise ConfigError("--tls-ca-file/--tls-cert/--tls-key need --scheduler tls://HOST:PORT")
     if scheduler is None and workers == 1:
         yield None
         return
@@ -120,8 +188,9 @@ def dask_client(
 
     if scheduler is not None:
         _check_scheduler(scheduler)
+        security = scheduler_security(scheduler, tls_ca_file, tls_cert, tls_key)
         try:
-            client = Client(scheduler, timeout=timeout)
+            client = Client(scheduler, timeout=timeout, security=security)
         except OSError as exc:
             raise DRBError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         try:
@@ -135,6 +204,9 @@ def dask_client(
         threads_per_worker=threads_per_worker,
         processes=processes,
         dashboard_address=None,
+        # No dashboard, and the scheduler's small HTTP server (health, metrics) on a free port of
+        # this machine: Dask's default port 8787 is often taken ("Port 8787 is already in use").
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)

@@ -747,7 +747,7 @@ def _montecarlo_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_montecarlo(args: argparse.Namespace) -> int:
-    from runners.distributed import dask_client
+    from runners.distributed import dask_client, tls_options
 
     market, config, info = load_inputs(args)
     overrides: dict[str, Any] = {}
@@ -758,7 +758,7 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
     out = resolve_out(args, config)
     seed = args.path_seed if args.path_seed is not None else None
-    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers) as client:
+    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers, **tls_options(args)) as client:
         res = run_montecarlo(
             market,
             config,

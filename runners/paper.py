@@ -1,7 +1,7 @@
 """Paper trading: any strategy of :mod:`strategies.bt_strategies` on a live feed, restartable.
 
 ``drb paper CONFIG --state DIR [--live PATH] [--strategy NAME] [--reset] [--poll S] [--max-bars N]
-[--until DATE]`` (or ``drb paper --demo --state DIR``)
+[--until DATE] [--max-gap-days D]`` (or ``drb paper --demo --state DIR``)
 warms the strategy's allocator up on the config's price history, then trades each new bar of the
 live source (:mod:`feeds.live`) on backtrader's paper broker (``BackBroker``: the same execution,
 costs and turnover caps as a backtest; decisions at the close, orders sized and filled at the next
@@ -16,11 +16,14 @@ last close, to be traded at the next open), the last rebalance, the trigger cool
 and smoothing state (dynamic model), the last processed bar and its closes, the live-source
 counters of the current session, the journal's committed length, last sequence number and sha256, and the allocator file.
 
-``allocator-NNNNNNNN.pkl`` (NNNNNNNN = live bars processed): the pickled allocator with every
+``allocator-NNNNNNNN.json`` (NNNNNNNN = live bars processed): the allocator with every
 estimator's state (returns history, risk model, regime classifiers, Markov counts, budgets,
-triggers), the pending decision and the rebalance log. It is written (atomically) before
-``state.json``, which records its sha256; older files are removed after the commit. It is local,
-trusted data: never load a state folder you did not write.
+triggers), the pending decision and the rebalance log, stored as data by
+:mod:`runners.state_codec` (numbers, arrays, tables and the attributes of the project's own classes;
+never pickle: loading it runs no code named by the file). It is written (atomically) before
+``state.json``, which records its sha256; older files are removed after the commit. The state
+folder is made mode 0700 and its files 0600. A state folder of format version 1 (a pickled
+``allocator-NNNNNNNN.pkl``) is refused, never unpickled: start afresh with ``--reset``.
 
 ``journal.jsonl``: append-only, one JSON object per line, each ``write`` fsynced before the run goes
 on: ``decision`` (at a close), ``order`` (written *before* the order goes to the broker), ``fill`` and
@@ -37,7 +40,7 @@ entry with the same ``id`` (then it is not written again: an order already journ
 journaled - sent - twice; the simulated broker re-applies it to rebuild its cash and positions); a
 difference stops the run with a :class:`drb.errors.StateError`. A half-written last journal line is
 cut. A run killed inside its very first commit (after the warm-up, before any bar: only
-``allocator-00000000.pkl`` exists, nothing journaled) starts afresh; temporary files of atomic
+``allocator-00000000.json`` exists, nothing journaled) starts afresh; temporary files of atomic
 writes cut by a kill are removed at the next start. A missing, corrupt, truncated or version-mismatched state (or a journal shorter than, or
 different from, what the state committed) stops the run with a one-line :class:`StateError` and
 nothing is traded; ``--reset`` moves the old files into ``DIR/reset-<timestamp>/`` and starts afresh.
@@ -53,7 +56,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import signal
 import sys
 import warnings
@@ -66,7 +68,8 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DataError, StateError
-from runners.io import atomic_write_bytes, atomic_write_text
+from runners.io import atomic_write_bytes
+from runners.state_codec import decode, encode
 
 __all__ = [
     "STATE_FORMAT",
@@ -75,6 +78,7 @@ __all__ = [
     "PaperOptions",
     "PaperResult",
     "PaperSession",
+    "check_broker_against_journal",
     "load_state",
     "paper_strategy_class",
     "run_paper",
@@ -82,8 +86,11 @@ __all__ = [
 ]
 
 STATE_FORMAT = "drb-paper-state"
-STATE_VERSION = 1
-PAYLOAD_VERSION = 1
+STATE_VERSION = 2
+PAYLOAD_VERSION = 2
+#: State versions written with a pickled allocator: refused, never loaded.
+_PICKLE_VERSIONS = (1,)
+_ALLOC_SUFFIX = ".json"
 STATE_FILE = "state.json"
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = ".lock"
@@ -229,7 +236,7 @@ class Journal:
             )
         full = {"seq": self.seq + 1, **entry, "logged_at": _now()}
         line = (json.dumps(full, separators=(",", ":"), allow_nan=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -262,12 +269,13 @@ class Journal:
 
 
 # ================================================================================== state
-_WARMUP_PKL = "allocator-00000000.pkl"
+_WARMUP_PKL = "allocator-00000000.json"
+_OLD_FORMAT = "written by an older drb (pickled allocator; this drb never loads pickles); refusing to trade (--reset starts afresh)"
 _REQUIRED = ("format", "version", "strategy", "assets", "last_bar", "bars_processed", "broker", "allocator", "journal")
 
 
 def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Read and verify ``state.json`` and its allocator file.
+    """Read and verify ``state.json`` and its allocator file (data, never unpickled).
 
     Returns
     -------
@@ -277,13 +285,16 @@ def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     Raises
     ------
     StateError
-        Corrupt, truncated, version-mismatched or incomplete state; allocator file missing or not
-        matching its recorded sha256; journal or allocator files without a state.
+        Corrupt, truncated, version-mismatched or incomplete state; a state of the old pickled
+        format; allocator file missing, not matching its recorded sha256 or holding anything but
+        data; journal or allocator files without a state.
     """
     path = folder / STATE_FILE
     if not path.exists():
         journal = folder / JOURNAL_FILE
-        leftovers = [p.name for p in folder.glob("allocator-*.pkl")]
+        if any(folder.glob("allocator-*.pkl")):
+            raise StateError(f"{folder}: state {_OLD_FORMAT}")
+        leftovers = [p.name for p in folder.glob(f"allocator-*{_ALLOC_SUFFIX}")]
         if leftovers == [_WARMUP_PKL] and not (journal.exists() and journal.stat().st_size):
             # Killed inside the very first commit (after the warm-up, before any bar, nothing
             # journaled, nothing traded): that run never started; start afresh.
@@ -296,6 +307,29 @@ def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if leftovers:
             raise StateError(f"{folder}: {leftovers[0]} exists but {STATE_FILE} is missing; refusing to trade (--reset starts afresh)")
         return None
+    state = _read_state_json(path)
+    alloc = state["allocator"]
+    name = str(alloc.get("file", "")) if isinstance(alloc, dict) else ""
+    afile = folder / name
+    if not name.startswith("allocator-") or not name.endswith(_ALLOC_SUFFIX) or "/" in name:
+        raise StateError(f"{path}: bad allocator file name {name!r}; refusing to trade (--reset starts afresh)")
+    if not afile.is_file():
+        raise StateError(f"{afile}: allocator state file missing; refusing to trade (--reset starts afresh)")
+    blob = afile.read_bytes()
+    if _sha256(blob) != alloc.get("sha256"):
+        raise StateError(f"{afile}: allocator state does not match the sha256 recorded in {STATE_FILE}; refusing to trade")
+    try:
+        data = json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise StateError(f"{afile}: allocator state is not JSON; refusing to trade (--reset starts afresh)") from None
+    payload = decode(data, str(afile))
+    if not isinstance(payload, dict) or payload.get("version") != PAYLOAD_VERSION:
+        raise StateError(f"{afile}: allocator state of another version; refusing to trade (--reset starts afresh)")
+    return state, payload
+
+
+def _read_state_json(path: Path) -> dict[str, Any]:
+    """``state.json`` parsed and checked for format, version and required keys."""
     raw = path.read_bytes()
     try:
         state = json.loads(raw.decode("utf-8"))
@@ -305,6 +339,8 @@ def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
         raise StateError(f"{path}: {kind} state file ({msg}); refusing to trade (--reset starts afresh)") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise StateError(f"{path}: not a drb paper state file; refusing to trade (--reset starts afresh)")
+    if state.get("version") in _PICKLE_VERSIONS:
+        raise StateError(f"{path}: state format version {state['version']} {_OLD_FORMAT}")
     if state.get("version") != STATE_VERSION:
         raise StateError(
             f"{path}: state format version {state.get('version')!r}, this drb reads version {STATE_VERSION}; refusing to trade (--reset starts afresh)"
@@ -312,30 +348,71 @@ def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     missing = [k for k in _REQUIRED if k not in state]
     if missing:
         raise StateError(f"{path}: incomplete state (no '{missing[0]}'); refusing to trade (--reset starts afresh)")
-    alloc = state["allocator"]
-    pkl = folder / str(alloc.get("file", ""))
-    if not alloc.get("file") or not pkl.is_file():
-        raise StateError(f"{pkl}: allocator state file missing; refusing to trade (--reset starts afresh)")
-    blob = pkl.read_bytes()
-    if _sha256(blob) != alloc.get("sha256"):
-        raise StateError(f"{pkl}: allocator state does not match the sha256 recorded in {STATE_FILE}; refusing to trade")
+    return state
+
+
+def check_broker_against_journal(state: Mapping[str, Any], journal: Path, committed: int, initial_cash: float) -> None:
+    """Rebuild cash and positions from the journal's committed fills; they must match the state.
+
+    Parameters
+    ----------
+    state : mapping
+        The committed ``state.json`` (its ``broker`` cash, positions and value, ``last_closes``).
+    journal : Path
+        ``journal.jsonl``; only its first ``committed`` bytes (what the state committed) count.
+    initial_cash : float
+        The broker's starting cash (currency units).
+
+    Raises
+    ------
+    StateError
+        Cash, a position's size or the value in the state differs from what the fills give (a
+        hand-edited or mismatched state); one line.
+    """
+    data = journal.read_bytes()[:committed] if committed else b""
+    cash, sizes, traded = float(initial_cash), {}, 0.0
+    for i, line in enumerate(data.splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            if entry.get("type") != "fill":
+                continue
+            amount, price, comm = float(entry["amount"]), float(entry["price"]), float(entry["commission"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise StateError(f"{journal}: line {i} is not a journal entry; refusing to trade") from None
+        cash -= amount * price + comm
+        sizes[entry["symbol"]] = sizes.get(entry["symbol"], 0.0) + amount
+        traded += abs(amount * price)
+    broker = state["broker"]
+    where = f"{journal.parent / STATE_FILE}"
+    tail = "refusing to trade (--reset starts afresh)"
+    tol = 0.01 + 1e-9 * (traded + abs(initial_cash))  # currency units: float rounding of the fills' sums
     try:
-        payload = pickle.loads(blob)
-    except Exception as exc:  # unpickling raises many types
-        raise StateError(f"{pkl}: allocator state cannot be loaded ({type(exc).__name__}); refusing to trade") from None
-    if not isinstance(payload, dict) or payload.get("version") != PAYLOAD_VERSION:
-        raise StateError(f"{pkl}: allocator state of another version; refusing to trade (--reset starts afresh)")
-    return state, payload
+        s_cash = float(broker["cash"])
+        positions = {str(a): float(p["size"]) for a, p in broker["positions"].items()}
+        value = float(broker["value"])
+        closes = {str(a): float(c) for a, c in state["last_closes"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise StateError(f"{where}: unreadable broker section; {tail}") from None
+    if not abs(s_cash - cash) <= tol:
+        raise StateError(f"{where}: cash {s_cash:,.2f} disagrees with {cash:,.2f} rebuilt from the fills in {journal.name}; {tail}")
+    for asset in sorted(set(positions) | set(sizes)):
+        a, b = positions.get(asset, 0.0), sizes.get(asset, 0.0)
+        if not abs(a - b) <= 1e-9 * max(1.0, abs(b)):
+            raise StateError(f"{where}: position {asset} of {a:g} disagrees with {b:g} rebuilt from the fills in {journal.name}; {tail}")
+    if all(a in closes for a in positions):
+        expected = s_cash + sum(size * closes[a] for a, size in positions.items())
+        if not abs(value - expected) <= tol:
+            raise StateError(f"{where}: value {value:,.2f} disagrees with cash + positions at the last closes ({expected:,.2f}); {tail}")
 
 
 def _archive(folder: Path) -> Path | None:
     """Move every state file of ``folder`` into ``folder/reset-<timestamp>/`` (``--reset``)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.name != LOCK_FILE and not p.name.startswith(".")]
-    files = [p for p in files if p.name in (STATE_FILE, JOURNAL_FILE) or (p.name.startswith("allocator-") and p.suffix == ".pkl")]
+    files = [p for p in files if p.name in (STATE_FILE, JOURNAL_FILE) or (p.name.startswith("allocator-") and p.suffix in (".pkl", _ALLOC_SUFFIX))]
     if not files:
         return None
     dest = folder / f"reset-{_dt.datetime.now():%Y%m%dT%H%M%S%f}"
-    dest.mkdir()
+    dest.mkdir(mode=0o700)
     for p in files:
         os.replace(p, dest / p.name)
     return dest
@@ -361,6 +438,7 @@ class PaperOptions:
     history_bars: int = 504
     replay_interval: float = 1.0
     quiet: bool = False
+    max_gap_days: float = 10.0
 
 
 @dataclass
@@ -796,12 +874,12 @@ class PaperSession:
             "last_decision": strat.last_decision,
             "rebalances": strat.rebalances,
         }
-        blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        name = f"allocator-{self.bars_processed:08d}.pkl"
-        atomic_write_bytes(self.folder / name, blob)
+        blob = json.dumps(encode(payload), separators=(",", ":"), allow_nan=False).encode()
+        name = f"allocator-{self.bars_processed:08d}{_ALLOC_SUFFIX}"
+        _write_private(self.folder / name, blob)
         _kill_point("commit", self.bars_processed)
         state = self._state_dict(strat, last_bar, name, _sha256(blob), len(blob))
-        atomic_write_text(self.folder / STATE_FILE, json.dumps(state, indent=1, allow_nan=False) + "\n")
+        _write_private(self.folder / STATE_FILE, (json.dumps(state, indent=1, allow_nan=False) + "\n").encode())
         self.state = state
         _remove_stale_allocators(self.folder, keep=name)
 
@@ -810,8 +888,14 @@ class PaperSession:
         log.info("stopped after %d bars this session (%d in total); state in %s", self.session_bars, self.bars_processed, self.folder)
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Atomic write of a state file, mode 0600 (in a 0700 folder: never readable by others)."""
+    atomic_write_bytes(path, data)
+    os.chmod(path, 0o600)
+
+
 def _remove_stale_allocators(folder: Path, keep: str) -> None:
-    for p in folder.glob("allocator-*.pkl"):
+    for p in folder.glob(f"allocator-*{_ALLOC_SUFFIX}"):
         if p.name != keep:
             with contextlib.suppress(OSError):
                 p.unlink()
@@ -929,7 +1013,7 @@ def paper_strategy_class(base: type, session: PaperSession) -> type:
 def _state_lock(folder: Path):
     import fcntl
 
-    fh = open(folder / LOCK_FILE, "a+")
+    fh = os.fdopen(os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600), "a+")
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -975,7 +1059,7 @@ def _drb_version() -> str:
 def _check_resume(state: dict[str, Any], setup: PaperSetup, folder: Path) -> None:
     if state.get("drb_version", _drb_version()) != _drb_version():
         log.warning(
-            "%s: the state was written by drb %s, this is drb %s: the allocator is unpickled as it was saved",
+            "%s: the state was written by drb %s, this is drb %s: the allocator is restored as it was saved",
             folder,
             state["drb_version"],
             _drb_version(),
@@ -1034,11 +1118,19 @@ def run_paper(opts: PaperOptions) -> PaperResult:
         strategy_class(opts.strategy)
     if setup is not None and not setup.live.exists() and not setup.live.parent.is_dir():
         raise DataError(f"{setup.live}: the live source does not exist, nor its folder {setup.live.parent}")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.chmod(folder, 0o700)  # the state folder is private: its files decide what is traded
+    except OSError as exc:
+        log.warning("%s: cannot make the state folder private (mode 0700): %s", folder, exc.strerror)
     with _state_lock(folder):
-        for tmp in [*folder.glob(f".{STATE_FILE}.*.tmp"), *folder.glob(".allocator-*.pkl.*.tmp")]:
+        for tmp in [*folder.glob(f".{STATE_FILE}.*.tmp"), *folder.glob(f".allocator-*{_ALLOC_SUFFIX}.*.tmp")]:
             log.info("removing %s left by an interrupted write", tmp.name)
             tmp.unlink()
+        for own in [folder / STATE_FILE, folder / JOURNAL_FILE, folder / LOCK_FILE, *folder.glob(f"allocator-*{_ALLOC_SUFFIX}")]:
+            with contextlib.suppress(OSError):  # files of a state written by an older drb: private too
+                if own.is_file() and own.stat().st_mode & 0o077:
+                    os.chmod(own, 0o600)
         if setup is None:
             setup = resolve_setup(opts)
         setup.extras["quiet"] = opts.quiet
@@ -1054,12 +1146,13 @@ def run_paper(opts: PaperOptions) -> PaperResult:
             _check_resume(state, setup, folder)
             j = state["journal"]
             journal.open(int(j["bytes"]), int(j["seq"]), str(j["sha256"]))
+            check_broker_against_journal(state, journal.path, int(j["bytes"]), float(setup.broker.get("cash", 1_000_000.0)))
             assets = list(state["assets"])
             classes = dict(state["asset_classes"])
             after = pd.Timestamp(state["last_bar"])
             last_closes = state["last_closes"]
             has_vol = bool(state.get("vol_index_feed", False))
-            for p in folder.glob("allocator-*.pkl"):
+            for p in folder.glob(f"allocator-*{_ALLOC_SUFFIX}"):
                 if p.name != state["allocator"]["file"]:
                     log.info("removing %s left by an interrupted commit", p.name)
                     p.unlink()
@@ -1087,6 +1180,7 @@ def run_paper(opts: PaperOptions) -> PaperResult:
             last_closes=last_closes,
             max_bars=opts.max_bars,
             until=opts.until,
+            max_gap_days=opts.max_gap_days,
         )
         session.source_stats = market.source.stats.as_dict
         session.vol_index_feed = has_vol
@@ -1152,13 +1246,18 @@ def _positive(text: str) -> float:
 def _paper_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="TOML config: data.prices is the warm-up history (and the live file unless --live)")
     p.add_argument("--demo", action="store_true", help="replay the embedded market into DIR/demo/live.csv in a background thread")
-    p.add_argument("--state", required=True, help="state folder (state.json, allocator-*.pkl, journal.jsonl)")
+    p.add_argument("--state", required=True, help="state folder (state.json, allocator-*.json, journal.jsonl; mode 0700)")
     p.add_argument("--live", help="live source: a growing CSV/Parquet file or a folder of daily files (default: data.prices)")
     p.add_argument("--strategy", help="strategy name (default DynamicRiskBudget, or the config's only run.strategies entry)")
     p.add_argument("--reset", action="store_true", help="move the existing state into DIR/reset-<time>/ and start afresh")
     p.add_argument("--poll", type=_positive, default=1.0, help="seconds between polls of the live source (default 1)")
     p.add_argument("--max-bars", dest="max_bars", type=int, help="stop after processing N bars in this run")
     p.add_argument("--until", type=_date_arg, help="stop after processing the bar of this date")
+    p.add_argument(
+        "--max-gap-days", dest="max_gap_days", type=_positive, default=10.0,
+        help="skip (and log) live rows dated more than this many calendar days after the last bar, "
+        "or after today (default 10)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="--demo: seed of the embedded market (default 0)")
     p.add_argument("--start", default="2018-01-02", help="--demo: first date (default 2018-01-02)")
     p.add_argument("--end", default="2025-06-30", help="--demo: last date (default 2025-06-30)")
@@ -1205,6 +1304,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         history_bars=args.history_bars,
         replay_interval=args.replay_interval,
         quiet=args.quiet,
+        max_gap_days=args.max_gap_days,
     )
     handler = _setup_logging(args.quiet)
     show, warnings.showwarning = warnings.showwarning, _warning_to_log

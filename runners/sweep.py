@@ -1206,7 +1206,10 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     """``--out --engine --scheduler --workers --restart --quiet`` (shared with ``drb montecarlo``)."""
     p.add_argument("--out", help="output folder (default: run.out of the config)")
     p.add_argument("--engine", choices=ENGINES, default="fast", help="fast (default: the allocators in a plain loop) or backtrader")
-    p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT (default: a LocalCluster)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT or tls://HOST:PORT (default: a LocalCluster)")
+    p.add_argument("--tls-ca-file", dest="tls_ca_file", help="tls:// scheduler: PEM file of the CA that signed its certificate")
+    p.add_argument("--tls-cert", dest="tls_cert", help="tls:// scheduler: this client's PEM certificate")
+    p.add_argument("--tls-key", dest="tls_key", help="tls:// scheduler: this client's PEM private key")
     p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: number of cores; 1 = serial, no Dask)")
     p.add_argument("--restart", action="store_true", help="discard finished results of an earlier run in --out instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -1246,7 +1249,7 @@ def resolve_out(args: argparse.Namespace, config: RunConfig) -> Path:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from runners.distributed import dask_client
+    from runners.distributed import dask_client, tls_options
 
     if not args.grid and not args.forecast_errors:
         raise ConfigError("give --grid GRID.toml and/or --forecast-errors")
@@ -1268,7 +1271,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     elif args.levels is not None or args.seeds is not None:
         raise ConfigError("--levels/--seeds need --forecast-errors (or a [forecast_errors] table in the grid)")
     out = resolve_out(args, config)
-    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers) as client:
+    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers, **tls_options(args)) as client:
         res = run_sweep(
             market, config, spec, out, engine=args.engine, client=client, progress=not args.quiet, restart=args.restart, market_info=info
         )

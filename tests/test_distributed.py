@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +32,10 @@ STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
 def client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=40,
+    )  # fmt: skip
     c = Client(cluster)
     try:
         yield c
@@ -122,6 +127,18 @@ def _drb(args: list[str]) -> subprocess.Popen:
     )
 
 
+def _wait_group_gone(pgid: int, timeout: float = 120) -> None:
+    """Wait until no process of the group ``pgid`` is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"processes of group {pgid} still alive {timeout} s after SIGKILL")
+
+
 def test_killed_run_resumes(tmp_path):
     out = tmp_path / "mc"
     n = 14
@@ -129,7 +146,7 @@ def test_killed_run_resumes(tmp_path):
             "--strategies", ",".join(STRATS), "--workers", "2", "--out", str(out), "--quiet", "--no-figures"]  # fmt: skip
     parts_dir = out / "parts" / "montecarlo"
     proc = _drb(args)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
             if parts_dir.exists() and len(list(parts_dir.glob("path-*.csv"))) >= 3:
@@ -138,12 +155,12 @@ def test_killed_run_resumes(tmp_path):
                 pytest.fail(f"run ended before it could be killed: {proc.communicate()[1][-500:]}")
             time.sleep(0.02)
         else:
-            pytest.fail("no path finished in 120 s")
+            pytest.fail("no path finished in 600 s")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-    time.sleep(0.5)
+    _wait_group_gone(proc.pid)  # no worker of the killed run writes a part any more
     before = {p: p.stat().st_mtime_ns for p in parts_dir.glob("path-*.csv")}
     assert 3 <= len(before) < n, "the kill came too late to test a resume"
     for p in before:  # every part left behind is complete
@@ -151,7 +168,7 @@ def test_killed_run_resumes(tmp_path):
     assert json.loads((out / "montecarlo.json").read_text())["status"] == "running"
 
     proc = _drb(args)
-    stdout, stderr = proc.communicate(timeout=240)
+    stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr[-800:]
     assert f"resumed: {len(before)} paths were already done" in stdout
     assert all(p.stat().st_mtime_ns == before[p] for p in before)  # finished paths not recomputed
@@ -167,3 +184,85 @@ def test_killed_run_resumes(tmp_path):
     a = pd.read_csv(ref / "paths.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), a, check_exact=False, rtol=1e-12, atol=1e-15)
     assert json.loads((out / "montecarlo.json").read_text())["status"] == "complete"
+
+
+def _port_8787_taken() -> socket.socket | None:
+    """Hold port 8787 (Dask's default HTTP port) unless something else already does."""
+    sock = socket.socket()
+    try:
+        sock.bind(("", 8787))
+        sock.listen()
+    except OSError:
+        sock.close()
+        return None  # taken already: the same situation
+    return sock
+
+
+def test_local_cluster_prints_no_port_in_use_warning(capfd):
+    """A LocalCluster run next to another Dask (port 8787 taken) prints no "Port 8787 is already
+    in use" warning: no dashboard, and the scheduler's HTTP server on a free local port."""
+    import operator
+    import warnings
+
+    holder = _port_8787_taken()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with dask_client(None, 2) as client:
+                assert client.submit(operator.add, 1, 2).result() == 3
+                assert client.dashboard_link is None or ":8787" not in client.dashboard_link
+    finally:
+        if holder is not None:
+            holder.close()
+    assert not [w for w in caught if "already in use" in str(w.message)]
+    assert "already in use" not in capfd.readouterr().err
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM), made with the openssl tool."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool to make a certificate")
+def test_tls_scheduler_is_reached_with_certificates(tmp_path):
+    """``tls://`` used to fail with a TypeError; with --tls-* files it connects (a local TLS
+    scheduler with a self-signed certificate); without any certificate it is one ConfigError."""
+    import operator
+
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    cert, key = _self_signed(tmp_path)
+    c, k = str(cert), str(key)
+    server = Security(tls_ca_file=c, tls_scheduler_cert=c, tls_scheduler_key=k, tls_worker_cert=c, tls_worker_key=k,
+                      tls_client_cert=c, tls_client_key=k, require_encryption=True)  # fmt: skip
+    cluster = LocalCluster(n_workers=1, processes=False, protocol="tls", security=server, host="127.0.0.1",
+                           dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})  # fmt: skip
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        with dask_client(address, tls_ca_file=c, tls_cert=c, tls_key=k, timeout=60) as client:
+            assert client.submit(operator.mul, 6, 7).result() == 42
+        with pytest.raises(ConfigError, match="no TLS certificates; give --tls-ca-file"):
+            with dask_client(address, timeout=10):
+                pass
+    finally:
+        cluster.close()
+
+
+def test_tls_options_are_checked():
+    with pytest.raises(ConfigError, match="--tls-ca-file needs a tls:// scheduler address, got tcp://"):
+        with dask_client("tcp://127.0.0.1:1", tls_ca_file="ca.pem"):
+            pass
+    with pytest.raises(ConfigError, match="--tls-cert nope.pem: no such file"):
+        with dask_client("tls://127.0.0.1:1", tls_cert="nope.pem"):
+            pass
+    with pytest.raises(ConfigError, match="need --scheduler tls://"):
+        with dask_client(None, 2, tls_key="k.pem"):
+            pass

@@ -242,14 +242,48 @@ def test_feeds_advance_together_and_stop_finishes_the_current_bar(tmp_path):
     assert market.stop_reason == "test"
 
 
+def _stop_after_idle_polls(market: LiveMarket, bars: int, polls: int = 3) -> None:
+    """Request a stop once ``bars`` bars were delivered and the source was polled ``polls`` more times."""
+    deadline = time.monotonic() + 60
+    while market.bars_delivered < bars and time.monotonic() < deadline:
+        time.sleep(0.005)
+    seen = market.source.stats.polls
+    while market.source.stats.polls < seen + polls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    market.request_stop("idle")
+
+
+def test_stop_reason_is_decided_by_the_bars_delivered_not_queued(tmp_path):
+    """Every row up to --until is queued at the first poll; a stop requested at the 5th bar is the
+    reason, not the --until limit whose bar was queued but never delivered."""
+    frame = _frame(20)
+    path = tmp_path / "live.csv"
+    _write_rows(path, frame, 0.0).join()
+    for kwargs in ({"until": frame.index[-1]}, {"max_bars": 15}):
+        market = LiveMarket(path, ASSETS, poll_interval=0.01, **kwargs)
+        cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+        market.add_to(cerebro)
+        cerebro.addstrategy(_Recorder, stop_at=5, market=market)
+        strat = cerebro.run()[0]
+        assert len(strat.rows) == 5 and market.bars_delivered == 5
+        assert market.stop_reason == "test", kwargs
+    # a stop requested while the last bar is being delivered: the limit was reached
+    market = LiveMarket(path, ASSETS, poll_interval=0.01, until=frame.index[9])
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    market.add_to(cerebro)
+    cerebro.addstrategy(_Recorder, stop_at=10, market=market)
+    assert len(cerebro.run()[0].rows) == 10
+    assert market.stop_reason == f"reached --until {frame.index[9].date()}"
+
+
 def test_max_bars_and_until_end_the_run(tmp_path):
     frame = _frame(20)
     path = tmp_path / "live.csv"
     _write_rows(path, frame, 0.0).join()
     for kwargs, n in (({"max_bars": 7}, 7), ({"until": frame.index[9]}, 10), ({"after": frame.index[14]}, None)):
         market = LiveMarket(path, ASSETS, poll_interval=0.01, **kwargs)
-        if n is None:
-            threading.Timer(0.5, market.request_stop).start()  # nothing after the last row: wait, then stop
+        if n is None:  # nothing after the last row: wait (polling), then stop
+            threading.Thread(target=_stop_after_idle_polls, args=(market, 5), daemon=True).start()
         cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
         market.add_to(cerebro)
         cerebro.addstrategy(_Recorder)
@@ -314,7 +348,9 @@ def test_waiting_for_the_first_bar_does_not_run_the_broker_on_empty_feeds(tmp_pa
     cerebro.addstrategy(_TouchesPositions)
 
     def later() -> None:
-        time.sleep(0.4)
+        deadline = time.monotonic() + 60
+        while market.source.stats.polls <= 10 and time.monotonic() < deadline:
+            time.sleep(0.005)  # the run is waiting, polling
         path.parent.mkdir()
         _write_rows(path, frame, 0.002).join()
 
@@ -357,3 +393,30 @@ def test_backlog_rows_after_the_processed_bar_are_still_checked(tmp_path, caplog
     assert "live.csv:8: late row skipped" in warnings[2]
     assert src.stats.known == 3 and src.stats.duplicate == 1 and src.stats.late == 1
     assert np.isnan(bars[0].signals["vol_index"])
+
+
+def test_future_rows_are_skipped_not_traded(tmp_path, caplog):
+    """A row dated years ahead (a typo) or after today is skipped with a log line; the real rows
+    after it are accepted (not rejected as late for ever)."""
+    path = tmp_path / "live.csv"
+    path.write_text(
+        HEADER + "2024-01-02,100,50,20\n"
+        "2030-01-03,101,50,20\n"  # line 3: typo for 2024-01-03
+        "2024-01-03,101,50,20\n2024-01-04,102,50,20\n"
+        "2024-01-22,103,50,20\n"  # line 6: 18 days after the last bar
+        "2024-01-05,103,50,20\n"  # line 7: today is 2024-01-08 ...
+        "2024-01-09,104,50,20\n"  # line 8: ... so this one is after today
+    )
+    src = BarSource(path, ASSETS, today=lambda: pd.Timestamp("2024-01-08"))
+    with caplog.at_level(logging.WARNING, logger="drb.live"):
+        bars = src.poll()
+    assert _dates(bars) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("live.csv:3: future row skipped: 2030-01-03 is 2193 days after the last bar 2024-01-02 (more than --max-gap-days 10)" in m for m in msgs), msgs
+    assert any("live.csv:6: future row skipped: 2024-01-22 is 18 days after" in m for m in msgs), msgs
+    assert any("live.csv:8: future row skipped: 2024-01-09 is after today 2024-01-08" in m for m in msgs), msgs
+    assert src.stats.future == 3 and src.stats.late == 0
+    wide = BarSource(path, ASSETS, max_gap_days=30, today=lambda: pd.Timestamp("2024-12-31"))
+    assert _dates(wide.poll()) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-22"]
+    with pytest.raises(ConfigError, match="--max-gap-days must be > 0"):
+        BarSource(path, ASSETS, max_gap_days=0)

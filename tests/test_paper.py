@@ -7,8 +7,10 @@ are frequent). The reference is one uninterrupted run over the complete live fil
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
+import logging
 import os
 import random
 import shutil
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -71,22 +74,64 @@ class Market:
         ]  # fmt: skip
 
 
-def _writer(path: Path, market: Market, delay: tuple[float, float], seed: int) -> threading.Thread:
-    """Append the live rows one by one (each with a single write + fsync), like a data vendor."""
-    rng = random.Random(seed)
+class _Writer(threading.Thread):
+    """Append the live rows one by one (each with a single write + fsync), like a data vendor.
 
-    def run() -> None:
-        with open(path, "a") as fh:
-            fh.write(market.header)
-            for line in market.lines():
-                time.sleep(rng.uniform(*delay))
+    Never beyond ``limit`` rows: a test lets the rows out with :meth:`allow`, so a run can never
+    get ahead of the point where the test stops or kills it, however busy the machine is.
+    """
+
+    def __init__(self, path: Path, market: Market, delay: tuple[float, float], seed: int, limit: int = LIVE) -> None:
+        super().__init__(daemon=True)
+        self.path, self.market, self.delay, self.rng = path, market, delay, random.Random(seed)
+        self.limit = limit
+        self.cond = threading.Condition()
+        self.start()
+
+    def allow(self, n: int) -> None:
+        with self.cond:
+            self.limit = max(self.limit, min(n, LIVE))
+            self.cond.notify_all()
+
+    def run(self) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(self.market.header)
+            fh.flush()
+            for i, line in enumerate(self.market.lines()):
+                with self.cond:
+                    self.cond.wait_for(lambda i=i: i < self.limit)
+                time.sleep(self.rng.uniform(*self.delay))  # pacing only, never synchronization
                 fh.write(line)
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th
+
+def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen | None = None, what: str = "", timeout: float = 600) -> None:
+    """Poll ``cond`` (a file or process condition) until true; fail if ``proc`` ends first."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the run ended while waiting for {what}: {proc.communicate()[1][-2000:]}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
+@contextlib.contextmanager
+def _log_event(text: str, logger: str = "drb.live"):
+    """An event set when ``logger`` emits a record containing ``text``."""
+    event = threading.Event()
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if text in record.getMessage():
+                event.set()
+
+    handler = Handler()
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield event
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
 
 
 def _state(folder: Path) -> dict:
@@ -116,17 +161,33 @@ def _same_run(folder: Path, ref: Path) -> None:
     assert [e["seq"] for e in ja] == list(range(1, len(ja) + 1))
     assert len({e["id"] for e in ja}) == len(ja)  # no order, fill or decision journaled twice
     assert a["journal"]["bytes"] == (folder / "journal.jsonl").stat().st_size
-    assert sorted(p.name for p in folder.glob("allocator-*.pkl")) == [a["allocator"]["file"]]
+    assert sorted(p.name for p in folder.glob("allocator-*.json")) == [a["allocator"]["file"]]
+
+
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    """A failing test never leaves a paper process behind (it would wait for rows for ever)."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _spawn(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "runners.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
     )
+    _SPAWNED.append(proc)
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +209,7 @@ def reference(market) -> Path:
 
 def test_state_and_journal_formats(reference, market):
     st = _state(reference)
-    assert st["format"] == "drb-paper-state" and st["version"] == 1
+    assert st["format"] == "drb-paper-state" and st["version"] == 2
     assert st["strategy"] == "DynamicRiskBudget" and st["assets"] == list(market.rows.columns[:-1])
     pos = st["broker"]["positions"]
     value = st["broker"]["cash"] + sum(pos[a]["size"] * st["last_closes"][a] for a in st["assets"])
@@ -188,34 +249,33 @@ def test_sigkill_at_random_points_and_restart_equals_uninterrupted_run(market, r
     seed = int(os.environ.get("DRB_FAULT_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     live, state = tmp_path / "live.csv", tmp_path / "state"
-    writer = _writer(live, market, (0.02, 0.12), seed=seed)
+    writer = _Writer(live, market, (0.002, 0.03), seed=seed, limit=0)
     args = market.args(state, live)
     kills, in_doubt = [], 0
     # 1) during start-up / warm-up, 2-5) after random numbers of processed bars (each at least one
-    # bar further than the last commit, so that every kill hits a running process), at a random delay
+    # bar further than the last commit), at a random delay. The writer lets out at most a few rows
+    # beyond the kill point and never the --until row: every kill hits a running process.
     plan = [("startup", rng.uniform(0.1, 1.2))] + [("bars", t) for t in sorted(rng.sample(range(2, LIVE - 12), 4))]
     for kind, point in plan:
         proc = _spawn(args)
         if kind == "startup":
-            time.sleep(point)
+            time.sleep(point)  # a random kill time, not a synchronization: no row exists yet
         else:
-            point = min(LIVE - 12, max(point, _bars(state) + rng.randint(1, 3)))  # 12 bars left: still running
-            deadline = time.monotonic() + 40
-            while _bars(state) < point:
-                assert proc.poll() is None, (seed, proc.communicate()[1][-2000:])
-                assert time.monotonic() < deadline, (seed, "no progress")
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.02))
+            point = min(LIVE - 12, max(point, _bars(state) + rng.randint(1, 3)))
+            writer.allow(point + rng.randint(0, 4))
+            _wait_for(lambda: _bars(state) >= point, proc, f"bar {point} (DRB_FAULT_SEED={seed})")  # noqa: B023
+            time.sleep(rng.uniform(0.0, 0.02))  # random kill time inside the next bars
         proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=600)
         assert proc.returncode == -signal.SIGKILL, (seed, kind, point, err[-2000:])
         kills.append(_bars(state))
         journal = state / "journal.jsonl"
         if kills[-1] >= 0 and journal.exists():
             in_doubt += journal.stat().st_size > _state(state)["journal"]["bytes"]  # killed inside a bar
-    writer.join(30)
+    writer.allow(LIVE)
+    writer.join(600)
     final = _spawn(args)
-    out, err = final.communicate(timeout=60)
+    out, err = final.communicate(timeout=600)
     assert final.returncode == 0, (seed, err[-2000:])
     assert f"last {market.last}" in out, seed
     print(f"seed {seed}: killed at bars {kills}; {in_doubt} kills left journal entries in doubt")
@@ -237,19 +297,19 @@ def test_deterministic_kills_inside_a_bar_resume_without_repeating(market, refer
     state = tmp_path / "state"
     for spec in ("commit:0", f"journal:{mid_order}", f"commit:{commit_bar}", f"journal:{late_fill}"):
         proc = _spawn(market.args(state), env={"DRB_PAPER_KILL_AT": spec})
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=600)
         assert proc.returncode == -signal.SIGKILL, (spec, err[-2000:])
         if spec == "commit:0":  # killed inside the first commit, after the warm-up: no state yet
-            assert sorted(p.name for p in state.iterdir() if p.name != ".lock") == ["allocator-00000000.pkl"]
+            assert sorted(p.name for p in state.iterdir() if p.name != ".lock") == ["allocator-00000000.json"]
             continue
         st = _state(state)
         if spec.startswith("journal"):
             assert (state / "journal.jsonl").stat().st_size > st["journal"]["bytes"]  # entries in doubt
         else:
             assert st["bars_processed"] == commit_bar - 1
-            assert len(list(state.glob("allocator-*.pkl"))) == 2  # an uncommitted allocator file
+            assert len(list(state.glob("allocator-*.json"))) == 2  # an uncommitted allocator file
     final = _spawn(market.args(state))
-    _, err = final.communicate(timeout=60)
+    _, err = final.communicate(timeout=600)
     assert final.returncode == 0, err[-2000:]
     assert "journaled entries reproduced, none written twice" in err
     _same_run(state, reference)
@@ -257,44 +317,61 @@ def test_deterministic_kills_inside_a_bar_resume_without_repeating(market, refer
 
 def test_sigterm_finishes_the_bar_and_exits_0(market, reference, tmp_path):
     live, state = tmp_path / "live.csv", tmp_path / "state"
-    writer = _writer(live, market, (0.03, 0.05), seed=4)
+    writer = _Writer(live, market, (0.0, 0.01), seed=4, limit=10)  # the run cannot pass bar 10
     proc = _spawn([a for a in market.args(state, live) if a != "--quiet"])
-    deadline = time.monotonic() + 40
-    while _bars(state) < 5:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.005)
+    _wait_for(lambda: _bars(state) >= 5, proc, "bar 5")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
-    assert "SIGTERM received: finishing the current bar" in err and "SIGTERM received" in out
+    assert "SIGTERM received: finishing the current bar" in err and "(SIGTERM received)" in out
     st = _state(state)
-    assert 5 <= st["bars_processed"] < LIVE
+    assert 5 <= st["bars_processed"] <= 10
+    assert f"last {st['last_bar']}" in out
     assert st["journal"]["bytes"] == (state / "journal.jsonl").stat().st_size  # nothing in doubt
-    writer.join(30)
+    writer.allow(LIVE)
+    writer.join(600)
     assert drb(market.args(state, live)) == 0  # resume in-process to the end
     _same_run(state, reference)
 
 
+def test_stop_reason_comes_from_the_bars_processed(market, reference, tmp_path, capsys, monkeypatch):
+    """Every live row up to --until is queued at the first poll; a SIGTERM during bar 5 stops the
+    run there and is the reason printed (not ``reached --until``, whose bar was never processed)."""
+    from runners import paper
+
+    state = tmp_path / "state"
+    on_bar_end = paper.PaperSession.on_bar_end
+
+    def signal_at_bar_5(self, strat) -> None:
+        on_bar_end(self, strat)
+        if self.bars_processed == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled in this (main) thread before the next bar
+
+    monkeypatch.setattr(paper.PaperSession, "on_bar_end", signal_at_bar_5)
+    assert drb(market.args(state)) == 0
+    out = capsys.readouterr().out
+    fifth = f"{market.rows.index[4]:%Y-%m-%d}"
+    assert f"processed 5 bars (SIGTERM received); 5 live bars in total, last {fifth}" in out, out
+    assert _state(state)["last_bar"] == fifth
+
+
 def test_sigint_stops_cleanly_in_process(market, reference, tmp_path):
     live, state = tmp_path / "live.csv", tmp_path / "state"
-    writer = _writer(live, market, (0.03, 0.04), seed=5)
+    writer = _Writer(live, market, (0.0, 0.01), seed=5, limit=20)
     sent = []
 
     def interrupt() -> None:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            if 3 <= _bars(state) < LIVE - 20:
-                os.kill(os.getpid(), signal.SIGINT)
-                sent.append(_bars(state))
-                return
-            time.sleep(0.005)
+        _wait_for(lambda: _bars(state) >= 3, what="bar 3")
+        sent.append(_bars(state))
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # as from outside
 
     th = threading.Thread(target=interrupt, daemon=True)
     th.start()
     assert drb(market.args(state, live)) == 0
     th.join()
-    assert sent and _bars(state) < LIVE
-    writer.join(30)
+    assert sent and 3 <= _bars(state) <= 20
+    writer.allow(LIVE)
+    writer.join(600)
     assert drb(market.args(state, live)) == 0
     _same_run(state, reference)
 
@@ -304,14 +381,17 @@ def test_sigint_stops_cleanly_in_process(market, reference, tmp_path):
     [
         ("truncate_state", "truncated state file"),
         ("garbage_state", "corrupt state file"),
-        ("version", "state format version 99, this drb reads version 1"),
-        ("pickle", "does not match the sha256"),
+        ("version", "state format version 99, this drb reads version 2"),
+        ("allocator_file", "does not match the sha256"),
         ("journal_cut", "journal truncated"),
         ("journal_edit", "journal altered"),
         ("no_state", "state.json is missing"),
         ("strategy", "the state is for strategy DynamicRiskBudget, not EqualWeight"),
         ("params", "params 'cooldown' changed"),
         ("lock", "another drb paper process"),
+        ("cash", "disagrees with"),
+        ("position", "disagrees with"),
+        ("value", "disagrees with cash + positions at the last closes"),
     ],
 )
 def test_bad_state_refuses_to_trade(market, reference, tmp_path, capsys, damage, message):
@@ -326,12 +406,21 @@ def test_bad_state_refuses_to_trade(market, reference, tmp_path, capsys, damage,
     elif damage == "garbage_state":
         st_path.write_bytes(b"\x00\x01 not json }")
     elif damage == "version":
-        st_path.write_text(st_path.read_text().replace('"version": 1', '"version": 99'))
-    elif damage == "pickle":
+        st_path.write_text(st_path.read_text().replace('"version": 2', '"version": 99'))
+    elif damage == "allocator_file":
         pkl = state / _state(state)["allocator"]["file"]
         blob = bytearray(pkl.read_bytes())
         blob[100] ^= 0xFF
         pkl.write_bytes(bytes(blob))
+    elif damage in ("cash", "position", "value"):  # valid JSON, hand-edited numbers
+        st = _state(state)
+        if damage == "cash":
+            st["broker"]["cash"] += 1e6
+        elif damage == "position":
+            st["broker"]["positions"][st["assets"][0]]["size"] += 100.0
+        else:
+            st["broker"]["value"] += 1e6
+        st_path.write_text(json.dumps(st, indent=1))
     elif damage == "journal_cut":
         j_path.write_bytes(j_path.read_bytes()[:-300])
     elif damage == "journal_edit":
@@ -458,29 +547,13 @@ def test_replay_script_output_is_a_valid_live_source(tmp_path, fmt):
     assert (tmp_path / "paper.toml").exists()
 
 
-def _held(lock: Path) -> bool:
-    """Another process (or thread) holds the state folder's lock."""
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return False
-
-
-def _append_once_waiting(path: Path, text: str, state: Path, delay: float) -> threading.Thread:
-    """Append ``text`` ``delay`` seconds after a paper run took the state folder's lock."""
+def _append_on(event: threading.Event, path: Path, text: str) -> threading.Thread:
+    """Append ``text`` to ``path`` once ``event`` is set (the run logged that it is waiting)."""
 
     def run() -> None:
-        deadline = time.monotonic() + 30
-        while not _held(state / ".lock") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(delay)
-        with open(path, "a") as fh:
-            fh.write(text)
+        if event.wait(600):
+            with open(path, "a") as fh:
+                fh.write(text)
 
     th = threading.Thread(target=run, daemon=True)
     th.start()
@@ -491,17 +564,21 @@ def test_waits_for_the_first_bar_on_a_fresh_start_and_on_a_restart(market, refer
     """The usual daily case: the process starts (or restarts) before the next bar exists."""
     live, state = tmp_path / "live.csv", tmp_path / "state"
     lines = market.lines()
-    # fresh start: the live file does not exist yet
-    th = _append_once_waiting(live, market.header + "".join(lines[:20]), state, 1.5)
-    assert drb([*market.args(state, live), "--max-bars", "20"]) == 0
-    th.join()
+    # fresh start: the live file does not exist yet; it appears once the run said it waits for it
+    with _log_event("does not exist yet: waiting for it") as waiting:
+        th = _append_on(waiting, live, market.header + "".join(lines[:20]))
+        assert drb([*market.args(state, live), "--max-bars", "20"]) == 0
+        th.join()
+    assert waiting.is_set()
     err = capsys.readouterr().err
     assert "does not exist yet: waiting for it" in err  # a warning, shown even with --quiet
     assert _bars(state) == 20
-    # restart with no new bar in the file: wait for it, then go on
-    th = _append_once_waiting(live, "".join(lines[20:]), state, 1.0)
-    assert drb(market.args(state, live)) == 0
-    th.join()
+    # restart with no new bar in the file: the run reads the 20 known rows, waits, then goes on
+    with _log_event("skipped 20 rows up to") as waiting:
+        th = _append_on(waiting, live, "".join(lines[20:]))
+        assert drb([a for a in market.args(state, live) if a != "--quiet"]) == 0
+        th.join()
+    assert waiting.is_set()
     _same_run(state, reference)
 
 
@@ -574,11 +651,11 @@ def test_leftovers_of_interrupted_writes_are_removed(market, reference, tmp_path
     """Temporary files of atomic writes cut by a kill are removed on the next start."""
     state = tmp_path / "state"
     assert drb([*market.args(state)[:-3], "--max-bars", "30", "--quiet"]) == 0
-    for name in (".state.json.k2j3.tmp", ".allocator-00000031.pkl.x9a.tmp"):
+    for name in (".state.json.k2j3.tmp", ".allocator-00000031.json.x9a.tmp"):
         (state / name).write_bytes(b"partial")
     (state / "keep.txt").write_text("not ours")
     assert drb(market.args(state)) == 0
-    assert sorted(p.name for p in state.iterdir()) == [".lock", "allocator-00000060.pkl", "journal.jsonl", "keep.txt", "state.json"]
+    assert sorted(p.name for p in state.iterdir()) == [".lock", "allocator-00000060.json", "journal.jsonl", "keep.txt", "state.json"]
     _same_run(state, reference)
     capsys.readouterr()
     assert drb(["paper", "--demo", "--live", "x.csv", "--state", str(tmp_path / "d")]) == 2
@@ -589,20 +666,19 @@ def test_stop_while_waiting_for_a_bar_reports_the_committed_state(market, refere
     state = tmp_path / "state"
     shutil.copytree(reference, state)
     before = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file() and p.name != ".lock"}
+    sent: list[float] = []
 
-    def interrupt() -> None:
-        deadline = time.monotonic() + 30
-        while not _held(state / ".lock") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGINT)
+    def interrupt(waiting: threading.Event) -> None:
+        if waiting.wait(600):  # the first poll read the known rows: the run now waits 60 s for the next
+            sent.append(time.monotonic())
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # as from outside
 
-    th = threading.Thread(target=interrupt, daemon=True)
-    th.start()
-    t0 = time.monotonic()
-    assert drb([a for a in market.args(state)[:-3]] + ["--poll", "5", "--quiet"]) == 0  # no --until: waits for bars
-    th.join()
-    assert time.monotonic() - t0 < 4.5  # the signal cut the 5 s poll wait short
+    with _log_event(f"skipped {LIVE} rows up to") as waiting:
+        th = threading.Thread(target=interrupt, args=(waiting,), daemon=True)
+        th.start()
+        assert drb([a for a in market.args(state)[:-3]] + ["--poll", "60"]) == 0  # no --until: waits for bars
+        th.join()
+    assert sent and time.monotonic() - sent[0] < 30  # the signal cut the 60 s poll wait short
     out = capsys.readouterr().out
     st = _state(reference)
     assert f"processed 0 bars (SIGINT received); {LIVE} live bars in total, last {market.last}" in out
@@ -659,3 +735,170 @@ def test_default_egarch_dcc_model_resumes_exactly(tmp_path):
     assert st["bars_processed"] == 30 and refits(tmp_path / "full") == counts[-1]
     assert sum(e["type"] == "fill" for e in _journal(tmp_path / "full")) >= 8
     _same_run(tmp_path / "parts", tmp_path / "full")
+
+
+# ================================================================================== state as data
+@pytest.mark.parametrize("name", sorted(__import__("strategies.bt_strategies", fromlist=["STRATEGIES"]).STRATEGIES))
+def test_allocator_state_round_trips_as_data_and_continues_identically(name):
+    """Every strategy's allocator, saved as JSON data after 200 bars and loaded back, takes the
+    same decisions on the next 40 bars as the original, and ends in the same state."""
+    import copy
+
+    import numpy as np
+
+    from feeds.market import MarketData
+    from feeds.synthetic import synthetic_market
+    from runners.backtest import build_cerebro
+    from runners.state_codec import decode, encode
+    from strategies.bt_strategies import STRATEGIES
+
+    m = synthetic_market(seed=3, start="2019-01-01", end="2019-12-31")
+    cut = 200
+    classes = {a: a for a in m.prices.columns}
+    head = MarketData(prices=m.prices.iloc[:cut], asset_classes=classes, vol_index=m.vol_index.iloc[:cut], macro=m.macro)
+    params = {"warmup": 130, "rebalance": "weekly"}
+    if name == "DynamicRiskBudget":
+        params["risk_model"] = "ewma"
+    strat = build_cerebro(head, STRATEGIES[name], params, analyzers=False).run()[0]
+    data = json.loads(json.dumps(encode({"allocator": strat.allocator, "log": strat.rebalances}), allow_nan=False))
+    loaded = decode(data)["allocator"]
+    original = copy.deepcopy(strat.allocator)
+    assert type(loaded) is type(original)
+    closes, vol = m.prices.to_numpy(dtype=float), m.vol_index.to_numpy(dtype=float)
+    weights = None
+    for i in range(cut, cut + 40):
+        out = []
+        for alloc in (original, loaded):
+            alloc.update(m.prices.index[i], closes[i], vol[i])
+            dec = alloc.decide(weights if alloc.invested else None)
+            out.append(None if dec is None else (dec.trigger, dec.target.tobytes()))
+        assert out[0] == out[1], (name, m.prices.index[i])
+        if out[0] is not None:
+            weights = np.frombuffer(out[0][1])
+    assert json.dumps(encode(original), allow_nan=False) == json.dumps(encode(loaded), allow_nan=False)
+
+
+def test_state_codec_refuses_code_and_foreign_classes():
+    from drb.errors import StateError
+    from runners.state_codec import decode, encode
+
+    for bad in (os.system, subprocess.Popen, lambda: 0, threading.Lock()):
+        with pytest.raises(TypeError):
+            encode({"x": bad})
+    planted = [
+        {"__obj__": "subprocess:Popen", "attrs": [], "id": 0},
+        {"__obj__": "os:system", "attrs": [], "id": 0},
+        {"__obj__": "builtins:eval", "attrs": [], "id": 0},
+        {"__enum__": "signal:Signals", "value": 9, "id": 0},
+        {"__nd__": "|O", "shape": [1], "b64": "", "id": 0},
+        {"__reduce__": ["os.system", ["true"]]},
+        {"__obj__": "strategies.allocators:Decision", "attrs": [["__class__", None]], "id": 0},
+    ]
+    for data in planted:
+        with pytest.raises(StateError, match="refusing to trade"):
+            decode(data, "allocator-x.json")
+
+
+def _malicious_pickle(marker: Path) -> bytes:
+    """A pickle that creates ``marker`` when loaded (``open(marker, 'w')``)."""
+    import pickle
+
+    class Plant:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    return pickle.dumps({"version": 1, "allocator": Plant()})
+
+
+@pytest.mark.parametrize("planted", ["old_format_state", "pkl_named_in_new_state", "pkl_alone", "json_with_foreign_class"])
+def test_planted_allocator_file_is_never_executed(market, reference, tmp_path, capsys, planted):
+    state, marker = tmp_path / "state", tmp_path / "PWNED"
+    shutil.copytree(reference, state)
+    st = _state(state)
+    (state / st["allocator"]["file"]).unlink()
+    if planted == "json_with_foreign_class":
+        blob = json.dumps({"__obj__": "builtins:open", "attrs": [["file", str(marker)]], "id": 0}).encode()
+        name = "allocator-00000060.json"
+    else:
+        blob, name = _malicious_pickle(marker), "allocator-00000060.pkl"
+    (state / name).write_bytes(blob)
+    import hashlib
+
+    st["allocator"].update(file=name, sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
+    if planted == "old_format_state":
+        st["version"] = 1
+    if planted == "pkl_alone":
+        (state / "state.json").unlink()
+    else:
+        (state / "state.json").write_text(json.dumps(st))
+    capsys.readouterr()
+    assert drb(market.args(state)) == 2
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("drb paper: error:")]
+    assert len(lines) == 1 and "refusing to trade" in lines[0], err
+    expected = {
+        "old_format_state": "older drb (pickled allocator; this drb never loads pickles)",
+        "pkl_named_in_new_state": "bad allocator file name 'allocator-00000060.pkl'",
+        "pkl_alone": "older drb (pickled allocator",
+        "json_with_foreign_class": "class 'builtins:open' is not a project class",
+    }[planted]
+    assert expected in lines[0]
+    assert not marker.exists()  # the planted code never ran
+
+
+def test_state_folder_is_private(market, reference, tmp_path):
+    assert reference.stat().st_mode & 0o777 == 0o700
+    for p in reference.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o600, p.name
+    alloc = reference / _state(reference)["allocator"]["file"]
+    assert alloc.suffix == ".json" and json.loads(alloc.read_text())["__map__"]
+    # a folder made readable by others (or copied with a umask of 022) is made private again
+    state = tmp_path / "state"
+    shutil.copytree(reference, state)
+    os.chmod(state, 0o755)
+    for p in state.iterdir():
+        os.chmod(p, 0o644)
+    assert drb(market.args(state)) == 0  # nothing to do: --until reached
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in state.iterdir()} == {p.name: 0o600 for p in state.iterdir()}
+
+
+def test_live_row_dated_in_the_future_is_skipped_not_traded(market, reference, tmp_path, capsys):
+    """One live row dated 2030 (a typo) is skipped with a log line; every real row is traded."""
+    live, state = tmp_path / "live.csv", tmp_path / "state"
+    lines = market.lines()
+    typo = "2030" + lines[10][4:]
+    live.write_text(market.header + "".join(lines[:10]) + typo + "".join(lines[10:]))
+    capsys.readouterr()
+    assert drb(market.args(state, live)) == 0
+    err = capsys.readouterr().err
+    assert f"live.csv:12: future row skipped: 2030{lines[10][4:10]} is " in err
+    assert "(more than --max-gap-days 10)" in err
+    assert _state(state)["live_source"]["future"] == 1
+    _same_run(state, reference)
+
+
+def test_state_codec_round_trips_data_and_keeps_shared_objects():
+    import collections
+
+    import numpy as np
+
+    from runners.state_codec import decode, encode
+
+    shared = [1, 2.5, float("nan"), None, float("-inf")]
+    obj = {
+        "a": shared, "b": shared, 3: (pd.NaT, pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-02 10:00", tz="UTC")),
+        "series": pd.Series([1.0, 2.0], index=pd.date_range("2024-01-01", periods=2, freq="D"), name="v"),
+        "frame": pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}, index=pd.Index(["r1", "r2"])),
+        "deque": collections.deque([1, 2], maxlen=5), "set": {1, 2}, "f32": np.float32(1.5),
+        "array": np.arange(6.0).reshape(2, 3), "objects": np.array(["x", None], dtype=object), "range": pd.RangeIndex(3),
+    }  # fmt: skip
+    out = decode(json.loads(json.dumps(encode(obj), allow_nan=False)))
+    assert out["a"] is out["b"] and out["a"][:2] == [1, 2.5] and np.isnan(out["a"][2]) and out["a"][4] == float("-inf")
+    assert out[3][0] is pd.NaT and out[3][1:] == obj[3][1:]
+    pd.testing.assert_series_equal(out["series"], obj["series"])
+    pd.testing.assert_frame_equal(out["frame"], obj["frame"])
+    assert out["deque"] == obj["deque"] and out["deque"].maxlen == 5 and out["set"] == {1, 2}
+    assert type(out["f32"]) is np.float32 and out["f32"] == 1.5
+    assert out["array"].tobytes() == obj["array"].tobytes() and out["objects"].tolist() == ["x", None]
+    assert out["range"].equals(obj["range"])
