@@ -352,7 +352,7 @@ class DynamicRiskBudget(RiskBudgetStrategy):
         ("eigen_threshold", 0.15),
         ("rc_threshold", 0.10),
         ("regime_trigger", False),
-        ("conditional_triggers", True),
+        ("conditional_triggers", False),
         ("regime_persistence", 10),
         ("vol_hysteresis", 0.1),
         ("min_trade", 0.05),

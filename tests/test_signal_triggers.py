@@ -63,6 +63,7 @@ def test_weight_drift_fires_the_drift_trigger():
 def _invested(**params):
     """An allocator driven until it has invested and left the cooldown; weights = targets."""
     params.setdefault("risk_model", "ewma")
+    params.setdefault("conditional_triggers", True)
     alloc = DynamicRiskBudgetAllocator(ASSETS, macro=M.macro, **params)
     w = None
     for i, (date, row) in enumerate(zip(M.prices.index, M.prices.to_numpy())):
@@ -151,7 +152,8 @@ def test_volatility_hysteresis_terciles_online_equals_vectorized():
 
 # ------------------------------------------------------------------------- min_trade
 def test_small_conditional_rebalances_are_skipped_and_logged():
-    alloc = DynamicRiskBudgetAllocator(ASSETS, macro=M.macro, risk_model="ewma", min_trade=0.9, cooldown=2)
+    alloc = DynamicRiskBudgetAllocator(ASSETS, macro=M.macro, risk_model="ewma", min_trade=0.9, cooldown=2,
+                                       conditional_triggers=True)
     w, decisions, events = None, [], []
     for date, row in zip(M.prices.index, M.prices.to_numpy()):
         alloc.update(date, row, M.vol_index.loc[date])
@@ -166,7 +168,8 @@ def test_small_conditional_rebalances_are_skipped_and_logged():
     # Every executed rebalance after the first one had the periodic trigger in it.
     assert decisions[0] == "initial" and all("periodic" in t for t in decisions[1:])
     assert sum(e.startswith("skipped:") for e in events) == rep["skipped_rebalances"]
-    none = DynamicRiskBudgetAllocator(ASSETS, macro=M.macro, risk_model="ewma", min_trade=0.0, cooldown=2)
+    none = DynamicRiskBudgetAllocator(ASSETS, macro=M.macro, risk_model="ewma", min_trade=0.0, cooldown=2,
+                                      conditional_triggers=True)
     w = None
     for date, row in zip(M.prices.index, M.prices.to_numpy()):
         none.update(date, row, M.vol_index.loc[date])
@@ -280,6 +283,7 @@ def test_fast_path_equals_backtrader_with_conditional_triggers_and_skips():
     market = MarketData.from_synthetic(synthetic_market(seed=1, start="2018-01-02", end="2020-12-31"))
     params = {
         "risk_model": "ewma",
+        "conditional_triggers": True,
         "regime_trigger": True,
         "regime_persistence": 2,
         "cooldown": 3,

@@ -61,8 +61,8 @@ def test_caps_hold_for_executed_trades(short_market, dyn_result, name):
 
 def test_dynamic_triggers_fire(short_market, dyn_result):
     assert dyn_result.rebalances["trigger"].str.contains("periodic").any()
-    # The regime trigger is off by default (issue 13 calibration); switched on, it fires.
-    params = {"regime_trigger": True, "regime_persistence": 1, "min_trade": 0.0, "cooldown": 5}
+    # The conditional triggers are off by default (issue 13 calibration); switched on, they fire.
+    params = {"conditional_triggers": True, "regime_trigger": True, "regime_persistence": 1, "min_trade": 0.0, "cooldown": 5}
     trig = run_backtest(short_market, "DynamicRiskBudget", params).rebalances["trigger"]
     assert trig.str.contains("regime").any()
 
