@@ -73,6 +73,7 @@ import backtrader as bt
 import pandas as pd
 
 from drb.errors import ConfigError, DataError
+from feeds.loaders import _short
 
 __all__ = ["LiveBar", "BarSource", "LiveMarket", "LiveData", "SIGNAL_COLUMNS", "LOGGER_NAME", "MAX_GAP_DAYS"]
 
@@ -412,7 +413,7 @@ class BarSource:
         lower = [h.lower() for h in header]
         problem = None
         if "date" not in lower:
-            problem = f"no 'date' column (columns: {', '.join(header[:8])})"
+            problem = "not a CSV with a 'date' column"  # never quote a file that is not ours
         else:
             missing = [a for a in self.assets if a not in header]
             if missing:
@@ -469,16 +470,16 @@ class BarSource:
             if pd.isna(date):
                 raise ValueError
         except (ValueError, TypeError):
-            self._reject("malformed", raw.where, f"unparseable date {dval!r}")
+            self._reject("malformed", raw.where, f"unparseable date {_short(dval)}")
             return None
-        if date.tz is not None:
-            date = date.tz_convert(None)
+        if date.tz is not None:  # the local date of the bar, as the loaders keep it
+            date = date.tz_localize(None)
         date = date.normalize()
         closes: dict[str, float] = {}
         for a in self.assets:
             x = self._number(values.get(a))
             if x is None:
-                self._reject("malformed", raw.where, f"non-numeric value {values.get(a)!r} for asset '{a}'")
+                self._reject("malformed", raw.where, f"non-numeric value {_short(values.get(a))} for asset '{a}'")
                 return None
             if math.isnan(x):
                 self._reject("malformed", raw.where, f"missing value for asset '{a}'")
@@ -491,7 +492,7 @@ class BarSource:
         for s in self.signals:
             x = self._number(values.get(s))
             if x is None or math.isinf(x) or (x is not None and x < 0):
-                self._reject("malformed", raw.where, f"bad value {values.get(s)!r} for signal '{s}'")
+                self._reject("malformed", raw.where, f"bad value {_short(values.get(s))} for signal '{s}'")
                 return None
             signals[s] = x
         if self._backlog and ((self.after is not None and date <= self.after) or (self._rereading and date in self.seen)):

@@ -20,6 +20,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from drb.errors import DRBError  # noqa: E402
+from runners.config import positive_int  # noqa: E402
 
 __all__ = ["main", "build_parser", "positive_int"]
 
@@ -45,17 +46,6 @@ def _assets_arg(text: str) -> dict[str, str]:
 
 def _strategies_arg(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--workers``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _canonical_strategies(names: list[str] | None) -> list[str] | None:

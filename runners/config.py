@@ -46,6 +46,7 @@ file)::
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -357,3 +358,14 @@ def load_config(
         require_prices=require_prices,
         strategy_validator=strategy_validator,
     )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

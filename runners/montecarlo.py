@@ -755,7 +755,12 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         overrides["risk_model"] = args.risk_model
     if args.refit_every is not None:
         overrides["refit_every"] = args.refit_every
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
+    strategies = None
+    if args.strategies:
+        from runners.sweep import _check_strategy
+
+        names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        strategies = list(dict.fromkeys(_check_strategy(n, "--strategies") for n in names))
     out = resolve_out(args, config)
     seed = args.path_seed if args.path_seed is not None else None
     with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers, **tls_options(args)) as client:

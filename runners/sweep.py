@@ -107,7 +107,7 @@ from runners.backtest import (
     strategy_class,
     validate_strategy_params,
 )
-from runners.config import RunConfig
+from runners.config import RunConfig, positive_int
 from runners.io import atomic_savefig, atomic_to_csv, atomic_write_text
 from runners.metrics import METRIC_COLUMNS
 
@@ -367,9 +367,15 @@ def _tupleize(v: Any) -> Any:
 
 
 def _check_strategy(name: Any, label: str) -> str:
-    if not isinstance(name, str) or name not in STRATEGY_NAMES:
-        raise ConfigError(f"{label}: unknown strategy {name!r} (known: {', '.join(STRATEGY_NAMES)})")
-    return name
+    """The strategy's canonical name (case ignored, "did you mean" on a near miss)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{label}: expected a strategy name (known: {', '.join(STRATEGY_NAMES)})")
+    from runners.backtest import canonical_strategy_name
+
+    try:
+        return canonical_strategy_name(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
 
 
 def _check_metrics(values: Any, label: str) -> list[str]:
@@ -1210,7 +1216,7 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca-file", dest="tls_ca_file", help="tls:// scheduler: PEM file of the CA that signed its certificate")
     p.add_argument("--tls-cert", dest="tls_cert", help="tls:// scheduler: this client's PEM certificate")
     p.add_argument("--tls-key", dest="tls_key", help="tls:// scheduler: this client's PEM private key")
-    p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: number of cores; 1 = serial, no Dask)")
+    p.add_argument("--workers", type=positive_int, help="LocalCluster worker processes (default: number of cores; 1 = serial, no Dask)")
     p.add_argument("--restart", action="store_true", help="discard finished results of an earlier run in --out instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -1256,7 +1262,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     market, config, info = load_inputs(args)
     spec = parse_grid(args.grid) if args.grid else GridSpec()
     if args.strategy:
-        if args.grid and spec.strategy != args.strategy:
+        if args.grid and spec.strategy != _check_strategy(args.strategy, "--strategy"):
             raise ConfigError(f"--strategy {args.strategy} contradicts sweep.strategy = {spec.strategy} of {args.grid}")
         spec.strategy = _check_strategy(args.strategy, "--strategy")
     if args.forecast_errors and spec.forecast_errors is None:

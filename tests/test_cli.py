@@ -35,6 +35,12 @@ def _one_line_error(capsys, code, pattern):
         (["demo", "--workers", "-3"], r"argument --workers: must be at least 1, got -3$"),
         (["demo", "--workers", "two"], r"argument --workers: expected a positive integer, got 'two'$"),
         (["compare", "--prices", "p.csv", "--workers", "0"], r"argument --workers: must be at least 1"),
+        (["sweep", "--demo", "--grid", "g.toml", "--workers", "0"], r"argument --workers: must be at least 1"),
+        (["montecarlo", "--demo", "--paths", "2", "--workers", "-1"], r"argument --workers: must be at least 1"),
+        (
+            ["montecarlo", "--demo", "--paths", "2", "--strategies", "EqualWieght", "--out", "x"],
+            r"--strategies: .*did you mean 'EqualWeight'",
+        ),
         (
             ["demo", "--strategies", "EqualWieght", "--out", "x"],
             r"--strategies: unknown strategy 'EqualWieght' \(did you mean 'EqualWeight'\?\)",
@@ -176,3 +182,10 @@ def test_zoned_timestamps_run_end_to_end(tmp_path, capsys):
     assert "timestamps with a time of day reduced to their local dates" in err
     info = json.loads((out / "run.json").read_text())
     assert info["data"]["start"] == "2019-01-02" and info["data"]["bars"] == 300
+
+
+def test_sweep_and_montecarlo_strategy_names_ignore_case():
+    from runners.sweep import _check_strategy
+
+    assert _check_strategy("equalweight", "--strategies") == "EqualWeight"
+    assert _check_strategy("DYNAMICRISKBUDGET", "--strategy") == "DynamicRiskBudget"

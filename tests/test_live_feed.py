@@ -420,3 +420,19 @@ def test_future_rows_are_skipped_not_traded(tmp_path, caplog):
     assert _dates(wide.poll()) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-22"]
     with pytest.raises(ConfigError, match="--max-gap-days must be > 0"):
         BarSource(path, ASSETS, max_gap_days=0)
+
+
+def test_a_file_that_is_not_a_csv_is_never_quoted(tmp_path):
+    path = tmp_path / "live.csv"
+    path.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n")
+    with pytest.raises(DataError) as err:
+        BarSource(path, ASSETS).poll()
+    assert "not a CSV with a 'date' column" in str(err.value)
+    assert "root" not in str(err.value).replace(str(tmp_path), "")
+
+
+def test_zoned_rows_keep_their_local_date(tmp_path):
+    """A close stamped 20:00 in New York is that day's bar (as the loaders date it), not the next."""
+    path = tmp_path / "live.csv"
+    path.write_text(HEADER + "2024-01-02T20:00:00-05:00,100,50,20\n2024-01-03T16:00:00-05:00,101,50,20\n")
+    assert _dates(BarSource(path, ASSETS).poll()) == ["2024-01-02", "2024-01-03"]

@@ -230,16 +230,16 @@ def test_cli_montecarlo_on_a_config_without_signals(tmp_path, capsys):
     assert '"seed": 3' in manifest and "cfg.toml" in manifest
 
 
-def test_truncated_part_is_recomputed_with_a_note(base_market, config, tmp_path, capsys):
+def test_truncated_part_is_recomputed_with_a_note(small_market, config, tmp_path, capsys):
     out = tmp_path / "mc"
-    run_montecarlo(base_market, config, 2, out, strategies=["EqualWeight", "DynamicRiskBudget"], progress=False)
+    run_montecarlo(small_market, config, 2, out, strategies=["EqualWeight", "DynamicRiskBudget"], progress=False)
     first = pd.read_csv(out / "paths.csv")
     part = out / "parts" / "montecarlo" / "path-000001.csv"
     assert (part.parent / "path-000001.csv.sha256").is_file()
     data = part.read_bytes()
     part.write_bytes(data[: len(data) * 2 // 3])  # cut mid-row: would read as NaN metrics
     capsys.readouterr()
-    res = run_montecarlo(base_market, config, 2, out, strategies=["EqualWeight", "DynamicRiskBudget"], progress=False)
+    res = run_montecarlo(small_market, config, 2, out, strategies=["EqualWeight", "DynamicRiskBudget"], progress=False)
     assert "path-000001.csv failed its sha256 check" in capsys.readouterr().err
     assert res.timings["computed"] == 1 and res.resumed_from == 1
     again = pd.read_csv(out / "paths.csv")
