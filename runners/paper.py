@@ -456,13 +456,35 @@ class PaperSetup:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+def _load_history_prices(source: Any, cfg: Any, *, name: str) -> pd.DataFrame:
+    """The warm-up prices; with ``[assets]``, only those columns (and a ``vol_index`` column when
+    the file has one) are read, so a merged prices file with other columns works as in compare."""
+    from feeds.loaders import load_prices
+
+    if not cfg.assets:
+        return load_prices(source, name=name)
+    if isinstance(source, pd.DataFrame):
+        header = [str(c) for c in source.columns]
+    elif Path(source).suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        header = list(pq.read_schema(source).names)
+    else:
+        from feeds.loaders import _head_lines, _sniff_delimiter
+
+        path = Path(source)
+        header = _sniff_delimiter(_head_lines(path, path.suffix.lower() == ".gz", name))[1]
+    columns = [*cfg.assets, *(["vol_index"] if "vol_index" in header else [])]
+    return load_prices(source, name=name, columns=columns)
+
+
 def load_history(cfg: Any):
     """The warm-up history of a config as :class:`feeds.MarketData`.
 
     The prices table may carry a ``vol_index`` column (the live file's layout); it is then the
     volatility index unless ``data.vol_index`` names a file.
     """
-    from feeds.loaders import load_macro, load_prices, load_vol_index
+    from feeds.loaders import load_macro, load_vol_index
     from feeds.market import align_market
 
     path = Path(cfg.prices)
@@ -482,9 +504,9 @@ def load_history(cfg: Any):
             with tempfile.TemporaryDirectory() as tmp:
                 cut = Path(tmp) / path.name
                 cut.write_bytes(keep)
-                prices = load_prices(cut, name=str(path))
+                prices = _load_history_prices(cut, cfg, name=str(path))
         else:
-            prices = load_prices(path, name=str(path))
+            prices = _load_history_prices(path, cfg, name=str(path))
     elif path.suffix.lower() in (".parquet", ".pq") and path.is_file() and end is not None:
         frame = pd.read_parquet(path)
         if "date" not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
@@ -494,9 +516,9 @@ def load_history(cfg: Any):
             after = np.flatnonzero((dates > end).to_numpy())
             if after.size:
                 frame = frame.iloc[: after[0]]
-        prices = load_prices(frame, name=str(path))
+        prices = _load_history_prices(frame, cfg, name=str(path))
     else:
-        prices = load_prices(path, name=str(path))
+        prices = _load_history_prices(path, cfg, name=str(path))
     vol = None
     if "vol_index" in prices.columns:
         vol = prices.pop("vol_index").dropna()
