@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from drb.errors import DataWarning
 from runners.paper import load_history
 
 
@@ -27,6 +29,7 @@ def test_merged_prices_file_uses_only_the_assets_columns(tmp_path):
     })
     path = tmp_path / "merged.csv"
     frame.to_csv(path, index=False)
-    market = load_history(_cfg(path, {"SPY": "equity", "TLT": "bond"}))
+    with pytest.warns(DataWarning, match="1 column not listed in \\[assets\\] ignored"):
+        market = load_history(_cfg(path, {"SPY": "equity", "TLT": "bond"}))
     assert list(market.prices.columns) == ["SPY", "TLT"]
     assert market.vol_index is not None and float(market.vol_index.iloc[0]) == 20.0
