@@ -265,7 +265,7 @@ def _strings_to_dates(raw: pd.Series) -> pd.Series:
         if pd.api.types.is_datetime64_any_dtype(dates):
             return dates
     except (ValueError, TypeError, OverflowError):
-        pass
+        pass  # vectorized parse failed: fall through to the per-value parse below
     # mixed UTC offsets (daylight saving): parse one by one, each keeps its local date
 
     def one(v: object) -> pd.Timestamp:

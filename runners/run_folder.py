@@ -55,6 +55,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_existing_folder(out: Path) -> bool:
+    """True for an existing folder, False when nothing is there; an ``--out`` that is a file is
+    refused (ConfigError)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    return out.is_dir()
+
+
 def check_target(out: Path) -> None:
     """Refuse an ``--out`` that is a file, or a folder that is not a run folder.
 
@@ -63,9 +71,7 @@ def check_target(out: Path) -> None:
     ConfigError
         Naming the folder and why it cannot be replaced.
     """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir():
+    if not _is_existing_folder(out):
         return
     names = {p.name for p in out.iterdir()}
     if not names or "run.json" in names or names <= RUN_FOLDER_ENTRIES:
@@ -159,9 +165,7 @@ def prepare_resumable(out: Path, kinds: tuple[str, ...], *, restart: bool) -> No
     ConfigError
         Naming the folder and the other run it holds.
     """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir():
+    if not _is_existing_folder(out):
         return
     if restart:
         for kind, files in RESUMABLE_OUTPUTS.items():
