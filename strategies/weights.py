@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from scipy.optimize import minimize
 
-from drb.errors import DataError, SolverError
+from drb.errors import ConfigError, DataError, SolverError
 from strategies._validation import check_budget, check_covariance, check_vector
 from strategies.solvers import risk_budget_weights
 
@@ -198,7 +198,7 @@ def sharpe_driven_budget(
     rf: float = 0.0,
     periods_per_year: int = TRADING_DAYS,
 ) -> np.ndarray | Any:
-    """Sharpe-driven dynamic risk budget (001_8d6e6b0af70fbc2e.txt, "dynamic risk budgeting").
+    """Sharpe-driven dynamic risk budget ([1] in docs/references.md, "dynamic risk budgeting").
 
     The broker note adjusts risk budgets "based on Sharpe ratios over the past 6 months". Made
     precise here: over the last ``window`` rows (126 trading days = 6 months), each asset's
@@ -478,7 +478,7 @@ def volatility_managed_weight(
 ) -> float | np.ndarray:
     """Moreira-Muir volatility-managed exposure ``min(c / sigma^2_{t-1}, max_leverage)``.
 
-    003_015d7b33d91ba260.txt section 4.1 (eq. 20): the risky position is scaled by the inverse
+    [3] (docs/references.md) section 4.1 (eq. 20): the risky position is scaled by the inverse
     of the previous period's variance; ``c`` sets the average exposure.
 
     Parameters
@@ -488,7 +488,7 @@ def volatility_managed_weight(
     c : float
         Scaling constant (same variance units), > 0.
     max_leverage : float
-        Cap on the exposure (1 = no borrowing), > 0.
+        Cap on the exposure (1 = no borrowing), > 0; ``np.inf`` for none.
 
     Returns
     -------
@@ -499,9 +499,9 @@ def volatility_managed_weight(
     if not np.isfinite(v).all() or (v <= 0).any():
         raise DataError("prev_variance: must be finite and > 0")
     if not (c > 0 and math.isfinite(c)):
-        raise DataError(f"c: expected a finite value > 0, got {c!r}")
-    if not (max_leverage > 0 and math.isfinite(max_leverage)):
-        raise DataError(f"max_leverage: expected a finite value > 0, got {max_leverage!r}")
+        raise ConfigError(f"c: expected a finite value > 0, got {c!r}")
+    if not max_leverage > 0:  # np.inf: no cap (the time-axis experiments use it)
+        raise ConfigError(f"max_leverage: expected a value > 0, got {max_leverage!r}")
     out = np.minimum(c / v, max_leverage)
     return float(out) if out.ndim == 0 else out
 
@@ -511,7 +511,7 @@ def target_volatility_scale(
 ) -> float:
     """Leverage ``min(target / sigma(w), max_leverage)`` that brings a portfolio to a target vol.
 
-    002_aa962e60684fd10f.txt step 5 (computed right: about 1.86x for its 40/20/20/20 budget and
+    [2] (docs/references.md) step 5 (computed right: about 1.86x for its 40/20/20/20 budget and
     a 10% target, DESIGN section 6).
 
     Parameters
