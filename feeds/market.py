@@ -214,6 +214,32 @@ def align_market(
     if asset_classes:
         prices = _mapped_columns(prices, asset_classes, plabel, assets_from, notes)
     classes = resolve_asset_classes(list(prices.columns), asset_classes, label=plabel, assets_from=assets_from)
+    panel = _common_panel(prices, plabel, ffill_limit, min_bars, notes)
+    end = panel.index[-1]
+    vol = None
+    if vol_index is not None:
+        vol = _aligned_vol_index(vol_index, panel.index, labels.get("vol_index", "vol_index"), ffill_limit, notes)
+    mac = None
+    if macro is not None:
+        mac = macro.copy()
+        mac.index = pd.DatetimeIndex(mac.index).to_period("M").to_timestamp().rename("date")
+        mac = mac.loc[: end]
+        if mac.empty:
+            raise DataError(f"{labels.get('macro', 'macro')}: no months on or before the last price date {end.date()}")
+    return MarketData(
+        prices=panel.astype(float),
+        asset_classes=classes,
+        vol_index=vol,
+        macro=mac,
+        notes=notes,
+        sources={k: str(v) for k, v in labels.items()},
+    )
+
+
+def _common_panel(
+    prices: pd.DataFrame, plabel: str, ffill_limit: int, min_bars: int, notes: list[str]
+) -> pd.DataFrame:
+    """The prices on the span every asset is quoted, short gaps forward-filled (shape (T, n))."""
     firsts = {c: prices[c].first_valid_index() for c in prices.columns}
     lasts = {c: prices[c].last_valid_index() for c in prices.columns}
     start = max(firsts.values())
@@ -238,36 +264,26 @@ def align_market(
         raise DataError(
             f"{plabel}: history too short: {len(panel)} aligned bars, the configured windows need at least {max(min_bars, 2)}"
         )
-    vol = None
-    if vol_index is not None:
-        vlabel = labels.get("vol_index", "vol_index")
-        vi = vol_index.copy()
-        vi.index = pd.DatetimeIndex(vi.index)
-        union = vi.index.union(panel.index)
-        vol = vi.reindex(union).ffill(limit=ffill_limit).reindex(panel.index).rename("vol_index")
-        if vol.notna().sum() == 0:
-            raise DataError(f"{vlabel}: no values inside the price span {start.date()}..{end.date()}")
-        lead = int(vol.isna().to_numpy().argmin()) if vol.isna().iloc[0] else 0
-        if lead:
-            notes.append(f"volatility index starts {lead} bars after the prices; the fallback stands in before")
-        inner_missing = int(vol.iloc[lead:].isna().sum())
-        if inner_missing:
-            notes.append(f"volatility index missing on {inner_missing} bars after forward fill; the fallback stands in there")
-    mac = None
-    if macro is not None:
-        mac = macro.copy()
-        mac.index = pd.DatetimeIndex(mac.index).to_period("M").to_timestamp().rename("date")
-        mac = mac.loc[: end]
-        if mac.empty:
-            raise DataError(f"{labels.get('macro', 'macro')}: no months on or before the last price date {end.date()}")
-    return MarketData(
-        prices=panel.astype(float),
-        asset_classes=classes,
-        vol_index=vol,
-        macro=mac,
-        notes=notes,
-        sources={k: str(v) for k, v in labels.items()},
-    )
+    return panel
+
+
+def _aligned_vol_index(
+    vol_index: pd.Series, dates: pd.DatetimeIndex, vlabel: str, ffill_limit: int, notes: list[str]
+) -> pd.Series:
+    """The volatility index on the price calendar (NaN before it starts, short gaps filled)."""
+    vi = vol_index.copy()
+    vi.index = pd.DatetimeIndex(vi.index)
+    union = vi.index.union(dates)
+    vol = vi.reindex(union).ffill(limit=ffill_limit).reindex(dates).rename("vol_index")
+    if vol.notna().sum() == 0:
+        raise DataError(f"{vlabel}: no values inside the price span {dates[0].date()}..{dates[-1].date()}")
+    lead = int(vol.isna().to_numpy().argmin()) if vol.isna().iloc[0] else 0
+    if lead:
+        notes.append(f"volatility index starts {lead} bars after the prices; the fallback stands in before")
+    inner_missing = int(vol.iloc[lead:].isna().sum())
+    if inner_missing:
+        notes.append(f"volatility index missing on {inner_missing} bars after forward fill; the fallback stands in there")
+    return vol
 
 
 def load_market(

@@ -222,7 +222,7 @@ class SyntheticMarket:
         dict
             ``{"prices": path, "vol_index": path, "macro": path}``.
         """
-        from runners.io import atomic_to_csv
+        from drb.io import atomic_to_csv
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -316,19 +316,39 @@ def synthetic_market(
     if len(dates) < 30:
         raise ConfigError(f"synthetic_market: span {start_ts.date()}..{end_ts.date()} has under 30 business days")
     rng = np.random.default_rng(seed)
-    n_assets = len(ASSETS)
-
-    # --- regimes -------------------------------------------------------------------------
+    # The draws happen in a fixed order (phases, volatility states, shocks, index noise, indicators):
+    # the same seed gives the same market.
     price_months = _month_starts(start_ts, end_ts)
     hist_start = price_months[0] - pd.DateOffset(months=MACRO_HISTORY_MONTHS)
     all_months = pd.date_range(hist_start, price_months[-1] + pd.DateOffset(months=MACRO_LEAD_MONTHS), freq="MS")
     month_phase = _simulate_phases(rng, len(all_months))
-    gap = _output_gap(month_phase)
     month_pos = pd.Series(np.arange(len(all_months)), index=all_months)
-    day_month = month_pos.reindex(dates.to_period("M").to_timestamp()).to_numpy()
-    day_phase = month_phase[day_month]
+    day_phase = month_phase[month_pos.reindex(dates.to_period("M").to_timestamp()).to_numpy()]
+    vol_state = _simulate_vol_states(rng, day_phase)
+    paths = _simulate_returns(rng, day_phase, vol_state)
+    levels = np.array([ASSET_PARAMS[a]["start"] for a in ASSETS]) * np.exp(np.cumsum(paths.returns, axis=0))
+    prices = pd.DataFrame(levels, index=dates, columns=list(ASSETS))
+    prices.index.name = "date"
+    vol_index = pd.Series(_vol_index_level(rng, paths, vol_state), index=dates, name="vol_index")
+    macro = _leading_indicators(rng, all_months, _output_gap(month_phase)).loc[: price_months[-1]]
+    macro.index.name = "date"
+    macro.attrs["macro_transforms"] = dict(SYNTHETIC_MACRO_TRANSFORMS)
+    phase_s = pd.Series(np.asarray(PHASES, dtype=object)[day_phase], index=dates, name="phase")
+    state_s = pd.Series(np.asarray(VOL_STATES, dtype=object)[vol_state], index=dates, name="vol_state")
+    return SyntheticMarket(
+        prices=prices,
+        vol_index=vol_index,
+        macro=macro,
+        phase=phase_s,
+        vol_state=state_s,
+        seed=int(seed),
+        params=_calibration_record(),
+    )
 
-    n_days = len(dates)
+
+def _simulate_vol_states(rng: np.random.Generator, day_phase: np.ndarray) -> np.ndarray:
+    """Daily volatility states (0 calm, 1 normal, 2 stressed; shape (T,)) of the phase-dependent chains."""
+    n_days = day_phase.shape[0]
     vol_state = np.empty(n_days, dtype=np.int64)
     p0 = _stationary(VOL_TRANSITIONS[PHASES[day_phase[0]]])
     vol_state[0] = rng.choice(3, p=p0)
@@ -337,10 +357,27 @@ def synthetic_market(
     for t in range(1, n_days):
         row = cum[PHASES[day_phase[t]]][vol_state[t - 1]]
         vol_state[t] = min(int(np.searchsorted(row, u[t], side="right")), 2)
+    return vol_state
 
-    # --- returns: GJR-GARCH with regime-targeted variance, multivariate t shocks ---------------
-    # Normalize state multipliers so the unconditional volatility matches the calibration, using the
-    # average stationary distribution of the volatility chain over phases weighted by phase durations.
+
+@dataclass(frozen=True)
+class _ReturnPaths:
+    """Simulated daily log returns and what the implied-volatility index needs of them."""
+
+    returns: np.ndarray  # (T, n) log returns, row 0 = 0 (the base date)
+    cond_var: np.ndarray  # (T, n) conditional daily variances
+    daily_target: np.ndarray  # (n, 3) regime-targeted daily variance per volatility state
+    persistence: np.ndarray  # (n,) GJR-GARCH persistence alpha + gamma / 2 + beta
+
+
+def _regime_targets() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-asset daily target variances (n, 3), drifts (n, 4) and GJR-GARCH parameters (n, 3).
+
+    The state multipliers are normalized so that the unconditional volatility matches the
+    calibration, using the average stationary distribution of the volatility chain over phases
+    weighted by phase durations.
+    """
+    n_assets = len(ASSETS)
     dur = np.array([PHASE_DURATION_MONTHS[p] for p in PHASES])
     pi_state = sum(d * _stationary(VOL_TRANSITIONS[p]) for d, p in zip(dur, PHASES)) / dur.sum()
     daily_target = np.empty((n_assets, 3))
@@ -353,6 +390,15 @@ def synthetic_market(
         daily_target[i] = (par["vol"] * mult / norm) ** 2 / PERIODS_PER_YEAR
         drift[i] = np.asarray(par["drift"]) / PERIODS_PER_YEAR
         garch[i] = par["garch"]
+    return daily_target, drift, garch
+
+
+def _simulate_returns(
+    rng: np.random.Generator, day_phase: np.ndarray, vol_state: np.ndarray
+) -> _ReturnPaths:
+    """GJR-GARCH returns with regime-targeted variance and multivariate t shocks."""
+    n_days, n_assets = day_phase.shape[0], len(ASSETS)
+    daily_target, drift, garch = _regime_targets()
     chol = {s: np.linalg.cholesky(CORRELATIONS[s]) for s in VOL_STATES}
     z = rng.standard_normal((n_days, n_assets))
     mix = rng.chisquare(T_DOF, size=n_days)
@@ -376,21 +422,23 @@ def synthetic_market(
         rets[t] = drift[:, day_phase[t]] - 0.5 * h + np.sqrt(h) * shock
         prev_u = np.sqrt(g) * shock
     rets[0] = 0.0  # the first day is the base date
-    levels = np.array([ASSET_PARAMS[a]["start"] for a in ASSETS]) * np.exp(np.cumsum(rets, axis=0))
-    prices = pd.DataFrame(levels, index=dates, columns=list(ASSETS))
-    prices.index.name = "date"
+    return _ReturnPaths(rets, cond_var, daily_target, persistence)
 
-    # --- implied volatility index -------------------------------------------------------
-    horizon = 21
-    eq_persist = persistence[0]
-    # The market sees the volatility state up to VOL_INDEX_LEAD_DAYS ahead (its information set is
-    # larger than a model's): average the regime variance over those days.
+
+def _vol_index_level(
+    rng: np.random.Generator, paths: _ReturnPaths, vol_state: np.ndarray
+) -> np.ndarray:
+    """Implied-volatility index level (annualized percent, shape (T,)) of the equity asset.
+
+    The market sees the volatility state up to VOL_INDEX_LEAD_DAYS ahead (its information set is
+    larger than a model's): the regime variance is averaged over those days, and the expected
+    average variance over the next month reverts from the GARCH state to that level.
+    """
+    n_days, horizon = vol_state.shape[0], 21
+    cond_var, daily_target = paths.cond_var, paths.daily_target
     ahead = np.minimum(np.arange(n_days)[:, None] + np.arange(1, VOL_INDEX_LEAD_DAYS + 1), n_days - 1)
     target_ahead = daily_target[0, vol_state[ahead]].mean(axis=1)
-    # Expected average variance over the next month from the GARCH state, reverting to the
-    # (anticipated) regime level.
-    k = np.arange(1, horizon + 1)
-    decay = (eq_persist ** k).mean()
+    decay = (paths.persistence[0] ** np.arange(1, horizon + 1)).mean()
     next_g = np.r_[cond_var[1:, 0], cond_var[-1, 0]] / daily_target[0, np.r_[vol_state[1:], vol_state[-1]]]
     exp_var = target_ahead * (1.0 + (next_g - 1.0) * decay)
     noise = np.empty(n_days)
@@ -398,15 +446,14 @@ def synthetic_market(
     noise[0] = e[0] / np.sqrt(1 - 0.9**2)
     for t in range(1, n_days):
         noise[t] = 0.9 * noise[t - 1] + e[t]
-    vol_index = pd.Series(
-        100.0 * VOL_PREMIUM * np.sqrt(exp_var * PERIODS_PER_YEAR) * np.exp(noise),
-        index=dates,
-        name="vol_index",
-    )
+    return 100.0 * VOL_PREMIUM * np.sqrt(exp_var * PERIODS_PER_YEAR) * np.exp(noise)
 
-    # --- leading indicators ---------------------------------------------------------------
+
+def _leading_indicators(
+    rng: np.random.Generator, all_months: pd.DatetimeIndex, gap: np.ndarray
+) -> pd.DataFrame:
+    """Monthly leading indicators: the output gap MACRO_LEAD_MONTHS ahead plus AR(1) noise."""
     n_m = len(all_months) - MACRO_LEAD_MONTHS
-    macro_months = all_months[:n_m]
     lead_gap = gap[MACRO_LEAD_MONTHS : MACRO_LEAD_MONTHS + n_m]
     cols = {}
     for name, load, level, scale, ar, sd in MACRO_INDICATORS:
@@ -416,14 +463,12 @@ def synthetic_market(
         for m in range(1, n_m):
             nz[m] = ar * nz[m - 1] + eps_m[m]
         cols[name] = level + scale * (load * lead_gap + nz)
-    macro = pd.DataFrame(cols, index=macro_months)
-    macro = macro.loc[: price_months[-1]]
-    macro.index.name = "date"
-    macro.attrs["macro_transforms"] = dict(SYNTHETIC_MACRO_TRANSFORMS)
+    return pd.DataFrame(cols, index=all_months[:n_m])
 
-    phase_s = pd.Series(np.asarray(PHASES, dtype=object)[day_phase], index=dates, name="phase")
-    state_s = pd.Series(np.asarray(VOL_STATES, dtype=object)[vol_state], index=dates, name="vol_state")
-    params = {
+
+def _calibration_record() -> dict[str, Any]:
+    """The market's calibration as plain JSON-able data (``SyntheticMarket.params``)."""
+    return {
         "assets": list(ASSETS),
         "asset_params": {a: {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()} for a, p in ASSET_PARAMS.items()},
         "correlations": {s: c.tolist() for s, c in CORRELATIONS.items()},
@@ -434,12 +479,3 @@ def synthetic_market(
         "vol_premium": VOL_PREMIUM,
         "vol_index_lead_days": VOL_INDEX_LEAD_DAYS,
     }
-    return SyntheticMarket(
-        prices=prices,
-        vol_index=vol_index,
-        macro=macro,
-        phase=phase_s,
-        vol_state=state_s,
-        seed=int(seed),
-        params=params,
-    )
