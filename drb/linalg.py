@@ -13,7 +13,6 @@ __all__ = [
     "is_positive_definite",
     "nearest_positive_definite",
     "cov_to_corr",
-    "corr_to_cov",
 ]
 
 
@@ -97,9 +96,3 @@ def cov_to_corr(cov: np.ndarray) -> np.ndarray:
     corr = cov / np.outer(sd, sd)
     np.fill_diagonal(corr, 1.0)
     return corr
-
-
-def corr_to_cov(corr: np.ndarray, vol: np.ndarray) -> np.ndarray:
-    """Covariance ``D R D`` from a correlation matrix and a volatility vector, shape (n, n)."""
-    vol = np.asarray(vol, dtype=float)
-    return np.asarray(corr, dtype=float) * np.outer(vol, vol)

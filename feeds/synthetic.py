@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError
 
 __all__ = [
@@ -60,7 +61,6 @@ ASSETS: tuple[str, ...] = ("equity", "bond", "commodity", "real_estate")
 PHASES: tuple[str, ...] = ("recovery", "expansion", "deceleration", "recession")
 VOL_STATES: tuple[str, ...] = ("low", "medium", "high")
 
-PERIODS_PER_YEAR = 252
 
 #: Per-asset calibration: unconditional annual volatility, GJR-GARCH(1,1) parameters (alpha, gamma,
 #: beta), volatility multipliers per volatility state (low, medium, high, before normalization so the
