@@ -260,7 +260,22 @@ def parse_config(
             raise ConfigError(f"{label}: unknown table or key '{key}' (known: {', '.join(sorted(_TABLES))})")
     cfg = RunConfig(source=label)
     base = base_dir or Path(".")
+    _apply_data_table(raw, cfg, base, label, require_prices)
+    _apply_assets_table(raw, cfg, label)
+    cfg.broker.update(_check_table("broker", raw.get("broker", {}), label))
+    cfg.execution.update(_check_table("execution", raw.get("execution", {}), label))
+    _apply_run_table(raw, cfg, base, label)
+    _apply_strategy_tables(raw, cfg, label, strategy_validator)
+    _apply_macro_table(raw, cfg, label)
+    if cfg.strategies is not None:
+        cfg.strategies = [_checked_strategy(strategy_validator, n, {}, label, "run.strategies: ") for n in cfg.strategies]
+    if cfg.benchmark is not None:
+        cfg.benchmark = _checked_strategy(strategy_validator, cfg.benchmark, {}, label, "run.benchmark: ")
+    return cfg
 
+
+def _apply_data_table(raw: Mapping[str, Any], cfg: RunConfig, base: Path, label: str, require_prices: bool) -> None:
+    """``[data]``: input files (relative to the config's folder), forward-fill limit, span."""
     data = _check_table("data", raw.get("data", {}), label)
     for key in ("prices", "vol_index", "macro"):
         if key in data:
@@ -274,6 +289,9 @@ def parse_config(
     if cfg.start is not None and cfg.end is not None and cfg.end <= cfg.start:
         raise ConfigError(f"{label}: data.end {cfg.end.date()} is not after data.start {cfg.start.date()}")
 
+
+def _apply_assets_table(raw: Mapping[str, Any], cfg: RunConfig, label: str) -> None:
+    """``[assets]``: price column -> asset class."""
     assets = raw.get("assets", {})
     if not isinstance(assets, Mapping):
         raise ConfigError(f"{label}: [assets] must be a table of column = \"class\"")
@@ -282,8 +300,9 @@ def parse_config(
             raise ConfigError(f"{label}: assets.{k}: expected a class name string, got {v!r}")
     cfg.assets = dict(assets)
 
-    cfg.broker.update(_check_table("broker", raw.get("broker", {}), label))
-    cfg.execution.update(_check_table("execution", raw.get("execution", {}), label))
+
+def _apply_run_table(raw: Mapping[str, Any], cfg: RunConfig, base: Path, label: str) -> None:
+    """``[run]``: strategies, benchmark, risk-free rate, output folder, seed, workers, evidence."""
     run = _check_table("run", raw.get("run", {}), label)
     cfg.strategies = run.get("strategies")
     cfg.benchmark = run.get("benchmark")
@@ -296,6 +315,14 @@ def parse_config(
     cfg.primary = run.get("primary")
     cfg.holdout_start = run.get("holdout_start")
 
+
+def _apply_strategy_tables(
+    raw: Mapping[str, Any],
+    cfg: RunConfig,
+    label: str,
+    strategy_validator: Callable[[str, Mapping[str, Any]], Any] | None,
+) -> None:
+    """``[strategy.NAME]``: parameters per strategy (names ignore case)."""
     strat = raw.get("strategy", {})
     if not isinstance(strat, Mapping):
         raise ConfigError(f"{label}: [strategy] must hold one table per strategy, e.g. [strategy.DynamicRiskBudget]")
@@ -306,12 +333,6 @@ def parse_config(
         if canon in cfg.strategy_params:
             raise ConfigError(f"{label}: [strategy.{name}] repeats [strategy.{canon}] (names ignore case)")
         cfg.strategy_params[canon] = dict(params)
-    _apply_macro_table(raw, cfg, label)
-    if cfg.strategies is not None:
-        cfg.strategies = [_checked_strategy(strategy_validator, n, {}, label, "run.strategies: ") for n in cfg.strategies]
-    if cfg.benchmark is not None:
-        cfg.benchmark = _checked_strategy(strategy_validator, cfg.benchmark, {}, label, "run.benchmark: ")
-    return cfg
 
 
 def _apply_macro_table(raw: Mapping[str, Any], cfg: RunConfig, label: str) -> None:

@@ -299,8 +299,18 @@ def _one_strategy(
     if r.empty:
         return {c: (turnover if c == "turnover" else nan) for c in METRIC_COLUMNS}
     arr = r.to_numpy(dtype=float)
-    n = len(arr)
+    out = _return_risk_ratios(arr, rf_daily, ppy)
+    out["info_ratio"] = nan if bench is None else _information_ratio(r, bench, ppy)
+    out.update(_monthly_statistics(r, mask))
+    out["turnover"] = turnover
+    out["cvar95"] = float(ep.conditional_value_at_risk(arr, cutoff=0.05))
+    return {c: out[c] for c in METRIC_COLUMNS}
 
+
+def _return_risk_ratios(arr: np.ndarray, rf_daily: float, ppy: int) -> dict[str, float]:
+    """Annualized return and volatility, Sharpe, Sortino, max drawdown and Calmar of daily returns."""
+    nan = float("nan")
+    n = len(arr)
     ann_return = float(ep.annual_return(arr, annualization=ppy))
     if n < 2:
         ann_vol = nan
@@ -308,54 +318,16 @@ def _one_strategy(
         ann_vol = 0.0  # nanstd of identical values can leave a 1e-17 residue
     else:
         ann_vol = float(ep.annual_volatility(arr, annualization=ppy))
-
     if n >= 2:
         sharpe = float(ep.sharpe_ratio(arr, risk_free=rf_daily, annualization=ppy))
         sortino = float(ep.sortino_ratio(arr, required_return=rf_daily, annualization=ppy))
     else:
         sharpe = sortino = nan
-
     max_dd = float(ep.max_drawdown(arr))
     if max_dd < 0:
         calmar = float(ep.calmar_ratio(arr, annualization=ppy))
     else:
         calmar = safe_ratio(ann_return, 0.0)
-
-    info = nan
-    if bench is not None:
-        both = pd.concat([r, bench.dropna()], axis=1, join="inner").dropna()
-        if len(both) >= 2:
-            a = both.iloc[:, 0].to_numpy()
-            b = both.iloc[:, 1].to_numpy()
-            active = a - b
-            # a constant active return has no tracking error; the subtraction leaves rounding
-            # noise (0.011 - 0.01 != 0.001), which would give 1e16 instead of inf
-            scale = float(np.max(np.abs(both.to_numpy())))
-            if np.ptp(active) <= 1e-12 * max(scale, 1e-300):
-                info = safe_ratio(float(np.mean(active)), 0.0)
-            else:
-                info = float(ep.excess_sharpe(a, b)) * float(np.sqrt(ppy))
-
-    monthly = monthly_returns(r)
-    wins = monthly[monthly > 0]
-    losses = monthly[monthly < 0]
-    win_rate = float(len(wins) / len(monthly))
-    if len(losses) == 0:
-        pl_ratio = float("inf") if len(wins) else nan
-    elif len(wins) == 0:
-        pl_ratio = 0.0
-    else:
-        pl_ratio = float(wins.mean() / abs(losses.mean()))
-    worst = float(monthly.min())
-
-    extreme = nan
-    if mask is not None:
-        flagged = mask.reindex(monthly.index, fill_value=False)
-        if flagged.any():
-            extreme = float(monthly[flagged.to_numpy()].mean())
-
-    cvar = float(ep.conditional_value_at_risk(arr, cutoff=0.05))
-
     return {
         "ann_return": ann_return,
         "ann_vol": ann_vol,
@@ -363,13 +335,47 @@ def _one_strategy(
         "sortino": sortino,
         "max_drawdown": max_dd,
         "calmar": calmar,
-        "info_ratio": info,
-        "monthly_win_rate": win_rate,
+    }
+
+
+def _information_ratio(r: pd.Series, bench: pd.Series, ppy: int) -> float:
+    """Annualized information ratio against the benchmark on their common days (NaN under 2)."""
+    both = pd.concat([r, bench.dropna()], axis=1, join="inner").dropna()
+    if len(both) < 2:
+        return float("nan")
+    a = both.iloc[:, 0].to_numpy()
+    b = both.iloc[:, 1].to_numpy()
+    active = a - b
+    # a constant active return has no tracking error; the subtraction leaves rounding
+    # noise (0.011 - 0.01 != 0.001), which would give 1e16 instead of inf
+    scale = float(np.max(np.abs(both.to_numpy())))
+    if np.ptp(active) <= 1e-12 * max(scale, 1e-300):
+        return safe_ratio(float(np.mean(active)), 0.0)
+    return float(ep.excess_sharpe(a, b)) * float(np.sqrt(ppy))
+
+
+def _monthly_statistics(r: pd.Series, mask: pd.Series | None) -> dict[str, float]:
+    """Monthly win rate, profit/loss ratio, worst month and mean return of the flagged months."""
+    nan = float("nan")
+    monthly = monthly_returns(r)
+    wins = monthly[monthly > 0]
+    losses = monthly[monthly < 0]
+    if len(losses) == 0:
+        pl_ratio = float("inf") if len(wins) else nan
+    elif len(wins) == 0:
+        pl_ratio = 0.0
+    else:
+        pl_ratio = float(wins.mean() / abs(losses.mean()))
+    extreme = nan
+    if mask is not None:
+        flagged = mask.reindex(monthly.index, fill_value=False)
+        if flagged.any():
+            extreme = float(monthly[flagged.to_numpy()].mean())
+    return {
+        "monthly_win_rate": float(len(wins) / len(monthly)),
         "monthly_pl_ratio": pl_ratio,
-        "turnover": turnover,
         "extreme_month_return": extreme,
-        "worst_month": worst,
-        "cvar95": cvar,
+        "worst_month": float(monthly.min()),
     }
 
 

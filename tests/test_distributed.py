@@ -17,8 +17,6 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from feeds import MarketData, synthetic_market
-from runners.config import RunConfig
 from runners.distributed import PartStore, dask_client, run_tasks
 from runners.metrics import METRIC_COLUMNS
 from runners.montecarlo import run_montecarlo
@@ -44,21 +42,9 @@ def client():
         cluster.close()
 
 
-@pytest.fixture(scope="module")
-def market() -> MarketData:
-    return MarketData.from_synthetic(synthetic_market(seed=9, start="2018-01-02", end="2019-06-28"))
-
-
-@pytest.fixture()
-def config() -> RunConfig:
-    cfg = RunConfig(source="test")
-    cfg.execution["warmup"] = 60
-    return cfg
-
-
-def test_montecarlo_on_local_cluster_equals_serial(client, market, config, tmp_path):
-    serial = run_montecarlo(market, config, 4, tmp_path / "serial", strategies=STRATS, progress=False, figures=False)
-    dist = run_montecarlo(market, config, 4, tmp_path / "dask", strategies=STRATS, client=client, progress=False, figures=False)
+def test_montecarlo_on_local_cluster_equals_serial(client, small_market, config, tmp_path):
+    serial = run_montecarlo(small_market, config, 4, tmp_path / "serial", strategies=STRATS, progress=False, figures=False)
+    dist = run_montecarlo(small_market, config, 4, tmp_path / "dask", strategies=STRATS, client=client, progress=False, figures=False)
     a = pd.read_csv(tmp_path / "serial" / "paths.csv").drop(columns="seconds")
     b = pd.read_csv(tmp_path / "dask" / "paths.csv").drop(columns="seconds")
     assert len(a) == 4 * 3 and set(a["source"]) == {"synthetic", "bootstrap"}
@@ -68,10 +54,10 @@ def test_montecarlo_on_local_cluster_equals_serial(client, market, config, tmp_p
     assert manifest["execution"] == {"mode": "local", "workers": 2} and manifest["status"] == "complete"
 
 
-def test_sweep_on_local_cluster_equals_serial(client, market, config, tmp_path):
+def test_sweep_on_local_cluster_equals_serial(client, small_market, config, tmp_path):
     spec = GridSpec(axes={"smoothing": [0.05, 0.25], "rc_threshold": [0.10, 0.15]}, params={"risk_model": "ewma"}, baselines=["EqualWeight"])
-    a = run_sweep(market, config, spec, tmp_path / "s", progress=False).sweep
-    b = run_sweep(market, config, spec, tmp_path / "d", progress=False, client=client).sweep
+    a = run_sweep(small_market, config, spec, tmp_path / "s", progress=False).sweep
+    b = run_sweep(small_market, config, spec, tmp_path / "d", progress=False, client=client).sweep
     cols = ["point", "smoothing", "rc_threshold", *METRIC_COLUMNS]
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=False, rtol=1e-12, atol=1e-15)
 

@@ -17,7 +17,7 @@ from runners.run_folder import clean_leftovers, swap_in
 
 
 @pytest.fixture(scope="module")
-def small_market() -> MarketData:
+def run_market() -> MarketData:
     return MarketData.from_synthetic(synthetic_market(seed=3, start="2019-01-02", end="2020-06-30"))
 
 
@@ -25,15 +25,15 @@ def _files(folder):
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_rerun_with_fewer_strategies_leaves_no_file_of_the_first(small_market, tmp_path):
+def test_rerun_with_fewer_strategies_leaves_no_file_of_the_first(run_market, tmp_path):
     out = tmp_path / "run"
     cfg = RunConfig(source="test")
-    run_comparison(small_market, cfg, strategies=["EqualWeight", "InverseVolatility", "RiskParity"],
+    run_comparison(run_market, cfg, strategies=["EqualWeight", "InverseVolatility", "RiskParity"],
                    out_dir=out, workers=1, progress=False, report=False)
     first = _files(out)
     assert "weights/RiskParity.csv" in first
     (out / "stale-marker.txt").write_text("x")  # anything of the first run's folder
-    run_comparison(small_market, cfg, strategies=["EqualWeight"], out_dir=out, workers=1,
+    run_comparison(run_market, cfg, strategies=["EqualWeight"], out_dir=out, workers=1,
                    progress=False, report=False)
     second = _files(out)
     assert not any("RiskParity" in f or "InverseVolatility" in f for f in second)
@@ -42,9 +42,9 @@ def test_rerun_with_fewer_strategies_leaves_no_file_of_the_first(small_market, t
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left
 
 
-def test_killed_run_leaves_old_folder_and_next_run_cleans_its_temp(small_market, tmp_path):
+def test_killed_run_leaves_old_folder_and_next_run_cleans_its_temp(run_market, tmp_path):
     out = tmp_path / "run"
-    run_comparison(small_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=out,
+    run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=out,
                    workers=1, progress=False, report=False)
     before = (out / "run.json").read_bytes()
     # A run killed mid-write: its temporary folder beside the target, with a dead pid.
@@ -55,7 +55,7 @@ def test_killed_run_leaves_old_folder_and_next_run_cleans_its_temp(small_market,
     (stale / "weights").mkdir(parents=True)
     (stale / "returns.csv").write_text("half")
     assert (out / "run.json").read_bytes() == before  # the old run is intact
-    run_comparison(small_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=out,
+    run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=out,
                    workers=1, progress=False, report=False)
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -82,9 +82,9 @@ def test_swap_replaces_only_at_the_end(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
-def test_a_folder_that_is_not_a_run_folder_is_refused_before_any_backtest(small_market, tmp_path):
+def test_a_folder_that_is_not_a_run_folder_is_refused_before_any_backtest(run_market, tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
     with pytest.raises(ConfigError, match=r"not a drb run folder \(it holds thesis\.tex\)"):
-        run_comparison(small_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=tmp_path,
+        run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=tmp_path,
                        workers=1, progress=False, report=False)
     assert (tmp_path / "thesis.tex").read_text() == "precious"
