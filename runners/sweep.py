@@ -109,6 +109,7 @@ from runners.backtest import (
 )
 from runners.config import RunConfig, positive_int
 from runners.io import atomic_savefig, atomic_to_csv, atomic_write_text
+from runners.markdown import format_value, plain_table
 from runners.metrics import METRIC_COLUMNS
 
 __all__ = [
@@ -1033,21 +1034,9 @@ def degradation_table(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if isinstance(v, float | np.floating):
-        if not np.isfinite(v):
-            return "inf" if v > 0 else ("-inf" if v < 0 else "")
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame (columns only, no index) as a Markdown table."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    """A DataFrame (columns only, no index) as a Markdown table (:func:`runners.markdown.plain_table`)."""
+    return plain_table(frame, digits)
 
 
 def _sweep_evidence(
@@ -1089,10 +1078,10 @@ def _write_fe_outputs(out: Path, runs: pd.DataFrame, degradation: pd.DataFrame |
     for strat, grp in degradation.groupby("strategy", sort=False):
         rows = []
         clean = grp.drop_duplicates("metric").set_index("metric")["clean"]
-        rows.append({"noise": "none", **{m: _fmt(clean.get(m, math.nan)) for m in _FE_TABLE_METRICS}})
+        rows.append({"noise": "none", **{m: format_value(clean.get(m, math.nan), "4dp") for m in _FE_TABLE_METRICS}})
         for level, g in grp.groupby("level"):
             g = g.set_index("metric")
-            rows.append({"noise": f"+-{level:.0%}", **{m: f"{_fmt(g.loc[m, 'mean'])} ({g.loc[m, 'delta']:+.4f})" for m in _FE_TABLE_METRICS}})
+            rows.append({"noise": f"+-{level:.0%}", **{m: f"{format_value(g.loc[m, 'mean'], '4dp')} ({g.loc[m, 'delta']:+.4f})" for m in _FE_TABLE_METRICS}})
         lines += [f"## {strat}\n", markdown_table(pd.DataFrame(rows))]
     atomic_write_text(out / "forecast_degradation.md", "\n".join(lines))
     forecast_error_figure(degradation, out / "figures" / "forecast_errors.png")

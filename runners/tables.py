@@ -8,11 +8,8 @@ volatilities, drawdowns, turnover, win rate and CVaR in percent; ratios with two
 
 from __future__ import annotations
 
-import html
 import os
-import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import pandas as pd
 
 from drb.errors import ConfigError, DataError
 from runners.io import atomic_to_csv, atomic_write_text
+from runners.markdown import FormattedTable, format_table, format_value, to_markdown
 from runners.metrics import METRIC_COLUMNS, monthly_returns
 
 __all__ = [
@@ -79,148 +77,6 @@ _TRIGGER_TEXT = {
     "eigenvalue": "correlation eigenvalue shift",
     "rc_deviation": "risk-contribution deviation",
 }
-
-
-def format_value(value: object, kind: str = "ratio") -> str:
-    """Format one cell: ``kind`` is ``"pct"`` (1 decimal %), ``"pct2"``, ``"ratio"`` (2 dp),
-    ``"int"`` or ``"text"``. NaN -> ``n/a``; +-inf -> ``inf`` / ``-inf``."""
-    if kind == "text" or isinstance(value, str):
-        return str(value)
-    if value is None:
-        return "n/a"
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-    if np.isnan(v):
-        return "n/a"
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if kind == "pct":
-        text = f"{v:.1%}"
-    elif kind == "pct2":
-        text = f"{v:.2%}"
-    elif kind == "int":
-        text = f"{int(round(v))}"
-    else:
-        text = f"{v:.2f}"
-    if text.startswith("-") and not any(ch in "123456789" for ch in text):
-        text = text[1:]  # no "-0.0%"
-    return text
-
-
-def _escape_md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _breakable(text: str) -> str:
-    """HTML-escape a header and let long names wrap: ``<wbr>`` inside CamelCase and after ``_``
-    or ``/`` (``DynamicRiskBudget`` -> ``Dynamic<wbr>Risk<wbr>Budget``), so wide tables with one
-    column per strategy fit the page."""
-    out = html.escape(str(text))
-    out = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", out)
-    return re.sub(r"(?<=[_/])(?=\w)", "<wbr>", out)
-
-
-@dataclass(frozen=True)
-class FormattedTable:
-    """A table whose cells are already formatted strings, renderable as Markdown or HTML.
-
-    Attributes
-    ----------
-    headers : tuple of str
-    numeric : tuple of bool
-        Per column: right-align (numbers) or left-align (text).
-    rows : tuple of tuple of str
-    """
-
-    headers: tuple[str, ...]
-    numeric: tuple[bool, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-    def markdown(self) -> str:
-        """GitHub-flavoured Markdown, ending with a newline."""
-        align = ["---:" if n else ":---" for n in self.numeric]
-        lines = ["| " + " | ".join(_escape_md(h) for h in self.headers) + " |",
-                 "| " + " | ".join(align) + " |"]
-        lines += ["| " + " | ".join(_escape_md(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines) + "\n"
-
-    def html(self, css_class: str = "table") -> str:
-        """An HTML ``<table>`` (cells escaped; numeric columns get class ``num``)."""
-        def cls(n: bool) -> str:
-            return ' class="num"' if n else ""
-
-        head = "".join(f"<th{cls(n)}>{_breakable(h)}</th>" for h, n in zip(self.headers, self.numeric))
-        body = "".join(
-            "<tr>" + "".join(f"<td{cls(n)}>{html.escape(c)}</td>" for c, n in zip(row, self.numeric)) + "</tr>"
-            for row in self.rows
-        )
-        return f'<table class="{html.escape(css_class)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def format_table(
-    frame: pd.DataFrame,
-    formats: Mapping[str, str] | None = None,
-    *,
-    index: bool = True,
-    index_label: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    default: str = "ratio",
-) -> FormattedTable:
-    """Format a DataFrame's cells with :func:`format_value`.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-    formats : mapping, optional
-        Column -> kind for :func:`format_value`; other numeric columns use ``default``,
-        non-numeric ones are printed as text.
-    index : bool, default True
-        Print the index as the first column (Timestamps as ISO dates).
-    index_label : str, optional
-        Header of the index column (default: the index name or empty).
-    headers : mapping, optional
-        Column -> header text.
-    default : str, default "ratio"
-
-    Returns
-    -------
-    FormattedTable
-    """
-    formats = dict(formats or {})
-    headers = dict(headers or {})
-    cols = list(frame.columns)
-    head = [headers.get(c, str(c)) for c in cols]
-    numeric = [bool(pd.api.types.is_numeric_dtype(frame[c])) for c in cols]
-    if index:
-        head = [index_label if index_label is not None else str(frame.index.name or "")] + head
-        numeric = [False] + numeric
-    rows = []
-    for idx, row in frame.iterrows():
-        cells = []
-        for c, is_num in zip(cols, numeric[1:] if index else numeric):
-            kind = formats.get(c, default if is_num else "text")
-            cells.append(format_value(row[c], kind))
-        if index:
-            label = idx.date().isoformat() if isinstance(idx, pd.Timestamp) else str(idx)
-            cells = [label] + cells
-        rows.append(tuple(cells))
-    return FormattedTable(tuple(head), tuple(numeric), tuple(rows))
-
-
-def to_markdown(
-    frame: pd.DataFrame,
-    formats: Mapping[str, str] | None = None,
-    *,
-    index: bool = True,
-    index_label: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    default: str = "ratio",
-) -> str:
-    """Render a DataFrame as a Markdown table (see :func:`format_table` for the arguments)."""
-    return format_table(frame, formats, index=index, index_label=index_label, headers=headers,
-                        default=default).markdown()
 
 
 # ----------------------------------------------------------------------------- metrics
