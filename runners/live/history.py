@@ -42,6 +42,16 @@ def load_history(cfg: Any):
 
     The prices table may carry a ``vol_index`` column (the live file's layout); it is then the
     volatility index unless ``data.vol_index`` names a file.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Its ``prices``, ``vol_index``, ``macro``, ``assets``, ``start``, ``end`` and ``ffill_limit``.
+
+    Returns
+    -------
+    MarketData
+        Prices of shape (T, n) aligned with the volatility index and the macro table.
     """
     from feeds.loaders import load_macro, load_vol_index
     from feeds.market import align_market

@@ -61,6 +61,7 @@ class PaperSetup:
 
 
 def jsonable(value: Any) -> Any:
+    """``value`` as JSON data: tables by their shape, non-finite floats as None, the rest by repr."""
     if isinstance(value, pd.DataFrame | pd.Series):
         return f"<{type(value).__name__} {value.shape}>"
     if isinstance(value, Mapping):
@@ -118,18 +119,26 @@ def resolve_setup(opts: PaperOptions) -> PaperSetup:
 
 
 def fingerprint(setup: PaperSetup) -> dict[str, Any]:
+    """What a resumed run must not change: the strategy, its parameters and the broker."""
     params = {k: jsonable(v) for k, v in sorted(setup.params.items()) if not isinstance(v, pd.DataFrame | pd.Series)}
     return {"strategy": setup.strategy, "params": params, "broker": dict(sorted(setup.broker.items()))}
 
 
-
 def drb_version() -> str:
+    """The running drb's version (recorded in ``state.json``)."""
     from drb import __version__
 
     return str(__version__)
 
 
 def check_resume(state: dict[str, Any], setup: PaperSetup, folder: Path) -> None:
+    """The committed ``state`` must be of the same strategy, parameters, broker (and demo market).
+
+    Raises
+    ------
+    StateError
+        One of them changed since the state was written; one line naming ``folder``.
+    """
     if state.get("drb_version", drb_version()) != drb_version():
         log.warning(
             "%s: the state was written by drb %s, this is drb %s: the allocator is restored as it was saved",
