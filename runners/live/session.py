@@ -222,22 +222,35 @@ class PaperSession:
                 what += f"  decided: {strat.pending.trigger} (orders at the next open)"
             log.info("bar %s  value %s  cash %s%s", bar, f"{strat.broker.getvalue():,.2f}", f"{strat.broker.getcash():,.2f}", what)
 
-    def _state_dict(self, strat: Any, last_bar: str, pkl_name: str, pkl_sha: str, pkl_size: int) -> dict[str, Any]:
-        alloc = strat.allocator
-        broker = strat.broker
-        positions = {}
-        for name, data in zip(strat.asset_names, strat.asset_datas):
-            pos = broker.getposition(data)
-            positions[name] = {"size": float(pos.size), "price": float(pos.price)}
+    def _last_closes(self, strat: Any) -> tuple[dict[str, float], Any]:
+        """The closes (and volatility index) of the bar being committed: the history's last at the warm-up."""
         if self.history is not None and self.bars_processed == 0:
             closes = {a: float(v) for a, v in self.history.prices.iloc[-1].items()}
             vi = self.history.vol_index.iloc[-1] if self.history.vol_index is not None else None
         else:
             closes = {a: float(d.close[0]) for a, d in zip(strat.asset_names, strat.asset_datas)}
             vi = strat.vol_data.close[0] if strat.vol_data is not None else None
-        pending = strat.pending
-        last_reb = strat.rebalances[-1] if strat.rebalances else None
-        lrb = getattr(alloc, "last_rebalance_bar", None)
+        return closes, vi
+
+    def _broker_section(self, strat: Any) -> dict[str, Any]:
+        """Cash, value (currency units) and every position's size and average price."""
+        broker = strat.broker
+        positions = {}
+        for name, data in zip(strat.asset_names, strat.asset_datas):
+            pos = broker.getposition(data)
+            positions[name] = {"size": float(pos.size), "price": float(pos.price)}
+        return {
+            "cash": float(broker.getcash()),
+            "value": float(broker.getvalue()),
+            "positions": positions,
+            "commission": float(self.setup.broker.get("commission", 0.0)),
+            "slippage": float(self.setup.broker.get("slippage", 0.0)),
+        }
+
+    def _state_dict(self, strat: Any, last_bar: str, pkl_name: str, pkl_sha: str, pkl_size: int) -> dict[str, Any]:
+        """The content of ``state.json`` after ``last_bar`` (allocator file ``pkl_name`` already written)."""
+        alloc = strat.allocator
+        closes, vi = self._last_closes(strat)
         state: dict[str, Any] = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
@@ -254,29 +267,10 @@ class PaperSession:
             "last_closes": closes,
             "last_vol_index": _num(vi),
             "vol_index_feed": bool(self.vol_index_feed),
-            "broker": {
-                "cash": float(broker.getcash()),
-                "value": float(broker.getvalue()),
-                "positions": positions,
-                "commission": float(self.setup.broker.get("commission", 0.0)),
-                "slippage": float(self.setup.broker.get("slippage", 0.0)),
-            },
-            "pending": None
-            if pending is None
-            else {
-                "trigger": pending.trigger,
-                "target": {a: float(w) for a, w in zip(strat.asset_names, pending.target)},
-                "retry": bool(strat._retry),
-            },
-            "last_rebalance": None
-            if last_reb is None
-            else {
-                "date": day(last_reb["date"]),
-                "trigger": last_reb["trigger"],
-                "turnover": float(last_reb["turnover"]),
-                "cost": float(last_reb["cost"]),
-            },
-            "last_decision_bar": lrb,
+            "broker": self._broker_section(strat),
+            "pending": _pending_section(strat),
+            "last_rebalance": _last_rebalance_section(strat),
+            "last_decision_bar": getattr(alloc, "last_rebalance_bar", None),
             "allocator_bar": int(alloc.bar),
             "invested": bool(alloc.invested),
             "cooldown": _cooldown(alloc),
@@ -321,6 +315,26 @@ def _num(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+
+
+def _pending_section(strat: Any) -> dict[str, Any] | None:
+    """The decision taken at the last close, to be traded at the next open (None: none pending)."""
+    pending = strat.pending
+    if pending is None:
+        return None
+    return {
+        "trigger": pending.trigger,
+        "target": {a: float(w) for a, w in zip(strat.asset_names, pending.target)},
+        "retry": bool(strat._retry),
+    }
+
+
+def _last_rebalance_section(strat: Any) -> dict[str, Any] | None:
+    """Date, trigger, turnover and cost (currency units) of the last rebalance (None: none yet)."""
+    if not strat.rebalances:
+        return None
+    last = strat.rebalances[-1]
+    return {"date": day(last["date"]), "trigger": last["trigger"], "turnover": float(last["turnover"]), "cost": float(last["cost"])}
 
 
 def _cooldown(alloc: Any) -> dict[str, Any] | None:
