@@ -21,6 +21,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from drb.errors import DRBError  # noqa: E402
 from runners.config import positive_int  # noqa: E402
+from runners.live import paper as _live_paper  # noqa: E402
+from runners.live import replay as _live_replay  # noqa: E402
 
 __all__ = ["main", "build_parser", "positive_int"]
 
@@ -244,11 +246,13 @@ def _report_parser(p: argparse.ArgumentParser) -> None:
 COMMANDS["demo"] = ("run every strategy on the embedded market and write the report", _demo_parser, _cmd_demo)
 COMMANDS["compare"] = ("run every strategy on your data (CONFIG or --prices) side by side", _compare_parser, _cmd_compare)
 COMMANDS["report"] = ("regenerate report.md/report.html from a run folder", _report_parser, _cmd_report)
+COMMANDS["paper"] = _live_paper.COMMAND
+COMMANDS["replay"] = _live_replay.COMMAND
 
 
 def _register_optional() -> None:
     """Commands that live in their own modules (registered when importable)."""
-    for mod in ("runners.sweep", "runners.montecarlo", "runners.paper"):
+    for mod in ("runners.sweep", "runners.montecarlo"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ImportError:

@@ -1,4 +1,4 @@
-"""Paper trading (runners.paper): state, journal, resume after SIGKILL, clean stops, bad state.
+"""Paper trading (runners.live): state, journal, resume after SIGKILL, clean stops, bad state.
 
 The market: the embedded synthetic market (seed 5), 150 bars of warm-up history and 60 live bars,
 ``DynamicRiskBudget`` with the EWMA risk model, weekly rebalancing and a 2-bar cooldown (so orders
@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from runners.cli import main as drb
-from runners.replay import market_table
+from runners.live.replay import market_table
 
 HIST, LIVE = 150, 60
 CONFIG = """[data]
@@ -337,17 +337,17 @@ def test_sigterm_finishes_the_bar_and_exits_0(market, reference, tmp_path):
 def test_stop_reason_comes_from_the_bars_processed(market, reference, tmp_path, capsys, monkeypatch):
     """Every live row up to --until is queued at the first poll; a SIGTERM during bar 5 stops the
     run there and is the reason printed (not ``reached --until``, whose bar was never processed)."""
-    from runners import paper
+    from runners.live.session import PaperSession
 
     state = tmp_path / "state"
-    on_bar_end = paper.PaperSession.on_bar_end
+    on_bar_end = PaperSession.on_bar_end
 
     def signal_at_bar_5(self, strat) -> None:
         on_bar_end(self, strat)
         if self.bars_processed == 5:
             os.kill(os.getpid(), signal.SIGTERM)  # handled in this (main) thread before the next bar
 
-    monkeypatch.setattr(paper.PaperSession, "on_bar_end", signal_at_bar_5)
+    monkeypatch.setattr(PaperSession, "on_bar_end", signal_at_bar_5)
     assert drb(market.args(state)) == 0
     out = capsys.readouterr().out
     fifth = f"{market.rows.index[4]:%Y-%m-%d}"
@@ -532,12 +532,12 @@ def test_demo_replays_the_embedded_market(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
-def test_replay_script_output_is_a_valid_live_source(tmp_path, fmt):
+def test_drb_replay_output_is_a_valid_live_source(tmp_path, fmt):
     from feeds.live import BarSource
-    from runners.replay import main as replay_main
 
-    assert replay_main([str(tmp_path), "--end", "2018-12-31", "--history-bars", "200", "--interval", "0", "--format", fmt, "--bars", "3"]) == 0
-    assert replay_main([str(tmp_path), "--end", "2018-12-31", "--history-bars", "200", "--interval", "0", "--format", fmt, "--bars", "2"]) == 0
+    args = ["replay", str(tmp_path), "--end", "2018-12-31", "--history-bars", "200", "--interval", "0", "--format", fmt]
+    assert drb([*args, "--bars", "3"]) == 0
+    assert drb([*args, "--bars", "2"]) == 0
     live = tmp_path / {"csv": "live.csv", "parquet": "live.parquet", "folder": "live"}[fmt]
     hist = pd.read_csv(tmp_path / "history.csv", parse_dates=["date"])
     src = BarSource(live, ["equity", "bond", "commodity", "real_estate"])
@@ -749,7 +749,7 @@ def test_allocator_state_round_trips_as_data_and_continues_identically(name):
     from feeds.market import MarketData
     from feeds.synthetic import synthetic_market
     from runners.backtest import build_cerebro
-    from runners.state_codec import decode, encode
+    from runners.live.state_codec import decode, encode
     from strategies.bt_strategies import STRATEGIES
 
     m = synthetic_market(seed=3, start="2019-01-01", end="2019-12-31")
@@ -780,7 +780,7 @@ def test_allocator_state_round_trips_as_data_and_continues_identically(name):
 
 def test_state_codec_refuses_code_and_foreign_classes():
     from drb.errors import StateError
-    from runners.state_codec import decode, encode
+    from runners.live.state_codec import decode, encode
 
     for bad in (os.system, subprocess.Popen, lambda: 0, threading.Lock()):
         with pytest.raises(TypeError):
@@ -883,7 +883,7 @@ def test_state_codec_round_trips_data_and_keeps_shared_objects():
 
     import numpy as np
 
-    from runners.state_codec import decode, encode
+    from runners.live.state_codec import decode, encode
 
     shared = [1, 2.5, float("nan"), None, float("-inf")]
     obj = {
@@ -902,3 +902,38 @@ def test_state_codec_round_trips_data_and_keeps_shared_objects():
     assert type(out["f32"]) is np.float32 and out["f32"] == 1.5
     assert out["array"].tobytes() == obj["array"].tobytes() and out["objects"].tolist() == ["x", None]
     assert out["range"].equals(obj["range"])
+
+
+def test_old_import_paths_are_aliases_of_runners_live(tmp_path, capsys):
+    """runners.paper, runners.replay and runners.state_codec (deprecated, one release) re-export
+    the objects of runners.live, and ``python -m runners.replay``'s main is ``drb replay``."""
+    import runners.live.history
+    import runners.live.journal
+    import runners.live.paper
+    import runners.live.replay
+    import runners.live.session
+    import runners.live.state
+    import runners.live.state_codec
+    from runners import paper, replay, state_codec
+
+    live = runners.live
+    assert paper.run_paper is live.paper.run_paper and paper.PaperSession is live.session.PaperSession
+    assert paper.Journal is live.journal.Journal and paper.load_state is live.state.load_state
+    assert paper.load_history is live.history.load_history and paper.STATE_VERSION == live.state.STATE_VERSION
+    assert replay.market_table is live.replay.market_table and replay.ReplayWriter is live.replay.ReplayWriter
+    assert state_codec.encode is live.state_codec.encode and state_codec.decode is live.state_codec.decode
+    for module in (paper, replay, state_codec):
+        assert set(module.__all__) <= set(vars(module)), module.__name__
+        assert "deprecated alias" in module.__doc__.lower()
+    assert replay.main([str(tmp_path / "r"), "--end", "2018-12-31", "--history-bars", "200", "--interval", "0", "--bars", "1"]) == 0
+    assert "wrote 1 bars" in capsys.readouterr().err
+
+
+def test_runners_live_does_not_import_the_cli():
+    """The dependency goes one way: runners.cli imports runners.live, never the reverse."""
+    code = (
+        "import sys, runners.live, runners.live.paper, runners.live.replay\n"
+        "assert 'runners.cli' not in sys.modules, 'runners.live imported runners.cli'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

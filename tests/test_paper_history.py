@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import DataWarning
-from runners.paper import load_history
+from runners.live.history import load_history
 
 
 def _cfg(path, assets):
