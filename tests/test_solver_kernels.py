@@ -142,3 +142,31 @@ def test_checked_solve_kernel(n: int, seed: int) -> None:
         got = jit(*args)
         assert py[0] == got[0] == code
         assert py[1].size == got[1].size == 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_validation_kernels(n: int, seed: int) -> None:
+    from strategies import _validation as v
+
+    for name in ("_matrix_status", "_is_pd_small", "_vector_status"):
+        assert getattr(v, name).py_func is getattr(v, name + "_py")
+    cov, b = _problem(n, seed, sym_noise=True)
+    rng = np.random.default_rng(seed)
+    nan = cov.copy()
+    nan[rng.integers(n), rng.integers(n)] = np.nan
+    asym = cov.copy()
+    asym[0, -1] += 1e-3 * cov.max()
+    indefinite = cov - 2.0 * np.eye(n) * cov.max()
+    for a in (cov, nan, asym, indefinite, -np.eye(n)):
+        _close(v._matrix_status_py(a, v.SYMMETRY_RTOL), v._matrix_status(a, v.SYMMETRY_RTOL))
+        sym = 0.5 * (a + a.T)
+        assert v._is_pd_small_py(sym) == v._is_pd_small(sym)
+    assert v._is_pd_small(cov) and not v._is_pd_small(indefinite)
+    neg = b.copy()
+    neg[-1] = -0.1
+    inf = b.copy()
+    inf[0] = np.inf
+    for vec in (b, neg, inf):
+        for nonnegative in (False, True):
+            _close(v._vector_status_py(vec, nonnegative), v._vector_status(vec, nonnegative))
