@@ -32,6 +32,19 @@ bound of the contributions themselves); anything worse raises or falls back.
 
 Zero budgets give zero weights (the problem is solved on the assets with a positive budget; the
 others have zero weight and zero risk contribution, matching their budget exactly).
+
+Call overhead
+-------------
+At small n the cost of a call is Python, not arithmetic. A plain call of
+:func:`risk_budget_weights` (no bounds, no ``return_info``) on float64 C-contiguous arrays with
+``2 <= n <= DENSE_MAX_N`` therefore runs the input checks, the symmetrization, the positive
+definiteness test and the dense Newton solve in one compiled call
+(:func:`_checked_solve_kernel_py`), frozen on one signature. Any input it does not certify
+(invalid, not positive definite, zero budgets, Newton short of the tolerance, other dtypes or
+layouts) goes down the general path, which raises, repairs, warns or falls back exactly as before;
+the weights of both paths are bitwise equal. Measured (``benchmarks/solvers.py --gate``): 2.2 us
+at n = 4 (6.0 us before), about 1.0x riskparityportfolio's C++ coordinate descent at n = 4 and
+0.75-0.85x at n = 20, validation included.
 """
 
 from __future__ import annotations
@@ -853,6 +866,12 @@ def risk_budget_weights(
         Invalid covariance, budget, bounds or warm start.
     SolverError
         Neither Newton nor the coordinate-descent fallback reached the tolerance.
+
+    Notes
+    -----
+    Plain calls (no bounds, no ``return_info``) on float64 C-contiguous arrays with
+    ``2 <= n <= DENSE_MAX_N`` are checked and solved in one compiled call; the answer, and any
+    error, warning or fallback, is the same as on the general path (see the module docstring).
     """
     if bounds is None and not return_info:
         # Fast path: checks and dense solve in one compiled call; any doubt (invalid input, repair,
