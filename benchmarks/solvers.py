@@ -15,6 +15,13 @@ solution of a 1%-perturbed matrix (a backtest's rebalance-to-rebalance situation
 riskparityportfolio's C++ CCD (``vanilla.design``) runs at tol 1e-10 both with its default
 ``maxiter=50`` and with ``maxiter=5000`` (so it can actually reach the tolerance).
 Peers that fail to import are skipped, and the table says so.
+
+The speed target of issue 17 is checked at the end (``--gate`` runs only that): at n = 4 and
+n = 20, both budgets, ours (public ``risk_budget_weights``, validation included, cold start,
+default tol 1e-12) must take at most ``GATE_RATIO`` (1.5) times riskparityportfolio's C++
+``vanilla.design`` at tol 1e-10 (the faster of maxiter 50 and 5000). Single calls are timed,
+interleaved (one call of each per round, 5000 rounds), and the ratio of the median times
+ours / rpp is reported with PASS or FAIL, with our max relative RC error (must be <= 1e-10).
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strategies import risk_budget_weights  # noqa: E402
 
 SIZES = (4, 20, 100, 500)
+GATE_SIZES = (4, 20)
+GATE_RATIO = 1.5
+GATE_ACCURACY = 1e-10
 
 
 def make_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +126,64 @@ def fmt_t(s: float) -> str:
     return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
+def _interleaved(fns: list[Callable[[], object]], reps: int) -> list[float]:
+    """Median time of one call of each function, the calls interleaved (one of each per round).
+
+    Timing single calls (microseconds each) keeps most of them clear of the scheduler's time
+    slices on a loaded machine, and interleaving exposes every function to the same load.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    clock = time.perf_counter
+    for _ in range(reps):
+        for fn, ts in zip(fns, times):
+            t0 = clock()
+            fn()
+            ts.append(clock() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def gate(reps: int = 5000) -> tuple[list[str], bool]:
+    """Issue 17's target: ours / rpp <= GATE_RATIO at n = 4 and 20, timed in the same run."""
+    try:
+        import riskparityportfolio.vanilla as rv
+    except Exception as exc:  # noqa: BLE001
+        return [f"gate skipped: riskparityportfolio not importable ({type(exc).__name__})"], False
+    lines = ["| n | budget | ours (validated) | rpp C++ tol 1e-10 | ours / rpp | our RC error | "
+             f"verdict (<= {GATE_RATIO}) |", "|---:|---|---:|---:|---:|---:|---|"]
+    ok = True
+    for n in GATE_SIZES:
+        _, cov = make_problem(n, seed=n)
+        rng = np.random.default_rng(1000 + n)
+        rand_b = rng.uniform(0.1, 1.0, n)
+        for label, b in (("equal", np.full(n, 1.0 / n)), ("random", rand_b / rand_b.sum())):
+            def ours(cov=cov, b=b):
+                return risk_budget_weights(cov, b)
+
+            def rpp50(cov=cov, b=b):
+                return rv.design(cov, b, 1e-10, 50)
+
+            def rpp5000(cov=cov, b=b):
+                return rv.design(cov, b, 1e-10, 5000)
+
+            err = rc_error(ours(), cov, b)
+            for fn in (ours, rpp50, rpp5000):  # warm-up (JIT, caches)
+                fn()
+            t_o, t_50, t_5000 = _interleaved([ours, rpp50, rpp5000], reps)
+            t_r = min(t_50, t_5000)
+            ratio = t_o / t_r
+            good = ratio <= GATE_RATIO and err <= GATE_ACCURACY
+            ok = ok and good
+            lines.append(f"| {n} | {label} | {fmt_t(t_o)} | {fmt_t(t_r)} | {ratio:.2f} | "
+                         f"{err:.1e} | {'PASS' if good else 'FAIL'} |")
+            print(lines[-1], flush=True)
+    return lines, ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
+    ap.add_argument("--gate", action="store_true",
+                    help="only the n = 4 and n = 20 speed target against riskparityportfolio")
     args = ap.parse_args()
     try:
         from threadpoolctl import threadpool_limits
@@ -127,6 +192,10 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         limiter = None
     warnings.simplefilter("ignore")
+    if args.gate:
+        lines, ok = gate()
+        print("\n" + "\n".join(lines) + f"\n\ngate: {'PASS' if ok else 'FAIL'}")
+        return
     found, skipped = peers()
     rows = ["| n | budget | solver | median time | peer / ours | max rel. RC error |",
             "|---:|---|---|---:|---:|---:|"]
@@ -154,6 +223,9 @@ def main() -> None:
                     rows.append(f"| {n} | {label} | {name} | failed: {type(exc).__name__} | | |")
             print("\n".join(rows[-2 - len(found):]), flush=True)
     table = "\n".join(rows)
+    gate_lines, gate_ok = gate()
+    table += ("\n\nSpeed target (issue 17): ours / riskparityportfolio C++, medians of 5000 "
+              "interleaved single calls\n\n" + "\n".join(gate_lines) + f"\n\ngate: {'PASS' if gate_ok else 'FAIL'}")
     notes = [
         "",
         f"Python {sys.version.split()[0]}, numpy {np.__version__}, "

@@ -30,9 +30,11 @@ SYMMETRY_RTOL: float = 1e-8
 
 _PD_KERNEL_MAX_N = 64  # compiled Cholesky test below this size, LAPACK above
 
+# Compiled checks: each is a plain Python function ``<name>_py`` (its pure-Python twin, tested
+# against the compiled version in tests/test_solver_kernels.py) compiled by numba.njit.
 
-@numba.njit(cache=True)
-def _matrix_status(a: np.ndarray, rtol: float) -> tuple[int, float]:  # pragma: no cover - jit
+
+def _matrix_status_py(a: np.ndarray, rtol: float) -> tuple[int, float]:
     """(code, asymmetry): 0 ok, 1 non-finite, 2 no positive variance, 3 asymmetric."""
     n = a.shape[0]
     scale = 0.0
@@ -55,8 +57,10 @@ def _matrix_status(a: np.ndarray, rtol: float) -> tuple[int, float]:  # pragma: 
     return 0, asym
 
 
-@numba.njit(cache=True)
-def _is_pd_small(a: np.ndarray) -> bool:  # pragma: no cover - jit
+_matrix_status = numba.njit(cache=True)(_matrix_status_py)
+
+
+def _is_pd_small_py(a: np.ndarray) -> bool:
     n = a.shape[0]
     lo = np.empty((n, n))
     for j in range(n):
@@ -75,8 +79,10 @@ def _is_pd_small(a: np.ndarray) -> bool:  # pragma: no cover - jit
     return True
 
 
-@numba.njit(cache=True)
-def _vector_status(v: np.ndarray, nonnegative: bool) -> tuple[int, int, float]:  # pragma: no cover
+_is_pd_small = numba.njit(cache=True)(_is_pd_small_py)
+
+
+def _vector_status_py(v: np.ndarray, nonnegative: bool) -> tuple[int, int, float]:
     """(code, position, sum): 0 ok, 1 non-finite, 2 negative."""
     total = 0.0
     for i in range(v.shape[0]):
@@ -86,6 +92,9 @@ def _vector_status(v: np.ndarray, nonnegative: bool) -> tuple[int, int, float]: 
             return 2, i, 0.0
         total += v[i]
     return 0, -1, total
+
+
+_vector_status = numba.njit(cache=True)(_vector_status_py)
 
 
 def _as_float_array(x: Any, name: str) -> np.ndarray:

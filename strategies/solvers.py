@@ -32,6 +32,19 @@ bound of the contributions themselves); anything worse raises or falls back.
 
 Zero budgets give zero weights (the problem is solved on the assets with a positive budget; the
 others have zero weight and zero risk contribution, matching their budget exactly).
+
+Call overhead
+-------------
+At small n the cost of a call is Python, not arithmetic. A plain call of
+:func:`risk_budget_weights` (no bounds, no ``return_info``) on float64 C-contiguous arrays with
+``2 <= n <= DENSE_MAX_N`` therefore runs the input checks, the symmetrization, the positive
+definiteness test and the dense Newton solve in one compiled call
+(:func:`_checked_solve_kernel_py`), frozen on one signature. Any input it does not certify
+(invalid, not positive definite, zero budgets, Newton short of the tolerance, other dtypes or
+layouts) goes down the general path, which raises, repairs, warns or falls back exactly as before;
+the weights of both paths are bitwise equal. Measured (``benchmarks/solvers.py --gate``): 2.2 us
+at n = 4 (6.0 us before), about 1.0x riskparityportfolio's C++ coordinate descent at n = 4 and
+0.75-0.85x at n = 20, validation included.
 """
 
 from __future__ import annotations
@@ -47,6 +60,10 @@ from scipy.optimize import minimize
 
 from drb.errors import DataError, DRBWarning, SolverError, SolverFallbackWarning
 from strategies._validation import (
+    SYMMETRY_RTOL,
+    _is_pd_small,
+    _matrix_status,
+    _vector_status,
     check_bounds,
     check_budget,
     check_covariance,
@@ -145,11 +162,14 @@ class SharpeRiskBudgetResult:
 
 # --------------------------------------------------------------------------------------------
 # Compiled kernels (numba, cache=True). They work in correlation units and assume valid input.
+# Each is written as a plain Python function ``<name>_py`` (its pure-Python twin, which tests run
+# against the compiled version, as arch does with ``recursions_python``) and compiled by
+# ``<name> = numba.njit(cache=True)(<name>_py)``. A twin calls the compiled versions of the
+# kernels it uses.
 # --------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _scale_to_corr(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - jit
+def _scale_to_corr_py(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = cov.shape[0]
     sd = np.empty(n)
     for i in range(n):
@@ -161,8 +181,10 @@ def _scale_to_corr(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma:
     return c, sd
 
 
-@numba.njit(cache=True)
-def _initial_point(c: np.ndarray, b: np.ndarray, w0: np.ndarray, sd: np.ndarray) -> np.ndarray:
+_scale_to_corr = numba.njit(cache=True)(_scale_to_corr_py)
+
+
+def _initial_point_py(c: np.ndarray, b: np.ndarray, w0: np.ndarray, sd: np.ndarray) -> np.ndarray:
     # Warm start from previous weights when all are positive, else Spinu's start x = b; either is
     # rescaled so that x' C x = sum(b) = 1, which holds at the solution.
     n = c.shape[0]
@@ -186,8 +208,10 @@ def _initial_point(c: np.ndarray, b: np.ndarray, w0: np.ndarray, sd: np.ndarray)
     return x
 
 
-@numba.njit(cache=True)
-def _rc_gap(x: np.ndarray, cx: np.ndarray, b: np.ndarray) -> tuple[float, float]:  # pragma: no cover
+_initial_point = numba.njit(cache=True)(_initial_point_py)
+
+
+def _rc_gap_py(x: np.ndarray, cx: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(x'Cx, max_i |x_i (Cx)_i / x'Cx - b_i|): the convergence measure of every kernel."""
     s = 0.0
     for i in range(x.shape[0]):
@@ -200,10 +224,12 @@ def _rc_gap(x: np.ndarray, cx: np.ndarray, b: np.ndarray) -> tuple[float, float]
     return s, err
 
 
-@numba.njit(cache=True)
-def _newton_kernel(
+_rc_gap = numba.njit(cache=True)(_rc_gap_py)
+
+
+def _newton_kernel_py(
     c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:  # pragma: no cover - jit
+) -> tuple[np.ndarray, int, float]:
     """Damped Newton on f(x) = 0.5 x'Cx - b' ln x. Returns (best x, iterations, best error)."""
     n = c.shape[0]
     cx = np.empty(n)
@@ -300,10 +326,12 @@ def _newton_kernel(
     return best_x, it, best_err
 
 
-@numba.njit(cache=True)
-def _ccd_kernel(
+_newton_kernel = numba.njit(cache=True)(_newton_kernel_py)
+
+
+def _ccd_kernel_py(
     c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:  # pragma: no cover - jit
+) -> tuple[np.ndarray, int, float]:
     """Cyclical coordinate descent: exact minimization of f in one coordinate at a time."""
     n = c.shape[0]
     cx = np.empty(n)
@@ -340,10 +368,12 @@ def _ccd_kernel(
     return best_x, sweep, best_err
 
 
-@numba.njit(cache=True)
-def _rc_error_kernel(
+_ccd_kernel = numba.njit(cache=True)(_ccd_kernel_py)
+
+
+def _rc_error_kernel_py(
     w: np.ndarray, cov: np.ndarray, b: np.ndarray
-) -> tuple[float, float]:  # pragma: no cover - jit
+) -> tuple[float, float]:
     """(max |w_i (S w)_i / w'S w - b_i|, rounding floor n*eps*max_i w_i(|S||w|)_i / w'S w)."""
     n = w.shape[0]
     sw = np.empty(n)
@@ -367,10 +397,12 @@ def _rc_error_kernel(
     return err, 4.0 * (n + 2) * 2.220446049250313e-16 * bound / var
 
 
-@numba.njit(cache=True)
-def _unscale_and_verify(
+_rc_error_kernel = numba.njit(cache=True)(_rc_error_kernel_py)
+
+
+def _unscale_and_verify_py(
     x: np.ndarray, sd: np.ndarray, cov: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, float, float]:  # pragma: no cover - jit
+) -> tuple[np.ndarray, float, float]:
     """Weights ``w = (x / sd) / sum`` and their (error, floor); NaN weights and an infinite error
     when the solution is not strictly positive and finite."""
     n = cov.shape[0]
@@ -391,10 +423,12 @@ def _unscale_and_verify(
     return w, err, floor
 
 
-@numba.njit(cache=True)
-def _dense_solve_kernel(
+_unscale_and_verify = numba.njit(cache=True)(_unscale_and_verify_py)
+
+
+def _dense_solve_kernel_py(
     cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float, float]:  # pragma: no cover - jit
+) -> tuple[np.ndarray, int, float, float]:
     """Scale, start, Newton, unscale, normalize and verify in one compiled call.
 
     Returns (w, iterations, error, floor); w has NaN entries if Newton broke down.
@@ -406,15 +440,17 @@ def _dense_solve_kernel(
     return w, iters, err, floor
 
 
+_dense_solve_kernel = numba.njit(cache=True)(_dense_solve_kernel_py)
+
+
 # --------------------------------------------------------------------------------------------
 # Newton-CG (matrix-free Newton steps) for n > DENSE_MAX_N
 # --------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _newton_cg_kernel(
+def _newton_cg_kernel_py(
     c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:  # pragma: no cover - jit
+) -> tuple[np.ndarray, int, float]:
     """Inexact Newton on f: each step from a Jacobi-preconditioned conjugate-gradient solve of
     ``(C + diag(b / x^2)) d = g`` to relative residual ``min(0.5, sqrt(|g|))`` (Eisenstat-Walker),
     matrix-free with BLAS matvecs, then the same positivity guard and Armijo search as the dense
@@ -515,16 +551,108 @@ def _newton_cg_kernel(
     return best_x, it, best_err
 
 
-@numba.njit(cache=True)
-def _cg_solve_kernel(
+_newton_cg_kernel = numba.njit(cache=True)(_newton_cg_kernel_py)
+
+
+def _cg_solve_kernel_py(
     cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float, float]:  # pragma: no cover - jit
+) -> tuple[np.ndarray, int, float, float]:
     """:func:`_dense_solve_kernel` with the Newton-CG inner solver."""
     c, sd = _scale_to_corr(cov)
     x = _initial_point(c, b, w0, sd)
     x, iters, _ = _newton_cg_kernel(c, b, x, tol, maxiter)
     w, err, floor = _unscale_and_verify(x, sd, cov, b)
     return w, iters, err, floor
+
+
+_cg_solve_kernel = numba.njit(cache=True)(_cg_solve_kernel_py)
+
+
+# Status codes of :func:`_checked_solve_kernel`. Any code but _OK sends the call down the general
+# path of :func:`risk_budget_weights`, which raises the typed error (or repairs, or falls back)
+# with the same messages as always.
+_OK: int = 0
+_INVALID: int = 1  # shape, non-finite entry, asymmetry, negative or all-zero budget, bad x0 or tol
+_NOT_PD: int = 2  # covariance not positive definite: the general path repairs it, with a warning
+_ZERO_BUDGET: int = 3  # some budget is zero: solved on the active subset by the general path
+_UNSOLVED: int = 4  # dense Newton missed tol and its rounding floor: fallback in the general path
+
+
+def _checked_solve_kernel_py(
+    cov: np.ndarray, budget: np.ndarray, w0: np.ndarray, warm: bool, tol: float, maxiter: int
+) -> tuple[int, np.ndarray]:
+    """Validate and solve in one compiled call, for ``2 <= n <= DENSE_MAX_N``.
+
+    Performs exactly the checks and arithmetic of ``check_covariance`` (finite, a positive
+    variance, symmetric within ``SYMMETRY_RTOL`` then symmetrized, positive definite by a
+    Cholesky factorization), ``check_budget`` (finite, ``>= 0``, positive sum, normalized), the
+    ``tol`` and ``x0`` checks and the dense Newton solve of the general path, so that its weights
+    are bitwise those of the general path. Returns ``(_OK, w)`` or ``(code, empty array)``.
+    """
+    n = cov.shape[0]
+    bad = np.empty(0)
+    if n < 2 or n > DENSE_MAX_N or cov.shape[1] != n or budget.shape[0] != n:
+        return _INVALID, bad
+    if warm and w0.shape[0] != n:
+        return _INVALID, bad
+    if not (tol >= 0.0 and np.isfinite(tol)):
+        return _INVALID, bad
+    code, asym = _matrix_status(cov, SYMMETRY_RTOL)
+    if code != 0:
+        return _INVALID, bad
+    a = cov
+    if asym > 0.0:
+        a = np.empty((n, n))
+        for i in range(n):
+            for j in range(n):
+                a[i, j] = 0.5 * (cov[i, j] + cov[j, i])
+    code, _, total = _vector_status(budget, True)
+    if code != 0 or not total > 0.0:
+        return _INVALID, bad
+    if warm:
+        code, _, _ = _vector_status(w0, False)
+        if code != 0:
+            return _INVALID, bad
+    if not _is_pd_small(a):
+        return _NOT_PD, bad
+    b = np.empty(n)
+    for i in range(n):
+        if budget[i] == 0.0:
+            return _ZERO_BUDGET, bad
+        b[i] = budget[i] if total == 1.0 else budget[i] / total
+    w, _, err, floor = _dense_solve_kernel(a, b, w0, tol, maxiter)
+    if err <= tol or err <= floor:
+        return _OK, w
+    return _UNSOLVED, bad
+
+
+_CHECKED_SIGNATURE = numba.types.Tuple((numba.int64, numba.float64[::1]))(
+    numba.float64[:, ::1],
+    numba.float64[::1],
+    numba.float64[::1],
+    numba.boolean,
+    numba.float64,
+    numba.int64,
+)
+_checked_solve_dispatcher = numba.njit(cache=True)(_checked_solve_kernel_py)
+
+
+def _checked_solve_kernel(
+    cov: Any, budget: Any, w0: Any, warm: bool, tol: Any, maxiter: int
+) -> tuple[int, np.ndarray]:
+    """First call of the compiled :func:`_checked_solve_kernel_py`: compile (or load from the
+    cache) its one signature, freeze the dispatcher, and bind it to this name for later calls.
+
+    Frozen on one signature, the dispatcher never compiles another: anything but float64
+    C-contiguous writable arrays (lists, other dtypes or layouts, read-only arrays) raises
+    TypeError at the call, which sends it to the general path (conversion and full checks).
+    Compiling here rather than at import keeps ``import strategies`` fast.
+    """
+    global _checked_solve_kernel
+    _checked_solve_dispatcher.compile(_CHECKED_SIGNATURE)
+    _checked_solve_dispatcher.disable_compile()
+    _checked_solve_kernel = _checked_solve_dispatcher
+    return _checked_solve_dispatcher(cov, budget, w0, warm, tol, maxiter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -738,7 +866,24 @@ def risk_budget_weights(
         Invalid covariance, budget, bounds or warm start.
     SolverError
         Neither Newton nor the coordinate-descent fallback reached the tolerance.
+
+    Notes
+    -----
+    Plain calls (no bounds, no ``return_info``) on float64 C-contiguous arrays with
+    ``2 <= n <= DENSE_MAX_N`` are checked and solved in one compiled call; the answer, and any
+    error, warning or fallback, is the same as on the general path (see the module docstring).
     """
+    if bounds is None and not return_info:
+        # Fast path: checks and dense solve in one compiled call; any doubt (invalid input, repair,
+        # zero budgets, fallback, large n, non-float64 input) goes the general way below.
+        try:
+            code, w = _checked_solve_kernel(
+                cov, budget, _EMPTY if x0 is None else x0, x0 is not None, tol, _NEWTON_MAXITER
+            )
+        except TypeError:
+            code = _INVALID
+        if code == _OK:
+            return w
     c = check_covariance(cov)
     n = c.shape[0]
     b = check_budget(budget, n)

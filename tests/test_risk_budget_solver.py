@@ -262,3 +262,71 @@ def test_sharpe_risk_budget_fallback(monkeypatch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(info.weights, risk_budget_weights(cov, [0.5, 0.5]))
+
+
+@pytest.mark.parametrize("n", [2, 4, 20, 32])
+def test_fast_path_matches_the_general_path(n: int) -> None:
+    # Plain calls on float64 arrays with n <= DENSE_MAX_N take the one-call compiled path; its
+    # weights must be bitwise those of the general path (return_info=True always takes the latter).
+    for seed in range(3):
+        cov = _random_cov(n, seed)
+        if seed == 1:  # asymmetric within tolerance: symmetrized the same way
+            cov = cov + 1e-12 * np.random.default_rng(seed).normal(size=(n, n)) * cov.max()
+        b = np.random.default_rng(seed).uniform(0.1, 1.0, n) * (1.0 if seed else 1.0 / n)
+        x0 = np.random.default_rng(seed + 10).dirichlet(np.ones(n))
+        code, w_fast = solvers._checked_solve_kernel(cov, b, solvers._EMPTY, False, 1e-12, 100)
+        assert code == solvers._OK
+        np.testing.assert_array_equal(risk_budget_weights(cov, b), w_fast)
+        np.testing.assert_array_equal(w_fast, risk_budget_weights(cov, b, return_info=True).weights)
+        for tol in (1e-12, 1e-10):
+            info = risk_budget_weights(cov, b, tol=tol, x0=x0, return_info=True)
+            np.testing.assert_array_equal(risk_budget_weights(cov, b, tol=tol, x0=x0), info.weights)
+            assert info.max_error <= tol
+        # zero budgets are solved on the active subset (by the general path)
+        bz = b.copy()
+        bz[0] = 0.0
+        code, _ = solvers._checked_solve_kernel(cov, bz, solvers._EMPTY, False, 1e-12, 100)
+        assert code == solvers._ZERO_BUDGET
+        w = risk_budget_weights(cov, bz)
+        assert w[0] == 0.0 and _rel_err(w, cov, bz) <= 1e-12
+
+
+def _raises(exc: type, msg: str, *args, **kwargs) -> None:
+    with pytest.raises(exc) as info:
+        risk_budget_weights(*args, **kwargs)
+    assert str(info.value) == msg
+
+
+def test_fast_path_keeps_the_messages() -> None:
+    cov = _random_cov(4, 3)
+    b = np.full(4, 0.25)
+    nan = cov.copy()
+    nan[2, 2] = np.nan
+    asym = cov.copy()
+    asym[0, 1] += 1e-3
+    _raises(DataError, "cov: contains NaN or infinite entries", nan, b)
+    _raises(DataError, "cov: all variances are zero or negative", -np.eye(4), b)
+    _raises(DataError, "cov: not symmetric (max |S - S'| = 0.001 exceeds 1e-08 times the "
+            "largest variance)", asym, b)
+    _raises(DataError, "cov: expected a square (n, n) matrix, got shape (4, 3)",
+            np.ascontiguousarray(cov[:, :3]), b)
+    _raises(DataError, "budget: expected length 4, got 3", cov, b[:3])
+    _raises(DataError, "budget: negative entry -0.25 at position 1", cov, b * [1, -1, 1, 1])
+    _raises(DataError, "budget: NaN or infinite entry at position 3", cov, b * [1, 1, 1, np.inf])
+    _raises(DataError, "budget: all entries are zero", cov, np.zeros(4))
+    _raises(DataError, "tol: expected a finite value >= 0, got nan", cov, b, tol=np.nan)
+    _raises(DataError, "tol: expected a finite value >= 0, got -1.0", cov, b, tol=-1.0)
+    _raises(DataError, "x0: NaN or infinite entry at position 0", cov, b,
+            x0=np.array([np.nan, 0.2, 0.3, 0.5]))
+    _raises(DataError, "x0: expected length 4, got 0", cov, b, x0=np.empty(0))
+    _raises(DataError, "x0: expected length 4, got 2", cov, b, x0=np.ones(2))
+    # lists and other dtypes go the general way and give the same answer
+    np.testing.assert_array_equal(risk_budget_weights(cov.tolist(), b.tolist()),
+                                  risk_budget_weights(cov, b))
+    np.testing.assert_array_equal(risk_budget_weights(np.asfortranarray(cov), b.astype(np.float32)),
+                                  risk_budget_weights(cov, b.astype(np.float32).astype(float)))
+    # not positive definite: still repaired with a warning
+    vol = np.array([0.1, 0.2, 0.3])
+    corr = np.array([[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]])
+    with pytest.warns(CovarianceRepairWarning):
+        risk_budget_weights(corr * np.outer(vol, vol), np.ones(3))

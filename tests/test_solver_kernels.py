@@ -1,0 +1,172 @@
+"""The numba kernels of strategies.solvers agree with their pure-Python twins (``<name>_py``).
+
+Each kernel is a plain Python function compiled by ``numba.njit(fn)``; here both run on the same
+seeded random problems (arrays copied, since the kernels update some in place) and must agree to
+1e-12 (relative for weights and points, absolute for the RC errors; iteration counts exactly),
+as arch checks its ``recursions_python`` against the compiled recursions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import strategies.solvers as solvers
+
+RTOL = 1e-12
+
+
+def _problem(n: int, seed: int, *, sym_noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, n + 3))
+    vol = rng.uniform(0.05, 0.4, n)
+    corr = a @ a.T
+    d = np.sqrt(np.diag(corr))
+    cov = corr / np.outer(d, d) * np.outer(vol, vol)
+    if sym_noise:  # asymmetric well within SYMMETRY_RTOL: exercises the symmetrization
+        cov = cov + 1e-12 * rng.normal(size=(n, n)) * cov.max()
+    b = rng.uniform(0.1, 1.0, n)
+    return np.ascontiguousarray(cov), b / b.sum()
+
+
+def _close(got, want) -> None:
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _close(g, w)
+    elif isinstance(want, np.ndarray):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-300)
+    elif isinstance(want, bool | int | np.integer):
+        assert got == want
+    else:  # errors are O(1) budget fractions: 1e-12 absolute (they are differences of RCs)
+        assert got == pytest.approx(want, rel=RTOL, abs=RTOL)
+
+
+def _both(name: str, *args):
+    """Run the twin and the compiled kernel on private copies of the arguments."""
+    py = getattr(solvers, name + "_py")
+    jit = getattr(solvers, name)
+    assert hasattr(jit, "py_func") and jit.py_func is py, f"{name} is not numba.njit({name}_py)"
+
+    def copies():
+        return [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+
+    return py(*copies()), jit(*copies())
+
+
+def _scaled_start(cov: np.ndarray, b: np.ndarray, w0: np.ndarray | None = None):
+    c, sd = solvers._scale_to_corr(cov)
+    x = solvers._initial_point(c, b, solvers._EMPTY if w0 is None else w0, sd)
+    return c, sd, x
+
+
+SEEDS = range(4)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [2, 5, 12])
+def test_building_blocks(n: int, seed: int) -> None:
+    cov, b = _problem(n, seed)
+    _close(*_both("_scale_to_corr", cov))
+    c, sd, x = _scaled_start(cov, b)
+    _close(*_both("_initial_point", c, b, solvers._EMPTY, sd))
+    w0 = np.random.default_rng(seed).dirichlet(np.ones(n))
+    _close(*_both("_initial_point", c, b, w0, sd))
+    _close(*_both("_rc_gap", x, c @ x, b))
+    w = x / sd / (x / sd).sum()
+    _close(*_both("_rc_error_kernel", w, cov, b))
+    _close(*_both("_unscale_and_verify", x, sd, cov, b))
+    bad = x.copy()
+    bad[0] = -bad[0]  # not a valid solution: NaN weights and an infinite error from both
+    py, jit = _both("_unscale_and_verify", bad, sd, cov, b)
+    assert np.isnan(py[0]).all() and np.isnan(jit[0]).all() and py[1:] == jit[1:]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [2, 6, 20, 40])
+def test_newton_kernels(n: int, seed: int) -> None:
+    cov, b = _problem(n, seed)
+    c, _, x = _scaled_start(cov, b)
+    for tol, maxiter in ((1e-12, 100), (1e-4, 100), (1e-12, 2)):
+        for name in ("_newton_kernel", "_newton_cg_kernel"):
+            py, jit = _both(name, c, b, x, tol, maxiter)
+            _close(py, jit)
+            if maxiter == 100:
+                assert py[2] <= tol
+    py, jit = _both("_dense_solve_kernel", cov, b, solvers._EMPTY, 1e-12, 100)
+    _close(py, jit)
+    assert py[2] <= 1e-12
+    py, jit = _both("_cg_solve_kernel", cov, b, solvers._EMPTY, 1e-12, 100)
+    _close(py, jit)
+    assert py[2] <= 1e-12
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [2, 7])
+def test_ccd_kernel(n: int, seed: int) -> None:
+    cov, b = _problem(n, seed)
+    c, _, x = _scaled_start(cov, b)
+    for tol, maxiter in ((1e-12, 5000), (1e-3, 5000), (1e-12, 3)):
+        _close(*_both("_ccd_kernel", c, b, x, tol, maxiter))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [2, 4, 20, 32])
+def test_checked_solve_kernel(n: int, seed: int) -> None:
+    cov, b = _problem(n, seed, sym_noise=seed % 2 == 1)
+    w0 = np.random.default_rng(seed).dirichlet(np.ones(n))
+    jit = solvers._checked_solve_dispatcher
+    assert jit.py_func is solvers._checked_solve_kernel_py
+    for args in ((cov, b, solvers._EMPTY, False, 1e-12, 100), (cov, b * 3.0, w0, True, 1e-10, 100)):
+        py = solvers._checked_solve_kernel_py(*args)
+        got = jit(*args)
+        assert py[0] == got[0] == solvers._OK
+        _close(py, got)
+    # the failure codes agree too
+    zero = b.copy()
+    zero[0] = 0.0
+    not_pd = cov.copy()
+    not_pd[0, 1] = not_pd[1, 0] = 1.5 * np.sqrt(cov[0, 0] * cov[1, 1])
+    nan_x0 = w0.copy()
+    nan_x0[-1] = np.nan
+    cases = [
+        ((cov, zero, solvers._EMPTY, False, 1e-12, 100), solvers._ZERO_BUDGET),
+        ((not_pd, b, solvers._EMPTY, False, 1e-12, 100), solvers._NOT_PD),
+        ((cov, b, nan_x0, True, 1e-12, 100), solvers._INVALID),
+        ((cov, -b, solvers._EMPTY, False, 1e-12, 100), solvers._INVALID),
+        ((cov, b, solvers._EMPTY, False, np.nan, 100), solvers._INVALID),
+        ((cov, b, solvers._EMPTY, False, 1e-12, 0), solvers._UNSOLVED),
+    ]
+    for args, code in cases:
+        py = solvers._checked_solve_kernel_py(*args)
+        got = jit(*args)
+        assert py[0] == got[0] == code
+        assert py[1].size == got[1].size == 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_validation_kernels(n: int, seed: int) -> None:
+    from strategies import _validation as v
+
+    for name in ("_matrix_status", "_is_pd_small", "_vector_status"):
+        assert getattr(v, name).py_func is getattr(v, name + "_py")
+    cov, b = _problem(n, seed, sym_noise=True)
+    rng = np.random.default_rng(seed)
+    nan = cov.copy()
+    nan[rng.integers(n), rng.integers(n)] = np.nan
+    asym = cov.copy()
+    asym[0, -1] += 1e-3 * cov.max()
+    indefinite = cov - 2.0 * np.eye(n) * cov.max()
+    for a in (cov, nan, asym, indefinite, -np.eye(n)):
+        _close(v._matrix_status_py(a, v.SYMMETRY_RTOL), v._matrix_status(a, v.SYMMETRY_RTOL))
+        sym = 0.5 * (a + a.T)
+        assert v._is_pd_small_py(sym) == v._is_pd_small(sym)
+    assert v._is_pd_small(cov) and not v._is_pd_small(indefinite)
+    neg = b.copy()
+    neg[-1] = -0.1
+    inf = b.copy()
+    inf[0] = np.inf
+    for vec in (b, neg, inf):
+        for nonnegative in (False, True):
+            _close(v._vector_status_py(vec, nonnegative), v._vector_status(vec, nonnegative))
