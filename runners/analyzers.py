@@ -103,7 +103,7 @@ class RiskContributionRecorder(bt.Analyzer):
     def next(self) -> None:
         s = self.strategy
         w = s.executed_weights()
-        if not np.any(w > 0):
+        if not (w > 0).any():
             return
         cov = s.allocator.covariance()
         if cov is None:
@@ -126,16 +126,28 @@ class BudgetRecorder(bt.Analyzer):
     Columns: ``phase, vol_state, regime, lambda, decision, cycle_source, vol_source``,
     ``target_<asset>``,
     ``smoothed_<asset>`` (NaN where the strategy has no such notion).
+
+    An allocator without ``snapshot()`` (the baselines) has only a budget in force: each bar
+    stores that array (or None) and the frame is built once in ``get_analysis()``.
     """
+
+    _KEYS = ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source")
 
     def start(self) -> None:
         self._rows: list[dict[str, Any]] = []
+        self._snapshots = hasattr(self.strategy.allocator, "snapshot")
+        self._dates: list[pd.Timestamp] = []
+        self._budgets: list[np.ndarray | None] = []
 
     def next(self) -> None:
         s = self.strategy
-        snap = s.allocator.snapshot() if hasattr(s.allocator, "snapshot") else {}
+        if not self._snapshots:
+            self._dates.append(_date(s))
+            self._budgets.append(s.allocator.budget())
+            return
+        snap = s.allocator.snapshot()
         row: dict[str, Any] = {"date": _date(s)}
-        for key in ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source"):
+        for key in self._KEYS:
             row[key] = snap.get(key)
         tgt = snap.get("budget_target")
         cur = snap.get("budget")
@@ -148,9 +160,23 @@ class BudgetRecorder(bt.Analyzer):
         self._rows.append(row)
 
     def get_analysis(self) -> pd.DataFrame:
-        if not self._rows:
+        if self._snapshots:
+            if not self._rows:
+                return pd.DataFrame()
+            return pd.DataFrame(self._rows).set_index("date")
+        if not self._dates:
             return pd.DataFrame()
-        return pd.DataFrame(self._rows).set_index("date")
+        names = self.strategy.asset_names
+        t, n = len(self._dates), len(names)
+        smoothed = np.full((t, n), np.nan)
+        for i, b in enumerate(self._budgets):
+            if b is not None:
+                smoothed[i] = b
+        cols: dict[str, Any] = {key: np.full(t, None, dtype=object) for key in self._KEYS}
+        for i, a in enumerate(names):
+            cols[f"target_{a}"] = np.full(t, np.nan)
+            cols[f"smoothed_{a}"] = smoothed[:, i]
+        return pd.DataFrame(cols, index=pd.DatetimeIndex(self._dates, name="date"))
 
 
 class RebalanceRecorder(bt.Analyzer):

@@ -16,6 +16,7 @@ feed names that are class names.
 
 from __future__ import annotations
 
+import datetime
 import math
 from typing import Any
 
@@ -158,9 +159,25 @@ class RiskBudgetStrategy(bt.Strategy):
         return units * closes / value
 
     # ------------------------------------------------------------------------- bar loop
+    def _bar_date(self) -> pd.Timestamp:
+        """Date of the current bar of the first asset feed (midnight, naive).
+
+        ``pd.Timestamp(data.datetime.date(0))`` without the per-bar ``num2date``: for a feed without
+        a time zone and a bar time before noon the date is the whole part of backtrader's day number
+        (``num2date`` rounds only times within 10 microseconds of midnight to the next day). Other
+        bars take the general conversion.
+        """
+        d = self.asset_datas[0]
+        line = d.datetime
+        x = line[0]
+        day = int(x)
+        if x - day < 0.5 and line._tz is None:
+            return pd.Timestamp(datetime.date.fromordinal(day))
+        return pd.Timestamp(d.datetime.date(0))
+
     def next(self) -> None:
         self._cache_key = None  # the broker has valued this bar's close: refresh the cached state
-        date = pd.Timestamp(self.asset_datas[0].datetime.date(0))
+        date = self._bar_date()
         self._finish_rebalance(date)
         vi = self.vol_data.close[0] if self.vol_data is not None else math.nan
         self.allocator.update(date, self.closes(), vi)
@@ -176,7 +193,7 @@ class RiskBudgetStrategy(bt.Strategy):
     def next_open(self) -> None:
         if self.pending is None:
             return
-        date = pd.Timestamp(self.asset_datas[0].datetime.date(0))
+        date = self._bar_date()
         prices = np.array([d.open[0] for d in self.asset_datas], dtype=float)
         self._execute(prices, date)
 
