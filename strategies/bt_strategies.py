@@ -105,6 +105,9 @@ class RiskBudgetStrategy(bt.Strategy):
         self._cache_key: tuple[int, int] | None = None
         self._cache: tuple[np.ndarray, np.ndarray, float, float] | None = None
         self._n_fills = 0
+        self._positions_of: Any = None
+        self._positions: list[Any] = []
+        self._close_lines: list[Any] = []
 
     def allocator_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the allocator: every param except the execution ones."""
@@ -137,9 +140,17 @@ class RiskBudgetStrategy(bt.Strategy):
         """(units, closes, value, cash) of the current bar, computed once per bar."""
         key = (len(self), self._n_fills)
         if self._cache_key != key:
-            units = np.array([self.getposition(d).size for d in self.asset_datas], dtype=float)
-            closes = np.array([d.close[0] for d in self.asset_datas], dtype=float)
-            self._cache = (units, closes, float(self.broker.getvalue()), float(self.broker.getcash()))
+            broker = self.broker
+            positions = broker.positions
+            if self._positions_of is not positions:
+                # The broker updates each feed's Position in place: look them (and the close
+                # lines) up once, not through getposition() on every bar.
+                self._positions = [broker.getposition(d) for d in self.asset_datas]
+                self._close_lines = [d.lines.close for d in self.asset_datas]
+                self._positions_of = positions
+            units = np.array([p.size for p in self._positions], dtype=float)
+            closes = np.array([c[0] for c in self._close_lines], dtype=float)
+            self._cache = (units, closes, float(broker.getvalue()), float(broker.getcash()))
             self._cache_key = key
         return self._cache
 

@@ -293,11 +293,17 @@ def _frp_descent(
     cloud: np.ndarray, bmat: np.ndarray, sf: np.ndarray, fb: np.ndarray, steps: int
 ) -> np.ndarray:  # pragma: no cover - compiled
     """Exponentiated-gradient descent of the factor-budget gap from every row of ``cloud`` (in
-    place, each row stays on the simplex); returns the gap at the end of each row."""
+    place, each row stays on the simplex); returns the gap at the end of each row.
+
+    Each budget residual ``r_j = y_j u_j / s - b_j`` is computed once per step and reused in the
+    gradient (the same operations in the same order as recomputing it inside the k x k loop, so
+    bit for bit the same result, with k^2 fewer divisions per step).
+    """
     m, n = cloud.shape
     k = bmat.shape[1]
     y = np.empty(k)
     u = np.empty(k)
+    rr = np.empty(k)
     gy = np.empty(k)
     g = np.empty(n)
     out = np.empty(m)
@@ -321,6 +327,7 @@ def _frp_descent(
             for j in range(k):
                 c = y[j] * u[j] / s
                 r = c - fb[j]
+                rr[j] = r
                 gap += r * r
                 rc += r * c
             if it == steps:
@@ -329,9 +336,8 @@ def _frp_descent(
             for j in range(k):
                 acc = 0.0
                 for q in range(k):
-                    acc += sf[j, q] * (y[q] * u[q] / s - fb[q]) * y[q]
-                r = y[j] * u[j] / s - fb[j]
-                gy[j] = 2.0 * (r * u[j] + acc - 2.0 * rc * u[j]) / s
+                    acc += sf[j, q] * rr[q] * y[q]
+                gy[j] = 2.0 * (rr[j] * u[j] + acc - 2.0 * rc * u[j]) / s
             gmax = 0.0
             for i in range(n):
                 acc = 0.0
@@ -348,6 +354,19 @@ def _frp_descent(
             for i in range(n):
                 w[i] /= tot
     return out
+
+
+_FRP_RANDOM_STARTS: dict[int, np.ndarray] = {}
+
+
+def _frp_random_starts(n: int) -> np.ndarray:
+    """The sparse random long-only starts for n assets (seeded by n; drawn once, read-only)."""
+    starts = _FRP_RANDOM_STARTS.get(n)
+    if starts is None:
+        starts = np.random.default_rng(n).dirichlet(np.full(n, 0.3), _FRP_CLOUD)
+        starts.flags.writeable = False
+        _FRP_RANDOM_STARTS[n] = starts
+    return starts
 
 
 def factor_risk_parity_weights(
@@ -423,7 +442,7 @@ def factor_risk_parity_weights(
         inverse_volatility_weights(cov),
         np.full(n, 1.0 / n),
         0.9 * np.eye(n) + 0.1 / n,
-        np.random.default_rng(n).dirichlet(np.full(n, 0.3), _FRP_CLOUD),
+        _frp_random_starts(n),
     ])
     cloud = np.clip(cloud, 1e-12, None)
     cloud /= cloud.sum(axis=1, keepdims=True)
