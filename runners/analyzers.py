@@ -30,7 +30,30 @@ def _date(strategy: bt.Strategy) -> pd.Timestamp:
     return date if date is not None else pd.Timestamp(strategy.asset_datas[0].datetime.date(0))
 
 
-class PortfolioRecorder(bt.Analyzer):
+class _Memoized:
+    """``get_analysis()`` built once per state of the records.
+
+    ``cerebro.run()`` itself calls every analyzer's ``get_analysis()`` when it stops (writer
+    info), and the runner calls it again: the frames are built once while nothing new was
+    recorded (``_state()`` unchanged) and the same objects are returned.
+    """
+
+    _memo: tuple[Any, Any] | None = None
+
+    def _state(self) -> Any:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _build(self) -> Any:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def get_analysis(self) -> Any:
+        key = self._state()
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, self._build())
+        return self._memo[1]
+
+
+class PortfolioRecorder(_Memoized, bt.Analyzer):
     """Daily value, cash, money positions per asset, daily returns, and every fill.
 
     ``get_analysis()`` returns ``{"values": Series, "returns": Series, "positions": DataFrame
@@ -52,7 +75,10 @@ class PortfolioRecorder(bt.Analyzer):
         self._cash.append(cash)
         self._values.append(value)
 
-    def get_analysis(self) -> dict[str, Any]:
+    def _state(self) -> tuple[int, int]:
+        return len(self._dates), len(self.strategy.fills)
+
+    def _build(self) -> dict[str, Any]:
         s = self.strategy
         idx = pd.DatetimeIndex(self._dates, name="date")
         positions = pd.DataFrame(np.array(self._rows).reshape(len(idx), -1), index=idx, columns=s.asset_names)
@@ -68,7 +94,7 @@ class PortfolioRecorder(bt.Analyzer):
         return {"values": values, "returns": rets, "positions": positions, "transactions": tx}
 
 
-class WeightsRecorder(bt.Analyzer):
+class WeightsRecorder(_Memoized, bt.Analyzer):
     """Executed end-of-day weights and the latest target weights (DataFrames, one column per asset)."""
 
     def start(self) -> None:
@@ -83,7 +109,10 @@ class WeightsRecorder(bt.Analyzer):
         d = s.last_decision
         self._t.append(d.target if d is not None else np.full(len(s.asset_names), np.nan))
 
-    def get_analysis(self) -> dict[str, pd.DataFrame]:
+    def _state(self) -> int:
+        return len(self._dates)
+
+    def _build(self) -> dict[str, pd.DataFrame]:
         s = self.strategy
         idx = pd.DatetimeIndex(self._dates, name="date")
         n = len(s.asset_names)
@@ -93,7 +122,7 @@ class WeightsRecorder(bt.Analyzer):
         }
 
 
-class RiskContributionRecorder(bt.Analyzer):
+class RiskContributionRecorder(_Memoized, bt.Analyzer):
     """Relative risk contributions of the executed weights under the allocator's covariance that day."""
 
     def start(self) -> None:
@@ -103,7 +132,7 @@ class RiskContributionRecorder(bt.Analyzer):
     def next(self) -> None:
         s = self.strategy
         w = s.executed_weights()
-        if not np.any(w > 0):
+        if not (w > 0).any():
             return
         cov = s.allocator.covariance()
         if cov is None:
@@ -114,28 +143,43 @@ class RiskContributionRecorder(bt.Analyzer):
         self._dates.append(_date(s))
         self._rc.append(w * sw / float(w @ sw))
 
-    def get_analysis(self) -> pd.DataFrame:
+    def _state(self) -> int:
+        return len(self._dates)
+
+    def _build(self) -> pd.DataFrame:
         s = self.strategy
         idx = pd.DatetimeIndex(self._dates, name="date")
         return pd.DataFrame(np.array(self._rc).reshape(len(idx), len(s.asset_names)), index=idx, columns=s.asset_names)
 
 
-class BudgetRecorder(bt.Analyzer):
+class BudgetRecorder(_Memoized, bt.Analyzer):
     """Daily allocator diagnostics: regime, smoothing lambda, target and smoothed budgets.
 
     Columns: ``phase, vol_state, regime, lambda, decision, cycle_source, vol_source``,
     ``target_<asset>``,
     ``smoothed_<asset>`` (NaN where the strategy has no such notion).
+
+    An allocator without ``snapshot()`` (the baselines) has only a budget in force: each bar
+    stores that array (or None) and the frame is built once in ``get_analysis()``.
     """
+
+    _KEYS = ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source")
 
     def start(self) -> None:
         self._rows: list[dict[str, Any]] = []
+        self._snapshots = hasattr(self.strategy.allocator, "snapshot")
+        self._dates: list[pd.Timestamp] = []
+        self._budgets: list[np.ndarray | None] = []
 
     def next(self) -> None:
         s = self.strategy
-        snap = s.allocator.snapshot() if hasattr(s.allocator, "snapshot") else {}
+        if not self._snapshots:
+            self._dates.append(_date(s))
+            self._budgets.append(s.allocator.budget())
+            return
+        snap = s.allocator.snapshot()
         row: dict[str, Any] = {"date": _date(s)}
-        for key in ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source"):
+        for key in self._KEYS:
             row[key] = snap.get(key)
         tgt = snap.get("budget_target")
         cur = snap.get("budget")
@@ -147,18 +191,38 @@ class BudgetRecorder(bt.Analyzer):
             row[f"smoothed_{a}"] = float(cur[i]) if cur is not None else np.nan
         self._rows.append(row)
 
-    def get_analysis(self) -> pd.DataFrame:
-        if not self._rows:
+    def _state(self) -> tuple[int, int]:
+        return len(self._rows), len(self._dates)
+
+    def _build(self) -> pd.DataFrame:
+        if self._snapshots:
+            if not self._rows:
+                return pd.DataFrame()
+            return pd.DataFrame(self._rows).set_index("date")
+        if not self._dates:
             return pd.DataFrame()
-        return pd.DataFrame(self._rows).set_index("date")
+        names = self.strategy.asset_names
+        t, n = len(self._dates), len(names)
+        smoothed = np.full((t, n), np.nan)
+        for i, b in enumerate(self._budgets):
+            if b is not None:
+                smoothed[i] = b
+        cols: dict[str, Any] = {key: np.full(t, None, dtype=object) for key in self._KEYS}
+        for i, a in enumerate(names):
+            cols[f"target_{a}"] = np.full(t, np.nan)
+            cols[f"smoothed_{a}"] = smoothed[:, i]
+        return pd.DataFrame(cols, index=pd.DatetimeIndex(self._dates, name="date"))
 
 
-class RebalanceRecorder(bt.Analyzer):
+class RebalanceRecorder(_Memoized, bt.Analyzer):
     """One row per executed rebalance (date, strategy, trigger, turnover, max_asset_change, cost,
     pre/post weights, the decision date ``decided``), plus the order issues (rejections, margin
     calls) that were retried."""
 
-    def get_analysis(self) -> dict[str, pd.DataFrame]:
+    def _state(self) -> tuple[int, int]:
+        return len(self.strategy.rebalances), len(self.strategy.order_issues)
+
+    def _build(self) -> dict[str, pd.DataFrame]:
         s = self.strategy
         cols = ["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"]
         cols += [f"pre_{a}" for a in s.asset_names] + [f"post_{a}" for a in s.asset_names] + ["decided"]

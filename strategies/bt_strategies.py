@@ -16,6 +16,7 @@ feed names that are class names.
 
 from __future__ import annotations
 
+import datetime
 import math
 from typing import Any
 
@@ -104,6 +105,9 @@ class RiskBudgetStrategy(bt.Strategy):
         self._cache_key: tuple[int, int] | None = None
         self._cache: tuple[np.ndarray, np.ndarray, float, float] | None = None
         self._n_fills = 0
+        self._positions_of: Any = None
+        self._positions: list[Any] = []
+        self._close_lines: list[Any] = []
 
     def allocator_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the allocator: every param except the execution ones."""
@@ -136,9 +140,17 @@ class RiskBudgetStrategy(bt.Strategy):
         """(units, closes, value, cash) of the current bar, computed once per bar."""
         key = (len(self), self._n_fills)
         if self._cache_key != key:
-            units = np.array([self.getposition(d).size for d in self.asset_datas], dtype=float)
-            closes = np.array([d.close[0] for d in self.asset_datas], dtype=float)
-            self._cache = (units, closes, float(self.broker.getvalue()), float(self.broker.getcash()))
+            broker = self.broker
+            positions = broker.positions
+            if self._positions_of is not positions:
+                # The broker updates each feed's Position in place: look them (and the close
+                # lines) up once, not through getposition() on every bar.
+                self._positions = [broker.getposition(d) for d in self.asset_datas]
+                self._close_lines = [d.lines.close for d in self.asset_datas]
+                self._positions_of = positions
+            units = np.array([p.size for p in self._positions], dtype=float)
+            closes = np.array([c[0] for c in self._close_lines], dtype=float)
+            self._cache = (units, closes, float(broker.getvalue()), float(broker.getcash()))
             self._cache_key = key
         return self._cache
 
@@ -158,9 +170,25 @@ class RiskBudgetStrategy(bt.Strategy):
         return units * closes / value
 
     # ------------------------------------------------------------------------- bar loop
+    def _bar_date(self) -> pd.Timestamp:
+        """Date of the current bar of the first asset feed (midnight, naive).
+
+        ``pd.Timestamp(data.datetime.date(0))`` without the per-bar ``num2date``: for a feed without
+        a time zone and a bar time before noon the date is the whole part of backtrader's day number
+        (``num2date`` rounds only times within 10 microseconds of midnight to the next day). Other
+        bars take the general conversion.
+        """
+        d = self.asset_datas[0]
+        line = d.datetime
+        x = line[0]
+        day = int(x)
+        if x - day < 0.5 and line._tz is None:
+            return pd.Timestamp(datetime.date.fromordinal(day))
+        return pd.Timestamp(d.datetime.date(0))
+
     def next(self) -> None:
         self._cache_key = None  # the broker has valued this bar's close: refresh the cached state
-        date = pd.Timestamp(self.asset_datas[0].datetime.date(0))
+        date = self._bar_date()
         self._finish_rebalance(date)
         vi = self.vol_data.close[0] if self.vol_data is not None else math.nan
         self.allocator.update(date, self.closes(), vi)
@@ -176,7 +204,7 @@ class RiskBudgetStrategy(bt.Strategy):
     def next_open(self) -> None:
         if self.pending is None:
             return
-        date = pd.Timestamp(self.asset_datas[0].datetime.date(0))
+        date = self._bar_date()
         prices = np.array([d.open[0] for d in self.asset_datas], dtype=float)
         self._execute(prices, date)
 
