@@ -763,7 +763,10 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         strategies = list(dict.fromkeys(_check_strategy(n, "--strategies") for n in names))
     out = resolve_out(args, config)
     seed = args.path_seed if args.path_seed is not None else None
-    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers, **tls_options(args)) as client:
+    from runners.sweep import WORKER_WARM_UP
+
+    workers = args.workers if args.workers is not None else config.workers
+    with dask_client(args.scheduler, workers, warm_up=WORKER_WARM_UP, **tls_options(args)) as client:
         res = run_montecarlo(
             market,
             config,
