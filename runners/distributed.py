@@ -17,10 +17,10 @@ Where the tasks run (:func:`dask_client`):
   code on its workers. ``tls://HOST:PORT`` connects with Dask's TLS security (certificates from
   ``tls_ca_file``/``tls_cert``/``tls_key`` or the Dask config, :func:`scheduler_security`).
 
-Submission is batched and windowed: tasks go to the cluster in batches of ``batch_size``
-consecutive tasks (default: enough to make at least 4 batches per worker thread, at most 16 tasks a
-batch, so that a few hundred cheap tasks do not pay the scheduler's per-task cost each while the
-last batches still balance the workers), and at most ``max_pending`` tasks are in flight at once
+Submission is batched and windowed: tasks go to the cluster in batches of consecutive tasks
+(default: *guided* sizes, a quarter of the remaining tasks per worker thread, at most 16 tasks,
+shrinking to single tasks at the end, so that many cheap tasks do not each pay the scheduler's
+per-task cost while the last ones still balance the workers), and at most ``max_pending`` tasks are in flight at once
 (default 4 per worker thread), so 10,000 paths do not sit in the scheduler's memory at once and an
 interrupted run stops promptly. Large shared inputs (the user's market for the bootstrap, the
 settings) are scattered once to every worker and passed by reference; a task's own arguments are
@@ -224,17 +224,12 @@ def dask_client(
         extra["env"] = {var: str(threads_per_worker) for var in _THREAD_VARS}
     if warm_up:
         extra["preload"] = [_preload_script(warm_up)]
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        dashboard_address=None,
-        # No dashboard, and the scheduler's small HTTP server (health, metrics) on a free port of
-        # this machine: Dask's default port 8787 is often taken ("Port 8787 is already in use").
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-        **extra,
-    )
+    import dask
+
+    # The workers' statistical profiler (a thread sampling the task's stack every 10 ms) costs CPU
+    # on every task and serves only the dashboard, which a LocalCluster run does not have.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = _local_cluster(LocalCluster, n, threads_per_worker, processes, extra)
     client = Client(cluster)
     try:
         yield client
@@ -273,6 +268,20 @@ def worker_warm_up(names: Sequence[str]) -> list[str]:
     return failed
 
 
+def _local_cluster(cls: Any, n: int, threads_per_worker: int, processes: bool, extra: Mapping[str, Any]) -> Any:
+    return cls(
+        n_workers=n,
+        threads_per_worker=threads_per_worker,
+        processes=processes,
+        dashboard_address=None,
+        # No dashboard, and the scheduler's small HTTP server (health, metrics) on a free port of
+        # this machine: Dask's default port 8787 is often taken ("Port 8787 is already in use").
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+        **extra,
+    )
+
+
 def describe_client(client: Any) -> tuple[str, int]:
     """``(mode, worker threads)`` of a client from :func:`dask_client` (None: serial)."""
     if client is None:
@@ -299,10 +308,12 @@ def _short(exc: BaseException) -> TaskFailure:
 
 
 def auto_batch_size(n_tasks: int, threads: int, *, per_thread: int = 4, largest: int = 16) -> int:
-    """Default tasks per cluster job: ``n_tasks // (per_thread * threads)`` clipped to ``1..largest``.
+    """Tasks of the next cluster job when ``n_tasks`` remain: ``n_tasks // (per_thread * threads)``
+    clipped to ``1..largest`` (guided self-scheduling, Polychronopoulos and Kuck 1987).
 
-    At least ``per_thread`` batches per worker thread remain (the last ones balance the workers);
-    at most ``largest`` tasks share one job (a result reaches the disk at most one batch late).
+    At least ``per_thread`` batches per worker thread remain after it, each no larger, so the last
+    ones balance the workers; at most ``largest`` tasks share one job (a result reaches the disk at
+    most one batch late).
     """
     return max(1, min(largest, n_tasks // max(1, per_thread * threads)))
 
@@ -366,8 +377,9 @@ def run_tasks(
         batches per worker thread).
     batch_size : int, optional
         Tasks a cluster job runs one after the other (their results come back together, in task
-        order, when the batch ends). Default: ``len(tasks) // (4 * threads)`` clipped to 1..16, so
-        at least 4 batches per worker thread remain for load balance. Ignored when serial.
+        order, when the batch ends). Default: guided, each batch :func:`auto_batch_size` of the
+        tasks not yet submitted (``remaining // (4 * threads)`` clipped to 1..16): large batches
+        first, single tasks at the end, so the workers finish together. Ignored when serial.
     on_failure : callable, optional
         Called with each :class:`TaskFailure` (a failed task is skipped, the run goes on).
 
@@ -406,21 +418,21 @@ def run_tasks(
         from distributed import as_completed
 
         todo = list(tasks)
-        if batch_size is None:
-            batch_size = auto_batch_size(len(todo), threads)
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
         scattered = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
-        window = max(2 * threads, -(-(max_pending or max(8, 4 * threads)) // batch_size))
-        iterator = iter(batches)
+        largest = batch_size or auto_batch_size(len(todo), threads)
+        window = max(2 * threads, -(-(max_pending or max(8, 4 * threads)) // largest))
+        position = [0]
         keys: dict[str, list[Hashable]] = {}
 
         def submit_next() -> Any | None:
-            try:
-                batch = next(iterator)
-            except StopIteration:
+            start = position[0]
+            if start >= len(todo):
                 return None
+            size = batch_size or auto_batch_size(len(todo) - start, threads)  # guided: shrinks to 1 at the end
+            batch = todo[start : start + size]
+            position[0] = start + len(batch)
             fut = client.submit(_run_batch, fn, [args for _, args in batch], **scattered, pure=False)
             keys[fut.key] = [key for key, _ in batch]
             return fut

@@ -533,6 +533,7 @@ def run_montecarlo(
     restart: bool = False,
     market_info: Mapping[str, Any] | None = None,
     figures: bool = True,
+    batch_size: int | None = None,
 ) -> MonteCarloResult:
     """Run ``n_paths`` paths (resuming finished ones in ``out_dir``) and write the outputs.
 
@@ -565,6 +566,8 @@ def run_montecarlo(
         Describes the input market in the manifest.
     figures : bool
         Write the figures.
+    batch_size : int, optional
+        Paths per cluster job (default: guided sizes, see :func:`runners.distributed.run_tasks`).
 
     Returns
     -------
@@ -673,6 +676,7 @@ def run_montecarlo(
         progress=progress,
         desc="paths",
         unit="path",
+        batch_size=batch_size,
     )
     paths = _write_paths(out, frames, keys)
     relative = relative_table(paths)
