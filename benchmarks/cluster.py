@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load-adjusted       {best['load_adjusted']:8.1%}   (serial CPU / workers' CPU x workers' busy time / (2 x wall); "
           f"load average {best['load']:.1f} on {os.cpu_count()} cores)")  # fmt: skip
     print(f"{'PASS' if ok else 'FAIL'}: efficiency {best['efficiency']:.1%} vs target {TARGET:.0%}" + ("" if same else " (results differ!)"))
+    adj = max(table.loc[table["variant"] == "default", "load_adjusted"])
+    print(f"(load-adjusted, not the verdict: {'pass' if adj >= TARGET else 'fail'}, best {adj:.1%} vs {TARGET:.0%})")
     return 0 if ok else 1
 
 
