@@ -265,12 +265,15 @@ def warm_up(risk_models: Sequence[str] = ("ewma",)) -> None:
     A Dask worker calls it while it starts (``dask_client(warm_up=("runners.sweep:warm_up",))``):
     the imports, the numba caches of the solvers and risk models and the first-call costs of
     pandas/scipy are paid before the worker takes tasks, not by its first path or sweep point.
+    Every strategy runs with its default parameters (the dynamic model on its default EGARCH-DCC
+    risk model), on 2018-01-02 .. 2018-09-28 with a 60-bar warm-up: about 0.6 CPU s in a fresh
+    process, 0.2 s of it the runs themselves.
 
     Parameters
     ----------
     risk_models : sequence of str
-        Risk models of the dynamic model to warm (each one run; default EWMA, the Monte Carlo
-        default: the EGARCH-DCC kernels then load on a worker's first EGARCH task, ~0.3 s).
+        Further risk models of the dynamic model to warm, one run each (default EWMA, the Monte
+        Carlo default).
     """
     import runners.montecarlo  # noqa: F401  (the Monte Carlo task's module and its imports)
     from feeds import synthetic_market
