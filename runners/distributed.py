@@ -373,8 +373,8 @@ def run_tasks(
     desc, unit : str
         Progress bar label and unit.
     max_pending : int, optional
-        Tasks in flight at once (default: 4 per worker thread, at least 8; never fewer than two
-        batches per worker thread).
+        Tasks in flight at once, rounded up to whole batches (default: 4 per worker thread, at
+        least 8, and never fewer than two batches per worker thread).
     batch_size : int, optional
         Tasks a cluster job runs one after the other (their results come back together, in task
         order, when the batch ends). Default: guided, each batch :func:`auto_batch_size` of the
@@ -422,7 +422,10 @@ def run_tasks(
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         scattered = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
         largest = batch_size or auto_batch_size(len(todo), threads)
-        window = max(2 * threads, -(-(max_pending or max(8, 4 * threads)) // largest))
+        if max_pending is not None:  # jobs in flight holding about max_pending tasks
+            window = max(1, -(-max_pending // largest))
+        else:  # about 4 tasks per worker thread, never fewer than 2 jobs per thread (no idle gap)
+            window = max(2 * threads, -(-max(8, 4 * threads) // largest))
         position = [0]
         keys: dict[str, list[Hashable]] = {}
 
