@@ -17,10 +17,19 @@ Where the tasks run (:func:`dask_client`):
   code on its workers. ``tls://HOST:PORT`` connects with Dask's TLS security (certificates from
   ``tls_ca_file``/``tls_cert``/``tls_key`` or the Dask config, :func:`scheduler_security`).
 
-Submission is windowed: at most ``max_pending`` tasks are in flight at once (default 4 per worker
-thread), so 10,000 paths do not sit in the scheduler's memory at once and an interrupted run stops
-promptly. Large shared inputs (the user's market for the bootstrap) are scattered once to every
-worker and passed by reference.
+Submission is batched and windowed: tasks go to the cluster in batches of consecutive tasks
+(default: *guided* sizes, a quarter of the remaining tasks per worker thread, at most 16 tasks,
+shrinking to single tasks at the end, so that many cheap tasks do not each pay the scheduler's
+per-task cost while the last ones still balance the workers), and at most ``max_pending`` tasks are in flight at once
+(default 4 per worker thread), so 10,000 paths do not sit in the scheduler's memory at once and an
+interrupted run stops promptly. Large shared inputs (the user's market for the bootstrap, the
+settings) are scattered once to every worker and passed by reference; a task's own arguments are
+small (a path number and its seed are enough to rebuild the path on the worker).
+
+Worker start-up: LocalCluster workers get one BLAS/OpenMP/numba thread per worker thread, and may
+run *warm-up* callables while they start (``warm_up=("runners.sweep:warm_up",)``: imports and the
+numba caches of the allocators), before they take tasks, so that the first task of each worker
+runs at full speed and the warm-up overlaps the cluster's own start-up.
 
 Results are identical across the three modes: every task is a pure function of its arguments
 (seeds included), and nothing depends on the order tasks finish in.
@@ -35,7 +44,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,11 +58,13 @@ __all__ = [
     "ExecutionInfo",
     "PartStore",
     "TaskFailure",
+    "auto_batch_size",
     "dask_client",
     "describe_client",
     "run_tasks",
     "scheduler_security",
     "tls_options",
+    "worker_warm_up",
 ]
 
 
@@ -152,6 +163,7 @@ def dask_client(
     tls_ca_file: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    warm_up: Sequence[str] = (),
 ) -> Iterator[Any]:
     """A Dask client for the run (or None for a serial run), closed on exit.
 
@@ -172,6 +184,11 @@ def dask_client(
     tls_ca_file, tls_cert, tls_key : str, optional
         PEM files for a ``tls://`` scheduler (see :func:`scheduler_security`; default: the Dask
         config's ``distributed.comm.tls.*``).
+    warm_up : sequence of str
+        ``"module:function"`` callables (no arguments) each LocalCluster worker calls while it
+        starts, before it takes tasks (e.g. ``"runners.sweep:warm_up"``: imports and numba caches).
+        A failing warm-up is logged and the worker starts anyway. Ignored for ``scheduler`` (its
+        workers are started elsewhere).
 
     Yields
     ------
@@ -181,6 +198,9 @@ def dask_client(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if scheduler is None and any((tls_ca_file, tls_cert, tls_key)):
         raise ConfigError("--tls-ca-file/--tls-cert/--tls-key need --scheduler tls://HOST:PORT")
+    for name in warm_up:
+        if not _WARM_UP_RE.match(name):
+            raise ConfigError(f"warm_up: expected 'module:function', got '{name}'")
     if scheduler is None and workers == 1:
         yield None
         return
@@ -199,7 +219,57 @@ def dask_client(
             client.close()
         return
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(
+    extra: dict[str, Any] = {}
+    if processes:  # one BLAS / OpenMP / numba thread per worker thread: no oversubscription
+        extra["env"] = {var: str(threads_per_worker) for var in _THREAD_VARS}
+    if warm_up:
+        extra["preload"] = [_preload_script(warm_up)]
+    import dask
+
+    # The workers' statistical profiler (a thread sampling the task's stack every 10 ms) costs CPU
+    # on every task and serves only the dashboard, which a LocalCluster run does not have.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = _local_cluster(LocalCluster, n, threads_per_worker, processes, extra)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+_WARM_UP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _preload_script(names: Sequence[str]) -> str:
+    """Text of a Dask worker preload that runs :func:`worker_warm_up` of ``names`` at start-up."""
+    return f"from runners.distributed import worker_warm_up\n\n\ndef dask_setup(worker):\n    worker_warm_up({list(names)!r})\n"
+
+
+def worker_warm_up(names: Sequence[str]) -> list[str]:
+    """Call each ``"module:function"`` of ``names`` (a worker's start-up; see :func:`dask_client`).
+
+    Returns
+    -------
+    list of str
+        The names that failed (logged as warnings; a warm-up never stops a worker).
+    """
+    import importlib
+
+    failed = []
+    for name in names:
+        module, _, func = name.partition(":")
+        try:
+            getattr(importlib.import_module(module), func)()
+        except Exception as exc:  # any error: the worker must start anyway, tasks will report it
+            logging.getLogger(__name__).warning("worker warm-up %s failed: %s: %s", name, type(exc).__name__, exc)
+            failed.append(name)
+    return failed
+
+
+def _local_cluster(cls: Any, n: int, threads_per_worker: int, processes: bool, extra: Mapping[str, Any]) -> Any:
+    return cls(
         n_workers=n,
         threads_per_worker=threads_per_worker,
         processes=processes,
@@ -208,13 +278,8 @@ def dask_client(
         # this machine: Dask's default port 8787 is often taken ("Port 8787 is already in use").
         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
+        **extra,
     )
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def describe_client(client: Any) -> tuple[str, int]:
@@ -242,6 +307,32 @@ def _short(exc: BaseException) -> TaskFailure:
     return TaskFailure(key=None, error=type(exc).__name__, message=msg)
 
 
+def auto_batch_size(n_tasks: int, threads: int, *, per_thread: int = 4, largest: int = 16) -> int:
+    """Tasks of the next cluster job when ``n_tasks`` remain: ``n_tasks // (per_thread * threads)``
+    clipped to ``1..largest`` (guided self-scheduling, Polychronopoulos and Kuck 1987).
+
+    At least ``per_thread`` batches per worker thread remain after it, each no larger, so the last
+    ones balance the workers; at most ``largest`` tasks share one job (a result reaches the disk at
+    most one batch late).
+    """
+    return max(1, min(largest, n_tasks // max(1, per_thread * threads)))
+
+
+def _run_batch(fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]], **shared: Any) -> list[tuple[bool, Any]]:
+    """Worker side of :func:`run_tasks`: ``fn(*args, **shared)`` for each ``args`` of ``batch``, in order.
+
+    Returns ``(True, result)`` or ``(False, TaskFailure)`` per task: a failing task does not stop
+    the rest of its batch.
+    """
+    out: list[tuple[bool, Any]] = []
+    for args in batch:
+        try:
+            out.append((True, fn(*args, **shared)))
+        except Exception as exc:  # recorded per task, as in a serial run
+            out.append((False, _short(exc)))
+    return out
+
+
 def run_tasks(
     fn: Callable[..., Any],
     tasks: Iterable[tuple[Hashable, tuple[Any, ...]]],
@@ -255,6 +346,7 @@ def run_tasks(
     desc: str = "tasks",
     unit: str = "task",
     max_pending: int | None = None,
+    batch_size: int | None = None,
     on_failure: Callable[[TaskFailure], None] | None = None,
 ) -> ExecutionInfo:
     """Run ``fn(*args, **shared)`` for every ``(key, args)`` and stream results to ``on_result``.
@@ -281,7 +373,13 @@ def run_tasks(
     desc, unit : str
         Progress bar label and unit.
     max_pending : int, optional
-        Tasks in flight at once (default: 4 per worker thread, at least 8).
+        Tasks in flight at once, rounded up to whole batches (default: 4 per worker thread, at
+        least 8, and never fewer than two batches per worker thread).
+    batch_size : int, optional
+        Tasks a cluster job runs one after the other (their results come back together, in task
+        order, when the batch ends). Default: guided, each batch :func:`auto_batch_size` of the
+        tasks not yet submitted (``remaining // (4 * threads)`` clipped to 1..16): large batches
+        first, single tasks at the end, so the workers finish together. Ignored when serial.
     on_failure : callable, optional
         Called with each :class:`TaskFailure` (a failed task is skipped, the run goes on).
 
@@ -296,8 +394,8 @@ def run_tasks(
     info = ExecutionInfo(mode=mode, workers=threads)
     bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
-    def fail(key: Hashable, exc: BaseException) -> None:
-        f = _short(exc)
+    def fail(key: Hashable, exc: BaseException | TaskFailure) -> None:
+        f = _short(exc) if isinstance(exc, BaseException) else TaskFailure(key, exc.error, exc.message)
         f.key = key
         info.failures.append(f)
         if on_failure is not None:
@@ -319,35 +417,49 @@ def run_tasks(
 
         from distributed import as_completed
 
+        todo = list(tasks)
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         scattered = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
-        window = max_pending or max(8, 4 * threads)
-        iterator = iter(tasks)
-        keys: dict[str, Hashable] = {}
+        largest = batch_size or auto_batch_size(len(todo), threads)
+        if max_pending is not None:  # jobs in flight holding about max_pending tasks
+            window = max(1, -(-max_pending // largest))
+        else:  # about 4 tasks per worker thread, never fewer than 2 jobs per thread (no idle gap)
+            window = max(2 * threads, -(-max(8, 4 * threads) // largest))
+        position = [0]
+        keys: dict[str, list[Hashable]] = {}
 
         def submit_next() -> Any | None:
-            try:
-                key, args = next(iterator)
-            except StopIteration:
+            start = position[0]
+            if start >= len(todo):
                 return None
-            fut = client.submit(fn, *args, **scattered, pure=False)
-            keys[fut.key] = key
+            size = batch_size or auto_batch_size(len(todo) - start, threads)  # guided: shrinks to 1 at the end
+            batch = todo[start : start + size]
+            position[0] = start + len(batch)
+            fut = client.submit(_run_batch, fn, [args for _, args in batch], **scattered, pure=False)
+            keys[fut.key] = [key for key, _ in batch]
             return fut
 
         first = [f for f in (submit_next() for _ in range(window)) if f is not None]
         pool = as_completed(first)
         try:
             for fut in pool:
-                key = keys.pop(fut.key)
+                batch_keys = keys.pop(fut.key)
                 try:
-                    result = fut.result()
-                except Exception as exc:  # a worker-side error of any type: record and go on
-                    fail(key, exc)
-                else:
-                    on_result(key, result)
-                    info.done += 1
-                    bar.update(1)
+                    outcomes = fut.result()
+                except Exception as exc:  # the whole batch failed (a worker died, unpicklable result)
+                    for key in batch_keys:
+                        fail(key, exc)
+                    outcomes = []
                 finally:
                     fut.release()
+                for key, (ok, value) in zip(batch_keys, outcomes, strict=False):
+                    if ok:
+                        on_result(key, value)
+                        info.done += 1
+                        bar.update(1)
+                    else:
+                        fail(key, value)
                 nxt = submit_next()
                 if nxt is not None:
                     pool.add(nxt)

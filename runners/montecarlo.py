@@ -533,6 +533,7 @@ def run_montecarlo(
     restart: bool = False,
     market_info: Mapping[str, Any] | None = None,
     figures: bool = True,
+    batch_size: int | None = None,
 ) -> MonteCarloResult:
     """Run ``n_paths`` paths (resuming finished ones in ``out_dir``) and write the outputs.
 
@@ -565,6 +566,8 @@ def run_montecarlo(
         Describes the input market in the manifest.
     figures : bool
         Write the figures.
+    batch_size : int, optional
+        Paths per cluster job (default: guided sizes, see :func:`runners.distributed.run_tasks`).
 
     Returns
     -------
@@ -673,6 +676,7 @@ def run_montecarlo(
         progress=progress,
         desc="paths",
         unit="path",
+        batch_size=batch_size,
     )
     paths = _write_paths(out, frames, keys)
     relative = relative_table(paths)
@@ -763,7 +767,10 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         strategies = list(dict.fromkeys(_check_strategy(n, "--strategies") for n in names))
     out = resolve_out(args, config)
     seed = args.path_seed if args.path_seed is not None else None
-    with dask_client(args.scheduler, args.workers if args.workers is not None else config.workers, **tls_options(args)) as client:
+    from runners.sweep import WORKER_WARM_UP
+
+    workers = args.workers if args.workers is not None else config.workers
+    with dask_client(args.scheduler, workers, warm_up=WORKER_WARM_UP, **tls_options(args)) as client:
         res = run_montecarlo(
             market,
             config,

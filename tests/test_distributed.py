@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from runners.distributed import PartStore, dask_client, run_tasks
+from runners.distributed import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
 from runners.metrics import METRIC_COLUMNS
 from runners.montecarlo import run_montecarlo
 from runners.sweep import GridSpec, run_sweep
@@ -71,6 +71,80 @@ def test_failed_tasks_are_recorded_and_the_rest_finish(where, client, tmp_path):
     assert info.done == 3 and len(info.failures) == 1
     f = info.failures[0]
     assert (f.key, f.error) == (1, "ValueError") and "domain" in f.message
+
+
+@pytest.mark.parametrize("batch_size", [None, 2, 3])
+def test_batched_tasks_stream_every_result_and_each_failure(batch_size, client):
+    """Tasks run in batches on the cluster (None: guided sizes, 5 tasks a batch first here): every
+    task's result comes back under its own key and a failing task fails alone (the rest of its
+    batch is delivered)."""
+    got: dict[int, float] = {}
+    values = [4.0, -1.0, 9.0, 16.0, 25.0, -4.0] + [float(i * i) for i in range(6, 40)]
+    tasks = [(i, (v,)) for i, v in enumerate(values)]
+    info = run_tasks(math.sqrt, tasks, on_result=got.__setitem__, client=client, progress=False, batch_size=batch_size)
+    assert got == {i: math.sqrt(v) for i, v in enumerate(values) if v >= 0}
+    assert info.done == 38 and sorted(f.key for f in info.failures) == [1, 5]
+    assert all(f.error == "ValueError" and "domain" in f.message for f in info.failures)
+    with pytest.raises(ConfigError, match="batch_size"):
+        run_tasks(math.sqrt, tasks, on_result=got.__setitem__, client=client, progress=False, batch_size=0)
+
+
+def test_batched_montecarlo_paths_equal_serial(client, small_market, config):
+    """The Monte Carlo task in batches of 2 on two workers gives the serial rows exactly."""
+    from runners.montecarlo import mc_runs, run_path
+
+    runs, _ = mc_runs(config, STRATS)
+    setup = {"seed": 5, "source": "both", "start": "2018-01-02", "end": "2019-06-28", "block": 20.0, "runs": runs,
+             "broker": dict(config.broker), "engine": "fast", "benchmark": "EqualWeight", "risk_free": 0.0}  # fmt: skip
+    shared = {"base": small_market, "setup": setup}
+    tasks = [(i, (i,)) for i in range(4)]
+    serial: dict[int, pd.DataFrame] = {}
+    dist: dict[int, pd.DataFrame] = {}
+    run_tasks(run_path, tasks, on_result=serial.__setitem__, shared=shared, progress=False)
+    info = run_tasks(run_path, tasks, on_result=dist.__setitem__, client=client, shared=shared, progress=False, batch_size=2)
+    assert info.done == 4 and not info.failures and sorted(dist) == [0, 1, 2, 3]
+    for i in range(4):
+        pd.testing.assert_frame_equal(serial[i].drop(columns="seconds"), dist[i].drop(columns="seconds"), check_exact=True)
+
+
+def test_auto_batch_size_keeps_four_batches_per_thread():
+    assert auto_batch_size(24, 2) == 3  # 8 batches of 3 paths: 4 per worker
+    assert auto_batch_size(5, 2) == 1 and auto_batch_size(0, 2) == 1
+    assert auto_batch_size(10_000, 64) == 16  # capped: a result reaches the disk at most 16 tasks late
+    for n in range(1, 300):
+        for threads in (1, 2, 8):
+            b = auto_batch_size(n, threads)
+            assert 1 <= b <= 16 and -(-n // b) >= min(n, 4 * threads)
+
+
+def test_worker_warm_up_reports_failures_and_never_raises():
+    assert worker_warm_up(["runners.sweep:warm_up", "drb.errors:no_such_function", "no_such_module:f"]) == [
+        "drb.errors:no_such_function",
+        "no_such_module:f",
+    ]
+
+
+def test_local_cluster_workers_warm_up_at_start_with_one_blas_thread():
+    """``warm_up`` callables run in each worker as it starts (before any task), a failing one does
+    not stop the worker, every worker has one BLAS / OpenMP / numba thread and no profiler."""
+    def probe() -> tuple[bool, list[str | None], bool]:
+        import os as _os
+        import sys as _s
+
+        import dask
+
+        threads = [_os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
+        imported = "runners.distributed" in _s.modules and "wave" in _s.modules
+        return imported, threads, dask.config.get("distributed.worker.profile.enabled")
+
+    with dask_client(None, 2, warm_up=("drb.errors:no_such_function", "wave:Error")) as c:
+        seen = c.run(probe)
+    assert len(seen) == 2
+    for imported, threads, profiling in seen.values():
+        assert imported and threads == ["1", "1", "1", "1"] and profiling is False
+    with pytest.raises(ConfigError, match="module:function"):
+        with dask_client(None, 2, warm_up=("runners.sweep.warm_up",)):
+            pass
 
 
 def test_dask_client_modes():
