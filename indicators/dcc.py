@@ -34,6 +34,7 @@ __all__ = ["DCCResult", "fit_dcc", "dcc_correlation", "dcc_step", "q_to_corr", "
 _EPS = 1e-6
 _DEC_TOL = 1e-6  # Newton decrement g' H^-1 g at convergence (log-likelihood units)
 _MAXITER = 50
+_MAX_STEP = 0.25  # longest Newton step per coordinate of (s, p)
 
 
 def q_to_corr(q: np.ndarray) -> np.ndarray:
@@ -283,6 +284,17 @@ def _eval_sp(z, qbar, x):
     return -ll, g, B
 
 
+def _newton_direction(H, g, free):
+    """Newton step ``-H_FF^-1 g_F`` on the free coordinates (zero on the others)."""
+    d = np.zeros(2)
+    Hf = H[np.ix_(free, free)]
+    try:
+        d[free] = -np.linalg.solve(Hf, g[free])
+    except np.linalg.LinAlgError:
+        d[free] = -g[free] / np.maximum(np.diag(Hf), 1e-300)
+    return d
+
+
 def _newton_dcc(z, qbar, x0, tol=_DEC_TOL, maxiter=_MAXITER):
     """Projected quasi-Newton on the box ``[_EPS, 1 - _EPS]^2`` of ``(s, p)``.
 
@@ -308,19 +320,28 @@ def _newton_dcc(z, qbar, x0, tol=_DEC_TOL, maxiter=_MAXITER):
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
         if not free.any():
             return x, f, True, npass, "both parameters on their bounds"
-        d = np.zeros(2)
-        Hf = H[np.ix_(free, free)]
-        try:
-            d[free] = -np.linalg.solve(Hf, g[free])
-        except np.linalg.LinAlgError:
-            d[free] = -g[free] / np.diag(Hf)
+        d = _newton_direction(H, g, free)
+        # a variable on a bound that the joint step would push out of the box is held there too
+        out = free & (((x <= lo) & (d < 0)) | ((x >= hi) & (d > 0)))
+        if out.any():
+            free &= ~out
+            if not free.any():
+                return x, f, True, npass, "both parameters on their bounds"
+            d = _newton_direction(H, g, free)
         dec = -float(g @ d)
         if dec < tol:
             return x, f, True, npass, f"Newton decrement {dec:.1e} < {tol:.0e}"
         if dec <= 0 or not np.isfinite(dec):
             H = np.diag(np.maximum(np.diag(H), 1e-300))  # lost curvature: restart from the diagonal
             continue
-        alpha = 1.0
+        # first trial: the Newton step, shortened to at most _MAX_STEP per coordinate and to stay in
+        # the box (the first bound it meets is hit exactly); then halved until Armijo holds
+        alpha = min(1.0, _MAX_STEP / float(np.max(np.abs(d))))
+        for i in range(2):
+            if d[i] < 0:
+                alpha = min(alpha, (x[i] - lo) / -d[i])
+            elif d[i] > 0:
+                alpha = min(alpha, (hi - x[i]) / d[i])
         while True:
             xt = np.clip(x + alpha * d, lo, hi)
             ft, gt, Bt = _eval_sp(z, qbar, xt)
@@ -328,8 +349,8 @@ def _newton_dcc(z, qbar, x0, tol=_DEC_TOL, maxiter=_MAXITER):
             slope = float(g @ (xt - x))
             if ft <= f + 1e-4 * slope and (slope < 0 or ft < f):
                 break
-            alpha *= 0.25
-            if alpha < 1e-10:
+            alpha *= 0.5
+            if alpha < 1e-12:
                 return x, f, False, npass, "line search failed"
         sv, yv = xt - x, gt - g
         sy = float(sv @ yv)
