@@ -20,7 +20,7 @@ of finite-difference gradients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -218,19 +218,6 @@ def _loglik_score_kernel(z, a, b, qbar):  # pragma: no cover - compiled
     return -0.5 * total, ga, gb, saa, sab, sbb
 
 
-def _loglik(z, a, b, qbar):
-    q = _q_path(z, a, b, qbar, qbar)
-    r = q_to_corr(q[:-1])
-    try:
-        L = np.linalg.cholesky(r)
-    except np.linalg.LinAlgError:
-        return -np.inf, q
-    logdet = 2.0 * np.log(np.einsum("tii->ti", L)).sum()
-    u = np.linalg.solve(L, z[:, :, None])[..., 0]
-    quad = np.einsum("ti,ti->", u, u) - np.einsum("ti,ti->", z, z)
-    return -0.5 * (logdet + quad), q
-
-
 @dataclass
 class DCCResult:
     """Fitted DCC(1,1).
@@ -242,7 +229,8 @@ class DCCResult:
     qbar : ndarray, shape (n, n)
         Target (sample second moment of the standardized residuals).
     corr : ndarray, shape (T, n, n)
-        Fitted conditional correlation path R_t (uses residuals up to t - 1).
+        Fitted conditional correlation path R_t (uses residuals up to t - 1); computed on first
+        access (a refit that only needs ``q_next`` does not pay for the T n^2 path).
     q_next : ndarray, shape (n, n)
         Q_{T|T-1}: the one-step-ahead Q after the last residual (feed it to :func:`dcc_step`).
     loglik : float
@@ -254,16 +242,39 @@ class DCCResult:
     a: float
     b: float
     qbar: np.ndarray
-    corr: np.ndarray
     q_next: np.ndarray
     loglik: float
     converged: bool
     message: str = ""
+    residuals: np.ndarray | None = field(default=None, repr=False)
+    _corr: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    @property
+    def corr(self) -> np.ndarray:
+        """Conditional correlation path R_t, shape (T, n, n) (from ``residuals``, cached)."""
+        if self._corr is None:
+            self._corr = dcc_correlation(self.residuals, self.a, self.b, self.qbar)
+        return self._corr
 
     @property
     def corr_next(self) -> np.ndarray:
         """One-step-ahead correlation forecast R_{T|T-1}, shape (n, n)."""
         return q_to_corr(self.q_next)
+
+
+@numba.njit(cache=True)
+def _q_last(z, a, b, qbar):  # pragma: no cover - compiled
+    """Q_{T|T-1} after the last residual: the recursion from Q_0 = Qbar, O(T n^2), no path stored."""
+    T, n = z.shape
+    q = qbar.copy()
+    c = (1.0 - a - b) * qbar
+    for t in range(T):
+        for i in range(n):
+            zi = a * z[t, i]
+            for j in range(i + 1):
+                q[i, j] = c[i, j] + zi * z[t, j] + b * q[i, j]
+                q[j, i] = q[i, j]
+    return q
 
 
 def _to_ab(u: np.ndarray) -> tuple[float, float]:
@@ -285,13 +296,19 @@ def _eval_sp(z, qbar, x):
 
 
 def _newton_direction(H, g, free):
-    """Newton step ``-H_FF^-1 g_F`` on the free coordinates (zero on the others)."""
+    """Newton step ``-H_FF^-1 g_F`` on the free coordinates (zero on the others), H 2 x 2 PD."""
     d = np.zeros(2)
-    Hf = H[np.ix_(free, free)]
-    try:
-        d[free] = -np.linalg.solve(Hf, g[free])
-    except np.linalg.LinAlgError:
-        d[free] = -g[free] / np.maximum(np.diag(Hf), 1e-300)
+    if free[0] and free[1]:
+        det = H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]
+        if det > 0:
+            d[0] = -(H[1, 1] * g[0] - H[0, 1] * g[1]) / det
+            d[1] = -(H[0, 0] * g[1] - H[1, 0] * g[0]) / det
+            return d
+        d[:] = -g / np.maximum(np.diag(H), 1e-300)  # singular curvature: diagonal step
+        return d
+    for i in range(2):
+        if free[i]:
+            d[i] = -g[i] / max(H[i, i], 1e-300)
     return d
 
 
@@ -403,12 +420,26 @@ def fit_dcc(
     if start is not None and start[0] > 0 and start[1] > 0 and start[0] + start[1] < 1:
         a0, b0 = start
     else:
-        grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99)]
+        a0, b0 = None, None
+    if a0 is not None:
+        u0 = np.array([a0 + b0, a0 / (a0 + b0)])
+        u, f, ok, _, msg = _newton_dcc(z, qbar, u0)
+    else:
+        # cold start: Newton from the two best points of a small grid, the better optimum kept (a
+        # near 0 leaves b unidentified, a ridge of equal likelihood that can hold a local optimum)
+        grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99), (0.01, 0.01), (0.05, 0.5)]
         vals = [nll(np.array([ga + gb, ga / (ga + gb)])) for ga, gb in grid]
-        a0, b0 = grid[int(np.argmin(vals))]
-    u0 = np.array([a0 + b0, a0 / (a0 + b0)])
-    u, f, ok, _, msg = _newton_dcc(z, qbar, u0)
+        best = None
+        for k in np.argsort(vals)[:2]:
+            a0, b0 = grid[int(k)]
+            u0s = np.array([a0 + b0, a0 / (a0 + b0)])
+            cand = _newton_dcc(z, qbar, u0s)
+            if best is None or (cand[2], -cand[1]) > (best[2], -best[1]):
+                best, u0 = cand, u0s
+        u, f, ok, _, msg = best
+    f_at_u = True  # f is the negative log-likelihood at u
     if not ok:
+        f_at_u = False
         # fallback: L-BFGS-B from the better of the start and where the Newton iterations stopped
         ustart = u if np.isfinite(f) else u0
         bounds = [(_EPS, 1.0 - _EPS), (_EPS, 1.0 - _EPS)]
@@ -423,8 +454,8 @@ def fit_dcc(
         a, b = _to_ab(u)
     else:
         a, b = start if start is not None else fallback
-    ll, q = _loglik(z, a, b, qbar)
-    return DCCResult(float(a), float(b), qbar, q_to_corr(q[:-1]), q[-1], float(ll), ok, msg)
+    ll = -f if ok and np.isfinite(f) and f_at_u else _loglik_kernel(z, a, b, qbar)
+    return DCCResult(float(a), float(b), qbar, _q_last(z, a, b, qbar), float(ll), ok, msg, residuals=z)
 
 
 def dcc_correlation(

@@ -3,7 +3,6 @@ import pytest
 
 from drb.errors import DataError
 from indicators.dcc import (
-    _loglik,
     _loglik_kernel,
     _loglik_score_kernel,
     _newton_dcc,
@@ -95,10 +94,10 @@ def test_newton_reaches_the_lbfgsb_optimum_and_skips_a_converged_start():
     assert ok2 and npass2 == 1 and np.array_equal(x2, x)
 
 
-def test_compiled_likelihood_equals_vectorized_path():
+def test_compiled_likelihood_equals_reference():
     z = simulate_dcc(0.04, 0.93, 300, 4, 3)
     qbar = z.T @ z / 300
-    assert _loglik_kernel(z, 0.04, 0.93, qbar) == pytest.approx(_loglik(z, 0.04, 0.93, qbar)[0], rel=1e-12)
+    assert _loglik_kernel(z, 0.04, 0.93, qbar) == pytest.approx(_reference_loglik(z, 0.04, 0.93, qbar), rel=1e-12)
 
 
 def test_vectorized_recursion_equals_online_steps():
@@ -112,6 +111,11 @@ def test_vectorized_recursion_equals_online_steps():
     np.testing.assert_allclose(path[200], q_to_corr(q), atol=1e-13)
     r = fit_dcc(z)
     np.testing.assert_allclose(r.corr, dcc_correlation(z, r.a, r.b), atol=1e-13)
+    q = r.qbar.copy()
+    for t in range(200):
+        q = dcc_step(q, z[t], r.a, r.b, r.qbar)
+    np.testing.assert_allclose(r.q_next, q, atol=1e-13)
+    assert r.loglik == pytest.approx(_reference_loglik(z, r.a, r.b, r.qbar), rel=1e-12)
     np.testing.assert_allclose(np.einsum("tii->ti", r.corr), 1.0)
 
 
