@@ -245,6 +245,8 @@ class DCCResult:
         Correlation log-likelihood at (a, b).
     converged : bool
     message : str
+    residuals : ndarray, shape (T, n)
+        The standardized residuals fitted (kept for ``corr``).
     """
 
     a: float
@@ -320,7 +322,9 @@ def _newton_direction(H, g, free):
     return d
 
 
-def _newton_dcc(z, qbar, x0, tol=_DEC_TOL, maxiter=_MAXITER):
+def _newton_dcc(
+    z: np.ndarray, qbar: np.ndarray, x0: np.ndarray, tol: float = _DEC_TOL, maxiter: int = _MAXITER
+) -> tuple[np.ndarray, float, bool, int, str]:
     """Projected quasi-Newton on the box ``[_EPS, 1 - _EPS]^2`` of ``(s, p)``.
 
     The curvature starts from the BHHH matrix (outer product of the per-bar scores, free from the
@@ -427,9 +431,6 @@ def fit_dcc(
 
     if start is not None and start[0] > 0 and start[1] > 0 and start[0] + start[1] < 1:
         a0, b0 = start
-    else:
-        a0, b0 = None, None
-    if a0 is not None:
         u0 = np.array([a0 + b0, a0 / (a0 + b0)])
         u, f, ok, _, msg = _newton_dcc(z, qbar, u0)
     else:
