@@ -153,7 +153,7 @@ def _vol_bounds(sorted_win: list[float], method, thresholds, shift: float = 0.0)
 
         def q(p):
             h = (m - 1) * min(max(p, 0.0), 1.0)
-            lo = int(np.floor(h))
+            lo = int(h)  # h >= 0: truncation is the floor (np.floor cost ~1 us a call, per bar)
             hi = min(lo + 1, m - 1)
             return sorted_win[lo] + (sorted_win[hi] - sorted_win[lo]) * (h - lo)
 
@@ -410,6 +410,10 @@ def _stale_from(
 
 
 # ----------------------------------------------------------------------------------------- online
+#: CycleClassifier attributes that are caches, left out of its state.
+_CYCLE_CACHES = ("_next_release", "_xa", "_za")
+
+
 class CycleClassifier:
     """Online economic-cycle phase, bar by bar, with the timing rules of the module docstring.
 
@@ -534,13 +538,35 @@ class CycleClassifier:
         if row.size == 0 or not np.all(np.isfinite(row)):
             return False  # leading incomplete rows are dropped
         self._x.append(row.tolist())
-        xs = np.asarray(self._x)
+        xs = self._mirror("_xa", self._x, row)
         z = _standardize_last(xs) if len(self._x) >= 2 else np.zeros(xs.shape[1])
         self._z.append(z.tolist())
+        zs = self._mirror("_za", self._z, z)
         if len(self._x) >= self.min_periods:
-            self._cli.append(_pc1_last(np.asarray(self._z[1:])) if len(self._z) > 1 else 0.0)
+            self._cli.append(_pc1_last(zs[1:]) if len(self._z) > 1 else 0.0)
             self.macro_phase = _classify_last(self._cli, self.k, self.trend_window)
         return True
+
+    def _mirror(self, attr: str, rows: list[list[float]], last: np.ndarray) -> np.ndarray:
+        """``np.asarray(rows)`` without converting the whole history at every push.
+
+        ``rows`` (the serialized history) has just had ``last`` appended; a float array mirror of
+        it, grown by doubling, is kept under ``attr`` (not part of the state) and rebuilt from
+        ``rows`` whenever it is out of step (after :meth:`_drop_stale`, a restored state). Returns
+        a C-contiguous view of shape (len(rows), width): the same values and layout as
+        ``np.asarray(rows)``, so every statistic over it is bit-identical.
+        """
+        m = len(rows)
+        buf, filled = self.__dict__.get(attr) or (None, -1)
+        if buf is None or filled != m - 1 or buf.shape[1] != last.shape[0]:
+            buf = np.asarray(rows, dtype=float)
+            buf = np.concatenate([buf, np.empty_like(buf)])
+        else:
+            if m > buf.shape[0]:
+                buf = np.concatenate([buf, np.empty_like(buf)])
+            buf[m - 1] = last
+        self.__dict__[attr] = (buf, m)
+        return buf[:m]
 
     def _release(self, date: pd.Timestamp) -> bool:
         # Fast exit: nothing pending is usable before the earliest availability date.
@@ -594,6 +620,7 @@ class CycleClassifier:
             warnings.warn(msg, MacroInputWarning, stacklevel=4)
         # Recompute the CLI history over the series still in use (only months already released).
         self._x, self._z, self._cli, self.macro_phase = [], [], [], None
+        self.__dict__.pop("_xa", None), self.__dict__.pop("_za", None)
         ff = np.full(len(self._active), np.nan)
         for row in self._rows:
             ff = np.where(np.isfinite(row), row, ff)
@@ -635,7 +662,7 @@ class CycleClassifier:
         return self.phase
 
     def get_state(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "_next_release"}  # a cache
+        d = {k: v for k, v in self.__dict__.items() if k not in _CYCLE_CACHES}
         d["_pending"] = dict(self._pending)
         d["_raw"] = [[m, list(r)] for m, r in self._raw]
         d["dropped"] = dict(self.dropped)
@@ -654,6 +681,7 @@ class CycleClassifier:
         return obj
 
     def __setstate__(self, d: dict) -> None:
+        d = {k: v for k, v in d.items() if k not in ("_xa", "_za")}  # rebuilt from _x, _z on use
         # States (and pickles) written before the macro contract: levels, no stale check.
         if "_active" not in d:
             d = dict(d)
@@ -731,7 +759,7 @@ class VolatilityStateClassifier:
                 stacklevel=2,
             )
         v = float(value)
-        if not np.isfinite(v):
+        if not math.isfinite(v):
             return self.state
         self._win.append(v)
         bisect.insort(self._sorted, v)
