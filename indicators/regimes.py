@@ -145,19 +145,20 @@ def _proxy_last(log_closes: list[float], proxy_months: int) -> float | None:
 _VOL_ORDER = {s: i for i, s in enumerate(VOL_STATES)}
 
 
+def _tercile_q(sorted_win: list[float], m: int, p: float) -> float:
+    """Linear-interpolated quantile ``p`` of the ``m`` sorted values (as ``np.quantile``)."""
+    h = (m - 1) * min(max(p, 0.0), 1.0)
+    lo = int(h)  # h >= 0: truncation is the floor (np.floor cost ~1 us a call, every bar)
+    hi = min(lo + 1, m - 1)
+    return sorted_win[lo] + (sorted_win[hi] - sorted_win[lo]) * (h - lo)
+
+
 def _vol_bounds(sorted_win: list[float], method, thresholds, shift: float = 0.0) -> tuple[float, float]:
     """(low/medium, medium/high) boundaries; ``shift`` moves them (quantile points for terciles,
     a relative fraction of the value for fixed thresholds)."""
     if method == "tercile":
         m = len(sorted_win)
-
-        def q(p):
-            h = (m - 1) * min(max(p, 0.0), 1.0)
-            lo = int(h)  # h >= 0: truncation is the floor (np.floor cost ~1 us a call, per bar)
-            hi = min(lo + 1, m - 1)
-            return sorted_win[lo] + (sorted_win[hi] - sorted_win[lo]) * (h - lo)
-
-        return q(1.0 / 3.0 + shift), q(2.0 / 3.0 + shift)
+        return _tercile_q(sorted_win, m, 1.0 / 3.0 + shift), _tercile_q(sorted_win, m, 2.0 / 3.0 + shift)
     return thresholds[0] * (1.0 + shift), thresholds[1] * (1.0 + shift)
 
 
