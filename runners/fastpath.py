@@ -115,7 +115,12 @@ def _run_fast(
     rebalances: list[dict[str, Any]] = []
     fills: list[dict[str, Any]] = []
     last_target = np.full(n, np.nan)
-    for t, date in enumerate(dates):
+    # Per-bar values as Python objects once (numpy scalar indexing costs ~100 ns a read).
+    vix_list = vix.tolist() if vix is not None else [math.nan] * len(dates)
+    date_list = list(dates)
+    total_cap, asset_cap, cash_buffer = full["total_cap"], full["asset_cap"], full["cash_buffer"]
+    zeros = np.zeros(n)
+    for t, date in enumerate(date_list):
         if pending is not None:
             decision = pending
             pending = None
@@ -126,19 +131,20 @@ def _run_fast(
                 cash,
                 decision.target,
                 initial=initial,
-                total_cap=full["total_cap"],
-                asset_cap=full["asset_cap"],
-                cash_buffer=full["cash_buffer"],
+                total_cap=total_cap,
+                asset_cap=asset_cap,
+                cash_buffer=cash_buffer,
                 slippage=slip,
                 commission=comm,
             )
             filled = np.zeros(n)
             total_comm = 0.0
+            sizes, open_t, high_t, low_t = plan.units.tolist(), opens[t].tolist(), highs[t].tolist(), lows[t].tolist()
             for i in plan.order_sequence():
-                size = float(plan.units[i])
-                price = opens[t, i]
+                size = sizes[i]
+                price = open_t[i]
                 if slip:
-                    price = min(price * (1 + slip), highs[t, i]) if size > 0 else max(price * (1 - slip), lows[t, i])
+                    price = min(price * (1 + slip), high_t[i]) if size > 0 else max(price * (1 - slip), low_t[i])
                 cost = size * price
                 c = abs(cost) * comm
                 if size > 0 and cash < cost + c:
@@ -164,10 +170,12 @@ def _run_fast(
                     rec[f"post_{a}"] = float(w)
                 rec["decided"] = decision.date
                 rebalances.append(rec)
-        value = cash + float(units @ closes[t])
+        close_t = closes[t]
+        value = cash + float(units @ close_t)
         values[t] = value
-        alloc.update(date, closes[t], vix[t] if vix is not None else math.nan)
-        w = units * closes[t] / value if value > 0 else np.zeros(n)
+        alloc.update(date, close_t, vix_list[t])
+        if record or alloc.invested:
+            w = units * close_t / value if value > 0 else zeros.copy()
         decision = alloc.decide(w if alloc.invested else None)
         if decision is not None:
             pending = decision
