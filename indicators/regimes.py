@@ -104,8 +104,12 @@ def _available_from(ref_month, lag: int) -> pd.Timestamp:
 
 def _standardize_last(x_hist: np.ndarray) -> np.ndarray:
     """Expanding z-score of the last row against all rows so far (ddof = 1)."""
-    mu = x_hist.mean(axis=0)
-    sd = x_hist.std(axis=0, ddof=1)
+    # The operations of ndarray.mean / ndarray.std(ddof=1), in the same order (bit-identical,
+    # tested), without their Python-level wrappers: this runs at every released macro month.
+    m = x_hist.shape[0]
+    mu = np.add.reduce(x_hist, axis=0) / m
+    dev = x_hist - mu
+    sd = np.sqrt(np.add.reduce(np.multiply(dev, dev, out=dev), axis=0) / (m - 1))
     sd = np.where(sd > 0, sd, 1.0)
     return (x_hist[-1] - mu) / sd
 

@@ -118,3 +118,17 @@ def test_online_cli_values_bit_identical_to_plain_across_drop_and_state():
     assert list(fast.dropped) == ["x2"] and max(n_cli) > 100
     assert fast.__dict__["_xa"][0].shape[1] == 7  # the mirror was rebuilt without the series
     assert "_xa" not in fast.get_state()["state"]  # a cache, not state
+
+
+def test_standardize_last_bit_identical_to_numpy_mean_std():
+    from indicators.regimes import _standardize_last
+
+    rng = np.random.default_rng(7)
+    for t in range(300):
+        m, k = int(rng.integers(2, 200)), int(rng.integers(1, 9))
+        x = rng.standard_normal((m, k)) * 10 ** rng.uniform(-3, 3, k) + rng.uniform(-50, 50, k)
+        if t % 5 == 0:
+            x[:, 0] = 1.7  # a flat series: its deviation is 0, scaled by 1
+        sd = x.std(axis=0, ddof=1)
+        ref = (x[-1] - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        assert np.array_equal(_standardize_last(x), ref)
