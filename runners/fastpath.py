@@ -27,6 +27,20 @@ from strategies.execution import plan_trades
 __all__ = ["run_fast", "make_allocator"]
 
 
+#: Per-bar labels of the budget log (the allocator's ``snapshot`` keys), in column order.
+_BUDGET_LABELS = ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source")
+
+
+def _budget_frame(rows: list[tuple], assets: list[str]) -> pd.DataFrame:
+    """The budget log: one row a bar (date, labels, then ``target_<a>``, ``smoothed_<a>`` per asset)."""
+    if not rows:
+        return pd.DataFrame()
+    cols = ["date", *_BUDGET_LABELS]
+    for a in assets:
+        cols += [f"target_{a}", f"smoothed_{a}"]
+    return pd.DataFrame.from_records(rows, columns=cols).set_index("date")
+
+
 def make_allocator(name: str, market: MarketData, params: Mapping[str, Any] | None = None):
     """The allocator a strategy class would build, with the strategy's default parameters."""
     cls = STRATEGIES[name]
@@ -120,6 +134,8 @@ def _run_fast(
     date_list = list(dates)
     total_cap, asset_cap, cash_buffer = full["total_cap"], full["asset_cap"], full["cash_buffer"]
     zeros = np.zeros(n)
+    nan_n = np.full(n, np.nan)
+    has_snapshot = hasattr(alloc, "snapshot")
     for t, date in enumerate(date_list):
         if pending is not None:
             decision = pending
@@ -190,16 +206,13 @@ def _run_fast(
 
                     rc_rows.append(risk_contributions(w, cov, relative=True))
                     rc_dates.append(date)
-            snap = alloc.snapshot() if hasattr(alloc, "snapshot") else {}
-            row: dict[str, Any] = {"date": date}
-            for key in ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source"):
-                row[key] = snap.get(key)
+            snap = alloc.snapshot() if has_snapshot else {}
             tgt = snap.get("budget_target")
             cur = snap.get("budget", alloc.budget())
-            for i, a in enumerate(assets):
-                row[f"target_{a}"] = float(tgt[i]) if tgt is not None else np.nan
-                row[f"smoothed_{a}"] = float(cur[i]) if cur is not None else np.nan
-            budget_rows.append(row)
+            # One tuple a bar (the frame is built once at the end): the labels, then per asset
+            # the target and smoothed budgets, interleaved as the columns are.
+            pairs = np.column_stack((nan_n if tgt is None else tgt, nan_n if cur is None else cur))
+            budget_rows.append((date, *[snap.get(k) for k in _BUDGET_LABELS], *pairs.ravel().tolist()))
     vals = pd.Series(values, index=dates.rename("date"), name=name)
     invested_from = next((r["date"] for r in rebalances), None)
     rets = vals.pct_change().loc[invested_from:] if invested_from is not None else vals.iloc[0:0]
@@ -223,7 +236,7 @@ def _run_fast(
         positions=pd.DataFrame(index=idx[:0]),
         transactions=pd.DataFrame(fills, columns=["date", "symbol", "amount", "price", "commission"]),
         rebalances=pd.DataFrame(rebalances, columns=cols),
-        budgets=pd.DataFrame(budget_rows).set_index("date") if budget_rows else pd.DataFrame(),
+        budgets=_budget_frame(budget_rows, assets),
         order_issues=pd.DataFrame(columns=["date", "symbol", "status", "size"]),
         info=info,
     )

@@ -332,7 +332,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         if ret is not None:
             risk = self.risk
             refits = int(getattr(risk, "n_refits", 0))
-            self.risk.update(ret)
+            risk.update(ret)
             # Fits (and failed fits) only happen at a refit: the failed count (a sum over the
             # tally, ~2 us) is read only when the refit count moved, not twice every bar. The
             # failures recorded so far are the sum over the years (the model starts at zero).
