@@ -416,7 +416,7 @@ def _stale_from(
 
 # ----------------------------------------------------------------------------------------- online
 #: CycleClassifier attributes that are caches, left out of its state.
-_CYCLE_CACHES = ("_next_release", "_xa", "_za")
+_CYCLE_CACHES = ("_next_release", "_xa", "_za", "_month_key")
 
 
 class CycleClassifier:
@@ -634,7 +634,11 @@ class CycleClassifier:
     def update(self, date, equity_close: float | None = None) -> str | None:
         """Advance to the bar dated ``date``; returns the phase in force (None before any is known)."""
         date = pd.Timestamp(date)
-        month = f"{date.year:04d}-{date.month:02d}"  # as strftime("%Y-%m"), several times faster
+        mi = date.year * 12 + date.month - 1
+        key = self.__dict__.get("_month_key")  # a cache: the month's label, made once a month
+        if key is None or key[0] != mi:
+            key = self._month_key = (mi, f"{date.year:04d}-{date.month:02d}")  # as strftime("%Y-%m")
+        month = key[1]
         if self._cur_month is not None and month != self._cur_month and self._cur_close is not None:
             self._logc.append(float(np.log(self._cur_close)))
             v = _proxy_last(self._logc, self.proxy_months)
@@ -646,8 +650,9 @@ class CycleClassifier:
         if equity_close is not None and math.isfinite(equity_close):
             self._cur_close = float(equity_close)
         if self._pending:
-            self._release(date)
-        mi = date.year * 12 + date.month - 1
+            nxt = self.__dict__.get("_next_release")
+            if nxt is None or not date < nxt:  # else nothing pending is usable yet (see _release)
+                self._release(date)
         if self.stale_months is not None and self._active and mi != self._checked_month:
             self._checked_month = mi
             self._drop_stale(date)
@@ -686,7 +691,7 @@ class CycleClassifier:
         return obj
 
     def __setstate__(self, d: dict) -> None:
-        d = {k: v for k, v in d.items() if k not in ("_xa", "_za")}  # rebuilt from _x, _z on use
+        d = {k: v for k, v in d.items() if k not in ("_xa", "_za", "_month_key")}  # caches, rebuilt on use
         # States (and pickles) written before the macro contract: levels, no stale check.
         if "_active" not in d:
             d = dict(d)
