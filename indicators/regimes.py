@@ -40,6 +40,7 @@ import bisect
 import functools
 import math
 import warnings
+import weakref
 from collections import deque
 
 import numpy as np
@@ -416,7 +417,10 @@ def _stale_from(
 
 # ----------------------------------------------------------------------------------------- online
 #: CycleClassifier attributes that are caches, left out of its state.
-_CYCLE_CACHES = ("_next_release", "_xa", "_za", "_month_key")
+_CYCLE_CACHES = ("_next_release", "_month_key")
+
+#: Float mirrors of each online classifier's history (see ``CycleClassifier._mirror``).
+_MIRRORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class CycleClassifier:
@@ -556,13 +560,15 @@ class CycleClassifier:
         """``np.asarray(rows)`` without converting the whole history at every push.
 
         ``rows`` (the serialized history) has just had ``last`` appended; a float array mirror of
-        it, grown by doubling, is kept under ``attr`` (not part of the state) and rebuilt from
+        it, grown by doubling, is kept under ``attr`` in :data:`_MIRRORS` (outside the instance:
+        never part of its state, its pickle or its paper-trading encoding) and rebuilt from
         ``rows`` whenever it is out of step (after :meth:`_drop_stale`, a restored state). Returns
         a C-contiguous view of shape (len(rows), width): the same values and layout as
         ``np.asarray(rows)``, so every statistic over it is bit-identical.
         """
         m = len(rows)
-        buf, filled = self.__dict__.get(attr) or (None, -1)
+        mirrors = _MIRRORS.setdefault(self, {})
+        buf, filled = mirrors.get(attr) or (None, -1)
         if buf is None or filled != m - 1 or buf.shape[1] != last.shape[0]:
             buf = np.asarray(rows, dtype=float)
             buf = np.concatenate([buf, np.empty_like(buf)])
@@ -570,7 +576,7 @@ class CycleClassifier:
             if m > buf.shape[0]:
                 buf = np.concatenate([buf, np.empty_like(buf)])
             buf[m - 1] = last
-        self.__dict__[attr] = (buf, m)
+        mirrors[attr] = (buf, m)
         return buf[:m]
 
     def _release(self, date: pd.Timestamp) -> bool:
@@ -625,7 +631,7 @@ class CycleClassifier:
             warnings.warn(msg, MacroInputWarning, stacklevel=4)
         # Recompute the CLI history over the series still in use (only months already released).
         self._x, self._z, self._cli, self.macro_phase = [], [], [], None
-        self.__dict__.pop("_xa", None), self.__dict__.pop("_za", None)
+        _MIRRORS.pop(self, None)
         ff = np.full(len(self._active), np.nan)
         for row in self._rows:
             ff = np.where(np.isfinite(row), row, ff)
@@ -691,7 +697,7 @@ class CycleClassifier:
         return obj
 
     def __setstate__(self, d: dict) -> None:
-        d = {k: v for k, v in d.items() if k not in ("_xa", "_za", "_month_key")}  # caches, rebuilt on use
+        d = {k: v for k, v in d.items() if k != "_month_key"}  # a cache, rebuilt on use
         # States (and pickles) written before the macro contract: levels, no stale check.
         if "_active" not in d:
             d = dict(d)
