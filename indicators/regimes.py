@@ -40,6 +40,7 @@ import bisect
 import functools
 import math
 import warnings
+import weakref
 from collections import deque
 
 import numpy as np
@@ -104,8 +105,12 @@ def _available_from(ref_month, lag: int) -> pd.Timestamp:
 
 def _standardize_last(x_hist: np.ndarray) -> np.ndarray:
     """Expanding z-score of the last row against all rows so far (ddof = 1)."""
-    mu = x_hist.mean(axis=0)
-    sd = x_hist.std(axis=0, ddof=1)
+    # The operations of ndarray.mean / ndarray.std(ddof=1), in the same order (bit-identical,
+    # tested), without their Python-level wrappers: this runs at every released macro month.
+    m = x_hist.shape[0]
+    mu = np.add.reduce(x_hist, axis=0) / m
+    dev = x_hist - mu
+    sd = np.sqrt(np.add.reduce(np.multiply(dev, dev, out=dev), axis=0) / (m - 1))
     sd = np.where(sd > 0, sd, 1.0)
     return (x_hist[-1] - mu) / sd
 
@@ -145,19 +150,20 @@ def _proxy_last(log_closes: list[float], proxy_months: int) -> float | None:
 _VOL_ORDER = {s: i for i, s in enumerate(VOL_STATES)}
 
 
+def _tercile_q(sorted_win: list[float], m: int, p: float) -> float:
+    """Linear-interpolated quantile ``p`` of the ``m`` sorted values (as ``np.quantile``)."""
+    h = (m - 1) * min(max(p, 0.0), 1.0)
+    lo = int(h)  # h >= 0: truncation is the floor (np.floor cost ~1 us a call, every bar)
+    hi = min(lo + 1, m - 1)
+    return sorted_win[lo] + (sorted_win[hi] - sorted_win[lo]) * (h - lo)
+
+
 def _vol_bounds(sorted_win: list[float], method, thresholds, shift: float = 0.0) -> tuple[float, float]:
     """(low/medium, medium/high) boundaries; ``shift`` moves them (quantile points for terciles,
     a relative fraction of the value for fixed thresholds)."""
     if method == "tercile":
         m = len(sorted_win)
-
-        def q(p):
-            h = (m - 1) * min(max(p, 0.0), 1.0)
-            lo = int(np.floor(h))
-            hi = min(lo + 1, m - 1)
-            return sorted_win[lo] + (sorted_win[hi] - sorted_win[lo]) * (h - lo)
-
-        return q(1.0 / 3.0 + shift), q(2.0 / 3.0 + shift)
+        return _tercile_q(sorted_win, m, 1.0 / 3.0 + shift), _tercile_q(sorted_win, m, 2.0 / 3.0 + shift)
     return thresholds[0] * (1.0 + shift), thresholds[1] * (1.0 + shift)
 
 
@@ -410,6 +416,13 @@ def _stale_from(
 
 
 # ----------------------------------------------------------------------------------------- online
+#: CycleClassifier attributes that are caches, left out of its state.
+_CYCLE_CACHES = ("_next_release", "_month_key")
+
+#: Float mirrors of each online classifier's history (see ``CycleClassifier._mirror``).
+_MIRRORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class CycleClassifier:
     """Online economic-cycle phase, bar by bar, with the timing rules of the module docstring.
 
@@ -534,13 +547,37 @@ class CycleClassifier:
         if row.size == 0 or not np.all(np.isfinite(row)):
             return False  # leading incomplete rows are dropped
         self._x.append(row.tolist())
-        xs = np.asarray(self._x)
+        xs = self._mirror("_xa", self._x, row)
         z = _standardize_last(xs) if len(self._x) >= 2 else np.zeros(xs.shape[1])
         self._z.append(z.tolist())
+        zs = self._mirror("_za", self._z, z)
         if len(self._x) >= self.min_periods:
-            self._cli.append(_pc1_last(np.asarray(self._z[1:])) if len(self._z) > 1 else 0.0)
+            self._cli.append(_pc1_last(zs[1:]) if len(self._z) > 1 else 0.0)
             self.macro_phase = _classify_last(self._cli, self.k, self.trend_window)
         return True
+
+    def _mirror(self, attr: str, rows: list[list[float]], last: np.ndarray) -> np.ndarray:
+        """``np.asarray(rows)`` without converting the whole history at every push.
+
+        ``rows`` (the serialized history) has just had ``last`` appended; a float array mirror of
+        it, grown by doubling, is kept under ``attr`` in :data:`_MIRRORS` (outside the instance:
+        never part of its state, its pickle or its paper-trading encoding) and rebuilt from
+        ``rows`` whenever it is out of step (after :meth:`_drop_stale`, a restored state). Returns
+        a C-contiguous view of shape (len(rows), width): the same values and layout as
+        ``np.asarray(rows)``, so every statistic over it is bit-identical.
+        """
+        m = len(rows)
+        mirrors = _MIRRORS.setdefault(self, {})
+        buf, filled = mirrors.get(attr) or (None, -1)
+        if buf is None or filled != m - 1 or buf.shape[1] != last.shape[0]:
+            buf = np.asarray(rows, dtype=float)
+            buf = np.concatenate([buf, np.empty_like(buf)])
+        else:
+            if m > buf.shape[0]:
+                buf = np.concatenate([buf, np.empty_like(buf)])
+            buf[m - 1] = last
+        mirrors[attr] = (buf, m)
+        return buf[:m]
 
     def _release(self, date: pd.Timestamp) -> bool:
         # Fast exit: nothing pending is usable before the earliest availability date.
@@ -594,6 +631,7 @@ class CycleClassifier:
             warnings.warn(msg, MacroInputWarning, stacklevel=4)
         # Recompute the CLI history over the series still in use (only months already released).
         self._x, self._z, self._cli, self.macro_phase = [], [], [], None
+        _MIRRORS.pop(self, None)
         ff = np.full(len(self._active), np.nan)
         for row in self._rows:
             ff = np.where(np.isfinite(row), row, ff)
@@ -602,7 +640,11 @@ class CycleClassifier:
     def update(self, date, equity_close: float | None = None) -> str | None:
         """Advance to the bar dated ``date``; returns the phase in force (None before any is known)."""
         date = pd.Timestamp(date)
-        month = f"{date.year:04d}-{date.month:02d}"  # as strftime("%Y-%m"), several times faster
+        mi = date.year * 12 + date.month - 1
+        key = self.__dict__.get("_month_key")  # a cache: the month's label, made once a month
+        if key is None or key[0] != mi:
+            key = self._month_key = (mi, f"{date.year:04d}-{date.month:02d}")  # as strftime("%Y-%m")
+        month = key[1]
         if self._cur_month is not None and month != self._cur_month and self._cur_close is not None:
             self._logc.append(float(np.log(self._cur_close)))
             v = _proxy_last(self._logc, self.proxy_months)
@@ -614,8 +656,9 @@ class CycleClassifier:
         if equity_close is not None and math.isfinite(equity_close):
             self._cur_close = float(equity_close)
         if self._pending:
-            self._release(date)
-        mi = date.year * 12 + date.month - 1
+            nxt = self.__dict__.get("_next_release")
+            if nxt is None or not date < nxt:  # else nothing pending is usable yet (see _release)
+                self._release(date)
         if self.stale_months is not None and self._active and mi != self._checked_month:
             self._checked_month = mi
             self._drop_stale(date)
@@ -635,7 +678,7 @@ class CycleClassifier:
         return self.phase
 
     def get_state(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "_next_release"}  # a cache
+        d = {k: v for k, v in self.__dict__.items() if k not in _CYCLE_CACHES}
         d["_pending"] = dict(self._pending)
         d["_raw"] = [[m, list(r)] for m, r in self._raw]
         d["dropped"] = dict(self.dropped)
@@ -654,6 +697,7 @@ class CycleClassifier:
         return obj
 
     def __setstate__(self, d: dict) -> None:
+        d = {k: v for k, v in d.items() if k != "_month_key"}  # a cache, rebuilt on use
         # States (and pickles) written before the macro contract: levels, no stale check.
         if "_active" not in d:
             d = dict(d)
@@ -731,7 +775,7 @@ class VolatilityStateClassifier:
                 stacklevel=2,
             )
         v = float(value)
-        if not np.isfinite(v):
+        if not math.isfinite(v):
             return self.state
         self._win.append(v)
         bisect.insort(self._sorted, v)

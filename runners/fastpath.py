@@ -27,6 +27,20 @@ from strategies.execution import plan_trades
 __all__ = ["run_fast", "make_allocator"]
 
 
+#: Per-bar labels of the budget log (the allocator's ``snapshot`` keys), in column order.
+_BUDGET_LABELS = ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source")
+
+
+def _budget_frame(rows: list[tuple], assets: list[str]) -> pd.DataFrame:
+    """The budget log: one row a bar (date, labels, then ``target_<a>``, ``smoothed_<a>`` per asset)."""
+    if not rows:
+        return pd.DataFrame()
+    cols = ["date", *_BUDGET_LABELS]
+    for a in assets:
+        cols += [f"target_{a}", f"smoothed_{a}"]
+    return pd.DataFrame.from_records(rows, columns=cols).set_index("date")
+
+
 def make_allocator(name: str, market: MarketData, params: Mapping[str, Any] | None = None):
     """The allocator a strategy class would build, with the strategy's default parameters."""
     cls = STRATEGIES[name]
@@ -115,7 +129,14 @@ def _run_fast(
     rebalances: list[dict[str, Any]] = []
     fills: list[dict[str, Any]] = []
     last_target = np.full(n, np.nan)
-    for t, date in enumerate(dates):
+    # Per-bar values as Python objects once (numpy scalar indexing costs ~100 ns a read).
+    vix_list = vix.tolist() if vix is not None else [math.nan] * len(dates)
+    date_list = list(dates)
+    total_cap, asset_cap, cash_buffer = full["total_cap"], full["asset_cap"], full["cash_buffer"]
+    zeros = np.zeros(n)
+    nan_n = np.full(n, np.nan)
+    has_snapshot = hasattr(alloc, "snapshot")
+    for t, date in enumerate(date_list):
         if pending is not None:
             decision = pending
             pending = None
@@ -126,19 +147,20 @@ def _run_fast(
                 cash,
                 decision.target,
                 initial=initial,
-                total_cap=full["total_cap"],
-                asset_cap=full["asset_cap"],
-                cash_buffer=full["cash_buffer"],
+                total_cap=total_cap,
+                asset_cap=asset_cap,
+                cash_buffer=cash_buffer,
                 slippage=slip,
                 commission=comm,
             )
             filled = np.zeros(n)
             total_comm = 0.0
+            sizes, open_t, high_t, low_t = plan.units.tolist(), opens[t].tolist(), highs[t].tolist(), lows[t].tolist()
             for i in plan.order_sequence():
-                size = float(plan.units[i])
-                price = opens[t, i]
+                size = sizes[i]
+                price = open_t[i]
                 if slip:
-                    price = min(price * (1 + slip), highs[t, i]) if size > 0 else max(price * (1 - slip), lows[t, i])
+                    price = min(price * (1 + slip), high_t[i]) if size > 0 else max(price * (1 - slip), low_t[i])
                 cost = size * price
                 c = abs(cost) * comm
                 if size > 0 and cash < cost + c:
@@ -164,10 +186,12 @@ def _run_fast(
                     rec[f"post_{a}"] = float(w)
                 rec["decided"] = decision.date
                 rebalances.append(rec)
-        value = cash + float(units @ closes[t])
+        close_t = closes[t]
+        value = cash + float(units @ close_t)
         values[t] = value
-        alloc.update(date, closes[t], vix[t] if vix is not None else math.nan)
-        w = units * closes[t] / value if value > 0 else np.zeros(n)
+        alloc.update(date, close_t, vix_list[t])
+        if record or alloc.invested:
+            w = units * close_t / value if value > 0 else zeros.copy()
         decision = alloc.decide(w if alloc.invested else None)
         if decision is not None:
             pending = decision
@@ -182,16 +206,13 @@ def _run_fast(
 
                     rc_rows.append(risk_contributions(w, cov, relative=True))
                     rc_dates.append(date)
-            snap = alloc.snapshot() if hasattr(alloc, "snapshot") else {}
-            row: dict[str, Any] = {"date": date}
-            for key in ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source"):
-                row[key] = snap.get(key)
+            snap = alloc.snapshot() if has_snapshot else {}
             tgt = snap.get("budget_target")
             cur = snap.get("budget", alloc.budget())
-            for i, a in enumerate(assets):
-                row[f"target_{a}"] = float(tgt[i]) if tgt is not None else np.nan
-                row[f"smoothed_{a}"] = float(cur[i]) if cur is not None else np.nan
-            budget_rows.append(row)
+            # One tuple a bar (the frame is built once at the end): the labels, then per asset
+            # the target and smoothed budgets, interleaved as the columns are.
+            pairs = np.column_stack((nan_n if tgt is None else tgt, nan_n if cur is None else cur))
+            budget_rows.append((date, *[snap.get(k) for k in _BUDGET_LABELS], *pairs.ravel().tolist()))
     vals = pd.Series(values, index=dates.rename("date"), name=name)
     invested_from = next((r["date"] for r in rebalances), None)
     rets = vals.pct_change().loc[invested_from:] if invested_from is not None else vals.iloc[0:0]
@@ -215,7 +236,7 @@ def _run_fast(
         positions=pd.DataFrame(index=idx[:0]),
         transactions=pd.DataFrame(fills, columns=["date", "symbol", "amount", "price", "commission"]),
         rebalances=pd.DataFrame(rebalances, columns=cols),
-        budgets=pd.DataFrame(budget_rows).set_index("date") if budget_rows else pd.DataFrame(),
+        budgets=_budget_frame(budget_rows, assets),
         order_issues=pd.DataFrame(columns=["date", "symbol", "status", "size"]),
         info=info,
     )

@@ -330,13 +330,19 @@ class DynamicRiskBudgetAllocator(Allocator):
     # ------------------------------------------------------------------------------ per bar
     def _on_bar(self, ret: np.ndarray | None) -> None:
         if ret is not None:
-            before = (int(getattr(self.risk, "n_refits", 0)), int(getattr(self.risk, "n_failed_fits", 0)))
-            self.risk.update(ret)
-            after = (int(getattr(self.risk, "n_refits", 0)), int(getattr(self.risk, "n_failed_fits", 0)))
-            if after != before and self.date is not None:
+            risk = self.risk
+            refits = int(getattr(risk, "n_refits", 0))
+            risk.update(ret)
+            # Fits (and failed fits) only happen at a refit: the failed count (a sum over the
+            # tally, ~2 us) is read only when the refit count moved, not twice every bar. The
+            # failures recorded so far are the sum over the years (the model starts at zero).
+            after = int(getattr(risk, "n_refits", 0))
+            if after != refits and self.date is not None:
+                failed = int(getattr(risk, "n_failed_fits", 0))
+                seen = sum(v[1] for v in self.fits_by_year.values())
                 year = self.fits_by_year.setdefault(str(self.date.year), [0, 0])
-                year[0] += after[0] - before[0]
-                year[1] += after[1] - before[1]
+                year[0] += after - refits
+                year[1] += failed - seen
             self._price_index_level *= 1.0 + float(ret[self._equity_idx])
         self._update_vol_state()
         self._update_cycle()

@@ -55,10 +55,10 @@ class TradePlan:
 
     def order_sequence(self) -> list[int]:
         """Asset indices to send orders for: sells first, then buys (largest first within each)."""
-        idx = np.flatnonzero(self.units != 0)
-        sells = sorted((i for i in idx if self.units[i] < 0), key=lambda i: self.units[i])
-        buys = sorted((i for i in idx if self.units[i] > 0), key=lambda i: -self.units[i])
-        return [int(i) for i in sells + buys]
+        u = self.units.tolist()  # Python floats: the sort keys are read without numpy scalars
+        sells = sorted((i for i, x in enumerate(u) if x < 0), key=u.__getitem__)
+        buys = sorted((i for i, x in enumerate(u) if x > 0), key=lambda i: -u[i])
+        return sells + buys
 
 
 def _capped_post(pre: np.ndarray, desired: np.ndarray, total_cap: float | None, asset_cap: float | None) -> np.ndarray:

@@ -134,3 +134,38 @@ def test_weight_bounds_hold():
 
     with pytest.raises(ConfigError, match="weight_bounds: 'gold' is neither"):
         DynamicRiskBudgetAllocator(ASSETS, weight_bounds={"gold": (0, 1)})
+
+
+class _CountingRisk:
+    """Stands in for the risk model: a refit every 7 updates, a failed fit at every third refit
+    (and two at the ninth); never ready (the allocator falls back to the sample covariance)."""
+
+    ready = False
+    cov = None
+
+    def __init__(self) -> None:
+        self.n_refits = 0
+        self.n_failed_fits = 0
+        self.updates = 0
+
+    def update(self, ret) -> None:
+        self.updates += 1
+        if self.updates % 7 == 0:
+            self.n_refits += 1
+            self.n_failed_fits += (self.n_refits % 3 == 0) + (self.n_refits == 9)
+
+
+def test_fits_by_year_counts_refits_and_failures_in_the_year_they_happen():
+    alloc = DynamicRiskBudgetAllocator(ASSETS, macro=M.macro, risk_model="ewma")
+    alloc.risk = _CountingRisk()
+    expected: dict[str, list[int]] = {}
+    for t, (date, row) in enumerate(zip(M.prices.index, M.prices.to_numpy())):
+        alloc.update(date, row, M.vol_index.loc[date])
+        if t > 0 and t % 7 == 0:  # the t-th return (bar t) is the model's t-th update
+            k = t // 7
+            year = expected.setdefault(str(date.year), [0, 0])
+            year[0] += 1
+            year[1] += (k % 3 == 0) + (k == 9)
+    assert alloc.fits_by_year == expected
+    assert sum(v[1] for v in expected.values()) == alloc.risk.n_failed_fits > 10
+    assert alloc.report()["risk_model_fits_by_year"] == expected

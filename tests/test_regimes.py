@@ -85,3 +85,52 @@ def test_volatility_state():
     assert out == s.tolist()
     with pytest.raises(DataError):
         VolatilityStateClassifier(method=(3.0, 1.0))
+
+
+
+class _PlainCycle(CycleClassifier):
+    """The straightforward version: the whole history converted at every month."""
+
+    def _mirror(self, attr, rows, last):
+        return np.asarray(rows)
+
+
+def test_online_cli_values_bit_identical_to_plain_across_drop_and_state():
+    # The online classifier keeps float mirrors of its history instead of converting the lists
+    # at every month; its CLI values must be exactly those of the plain conversion, also after a
+    # stale series is dropped (history rebuilt) and after state round trips (mirrors rebuilt).
+    m = MACRO.copy()
+    m.iloc[70:, 2] = np.nan  # series 2 stops: dropped once stale, the CLI recomputed without it
+    fast, plain = CycleClassifier(), _PlainCycle()
+    for ref, row in m.iterrows():
+        fast.add_macro(ref, row.to_numpy())
+        plain.add_macro(ref, row.to_numpy())
+    days = pd.bdate_range("2010-06-01", "2019-12-31")
+    n_cli = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, d in enumerate(days):
+            if i in (400, 401, 1500):
+                fast = CycleClassifier.from_state(fast.get_state())
+            assert fast.update(d) == plain.update(d)
+            assert fast._cli == plain._cli  # exact, not approximately
+            n_cli.append(len(fast._cli))
+    assert list(fast.dropped) == ["x2"] and max(n_cli) > 100
+    from indicators.regimes import _MIRRORS
+
+    assert _MIRRORS[fast]["_xa"][0].shape[1] == 7  # the mirror was rebuilt without the series
+    assert not any(isinstance(v, np.ndarray) or k.startswith("_xa") for k, v in vars(fast).items())  # not state
+
+
+def test_standardize_last_bit_identical_to_numpy_mean_std():
+    from indicators.regimes import _standardize_last
+
+    rng = np.random.default_rng(7)
+    for t in range(300):
+        m, k = int(rng.integers(2, 200)), int(rng.integers(1, 9))
+        x = rng.standard_normal((m, k)) * 10 ** rng.uniform(-3, 3, k) + rng.uniform(-50, 50, k)
+        if t % 5 == 0:
+            x[:, 0] = 1.7  # a flat series: its deviation is 0, scaled by 1
+        sd = x.std(axis=0, ddof=1)
+        ref = (x[-1] - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        assert np.array_equal(_standardize_last(x), ref)
