@@ -209,7 +209,9 @@ class Allocator:
         self.invested = False
         self.last_rebalance_bar: int | None = None
         self.period_start = False
-        self._returns = np.empty((256, self.n))
+        # zeros, not np.empty: the unfilled rows are saved with the paper-trading state, which must
+        # be reproducible and never carry stray memory
+        self._returns = np.zeros((256, self.n))
         self._n_returns = 0
         self.last_check_bar: int | None = None
         self.exec_caps: tuple[float | None, float | None, float] = (0.15, 0.08, 0.002)
@@ -237,7 +239,7 @@ class Allocator:
         if self.prices is not None:
             ret = prices / self.prices - 1.0
             if self._n_returns == self._returns.shape[0]:
-                self._returns = np.concatenate([self._returns, np.empty_like(self._returns)])
+                self._returns = np.concatenate([self._returns, np.zeros_like(self._returns)])
             self._returns[self._n_returns] = ret
             self._n_returns += 1
         self.prices = prices
