@@ -224,3 +224,75 @@ def test_asset_lines_take_the_report_palette():
         assert mcolors.to_hex(line.get_color()) == want[line.get_label()]
     for handle, text in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts()):
         assert mcolors.to_hex(handle.get_color()) == want[text.get_text()]
+
+
+def test_encode_png_round_trips_through_pillow():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from runners.tearsheets import encode_png
+
+    rng = np.random.default_rng(5)
+    rgb = np.full((37, 23, 3), 255, dtype=np.uint8)
+    rgb[5:30, 3:20] = rng.integers(0, 256, size=(25, 17, 3), dtype=np.uint8)
+    png = encode_png(rgb)
+    assert png.startswith(PNG)
+    img = Image.open(io.BytesIO(png))
+    img.load()  # checks every chunk's CRC and the zlib stream
+    assert img.mode == "RGB" and img.size == (23, 37)
+    np.testing.assert_array_equal(np.asarray(img), rgb)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(rgb.astype(float))
+    with pytest.raises(ValueError, match="height, width, 3"):
+        encode_png(np.zeros((0, 4, 3), dtype=np.uint8))
+
+
+def test_utc_dates_plot_at_the_same_place_without_object_conversion(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from runners.tearsheets import _naive_utc_date_conversion, naive_utc_dates
+
+    idx = pd.bdate_range("2021-03-01", periods=60, tz="UTC")
+    series = pd.Series(np.linspace(1.0, 2.0, len(idx)), idx)
+    expected = mdates.date2num(idx.tz_localize(None).to_numpy())
+    # every form pandas' converter receives comes out as naive UTC datetime64
+    for form in (idx, pd.Series(idx), idx.array, np.asarray(idx.astype(object))):
+        out = naive_utc_dates(form)
+        assert isinstance(out, np.ndarray) and out.dtype.kind == "M"
+        np.testing.assert_array_equal(mdates.date2num(out), expected)
+    for other in (series, idx.tz_localize(None), [1.0, 2.0]):  # anything else is left alone
+        assert naive_utc_dates(other) is other
+
+    seen: list[object] = []
+    original = mdates.date2num
+
+    def spy(d):  # noqa: ANN001, ANN202
+        seen.append(d)
+        return original(d)
+
+    def plotted(context) -> np.ndarray:  # noqa: ANN001
+        fig = Figure()
+        ax = fig.add_subplot()
+        with pd.plotting.plot_params.use("x_compat", True), context:
+            series.plot(ax=ax)
+            ax.fill_between(series.index, 0.0, series.to_numpy())
+        return ax.get_lines()[0].get_xydata()
+
+    import contextlib
+
+    before = plotted(contextlib.nullcontext())
+    monkeypatch.setattr(mdates, "date2num", spy)
+    after = plotted(_naive_utc_date_conversion())
+    np.testing.assert_array_equal(after, before)
+    np.testing.assert_array_equal(after[:, 0], expected)
+    # matplotlib never had to convert tz-aware dates one object at a time
+    tz_aware = [d for d in seen if getattr(getattr(d, "dtype", None), "tz", None) is not None
+                or (isinstance(d, np.ndarray) and d.dtype == object and len(d))]
+    assert not tz_aware
