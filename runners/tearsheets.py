@@ -511,48 +511,9 @@ def _stack_png(parts: Sequence[np.ndarray]) -> bytes:
         x = (width - p.shape[1]) // 2
         canvas[y: y + p.shape[0], x: x + p.shape[1]] = p
         y += p.shape[0]
+    from runners.figures import encode_png
+
     return encode_png(canvas)
-
-
-def encode_png(rgb: np.ndarray, level: int = 3) -> bytes:
-    """Encode 8-bit RGB pixels as a PNG (no row filter, zlib ``level``).
-
-    Pillow tries its five row filters on every row before compressing, which doubles the time
-    of a tall tear sheet; the tear sheets are mostly flat colour, which compresses as well
-    without a filter (same size within a few percent at the same zlib level).
-
-    Parameters
-    ----------
-    rgb : numpy.ndarray, shape (height, width, 3), dtype uint8
-        Pixels, row-major from the top left.
-    level : int, default 3
-        zlib compression level, 0-9.
-
-    Returns
-    -------
-    bytes
-        The PNG file.
-
-    Raises
-    ------
-    ValueError
-        ``rgb`` is not a non-empty (height, width, 3) uint8 array.
-    """
-    import struct
-    import zlib
-
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ValueError(f"rgb must be a non-empty (height, width, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
-    height, width = rgb.shape[:2]
-    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # filter byte 0 (none) per row
-    rows[:, 1:] = rgb.reshape(height, 3 * width)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + chunk(b"IEND", b""))
 
 
 def rolling_beta(

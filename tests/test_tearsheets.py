@@ -226,29 +226,6 @@ def test_asset_lines_take_the_report_palette():
         assert mcolors.to_hex(handle.get_color()) == want[text.get_text()]
 
 
-def test_encode_png_round_trips_through_pillow():
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    from runners.tearsheets import encode_png
-
-    rng = np.random.default_rng(5)
-    rgb = np.full((37, 23, 3), 255, dtype=np.uint8)
-    rgb[5:30, 3:20] = rng.integers(0, 256, size=(25, 17, 3), dtype=np.uint8)
-    png = encode_png(rgb)
-    assert png.startswith(PNG)
-    img = Image.open(io.BytesIO(png))
-    img.load()  # checks every chunk's CRC and the zlib stream
-    assert img.mode == "RGB" and img.size == (23, 37)
-    np.testing.assert_array_equal(np.asarray(img), rgb)
-    with pytest.raises(ValueError, match="uint8"):
-        encode_png(rgb.astype(float))
-    with pytest.raises(ValueError, match="height, width, 3"):
-        encode_png(np.zeros((0, 4, 3), dtype=np.uint8))
-
-
 def test_utc_dates_plot_at_the_same_place_without_object_conversion(monkeypatch):
     import matplotlib
 
