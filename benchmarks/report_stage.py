@@ -13,12 +13,13 @@ the code to compare with (e.g. ``git archive <commit> | tar -x -C /tmp/base``):
 ``pairs``
     Alternated ``drb demo`` / ``drb demo --no-report`` runs (same ``nice`` level for both): wall
     seconds and the ratio per pair, and the median ratio. Only meaningful on a quiet machine.
+    With ``--base`` each round also runs the old code's ``drb demo`` (order alternated).
 
 Usage (from the repository root)::
 
     PYTHONPATH=$PWD python benchmarks/report_stage.py sheets --run /tmp/r2 [--base /tmp/base]
     PYTHONPATH=$PWD python benchmarks/report_stage.py stage --run /tmp/r2 [--base /tmp/base]
-    PYTHONPATH=$PWD python benchmarks/report_stage.py pairs --pairs 3
+    PYTHONPATH=$PWD python benchmarks/report_stage.py pairs --pairs 3 [--base /tmp/base]
 """
 
 from __future__ import annotations
@@ -129,35 +130,44 @@ def bench_stage(run: str, base: str | None, rounds: int) -> None:
         print(f"report CPU total ({lab}): {statistics.median(tot):.2f} s")
 
 
-def bench_pairs(n_pairs: int, nice: int) -> None:
-    """Alternated demo / demo --no-report wall times of this checkout."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    ratios = []
+def bench_pairs(n_pairs: int, nice: int, base: str | None) -> None:
+    """Alternated demo / demo --no-report wall times; with ``base`` the old code's demo runs in
+    the same round against the same --no-report run (the backtest code is shared)."""
+    roots = _roots(base)
+    ratios: dict[str, list[float]] = {lab: [] for lab in roots}
+    report: dict[str, list[float]] = {lab: [] for lab in roots}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n_pairs):
+            runs = [("norep", ROOT)] + list(roots.items())[:: 1 if i % 2 == 0 else -1]
+            if i % 2:
+                runs = runs[1:] + runs[:1]
             walls = {}
-            order = ("full", "norep") if i % 2 == 0 else ("norep", "full")
-            for kind in order:
+            for kind, root in runs:
                 out = Path(tmp) / kind
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = ["nice", "-n", str(nice), sys.executable, "-m", "runners.cli", "demo", "--quiet",
                        "--out", str(out)] + (["--no-report"] if kind == "norep" else [])
+                env = dict(os.environ, PYTHONPATH=str(root))
                 t0 = time.perf_counter()
-                subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
+                subprocess.run(cmd, env=env, cwd=root, check=True, capture_output=True)
                 walls[kind] = time.perf_counter() - t0
-                if kind == "full":
-                    report_s = json.loads((out / "run.json").read_text())["timings"]["report_s"]
-            ratios.append(walls["full"] / walls["norep"])
-            print(f"pair {i + 1}: demo {walls['full']:.1f} s, --no-report {walls['norep']:.1f} s, "
-                  f"report_s {report_s:.1f}, ratio {ratios[-1]:.2f}x", flush=True)
-    print(f"median ratio {statistics.median(ratios):.2f}x (target <= 2.5x)")
+                if kind != "norep":
+                    report[kind].append(json.loads((out / "run.json").read_text())["timings"]["report_s"])
+            for lab in roots:
+                ratios[lab].append(walls[lab] / walls["norep"])
+            print(f"round {i + 1}: --no-report {walls['norep']:.1f} s; "
+                  + "; ".join(f"{lab}: demo {walls[lab]:.1f} s, report_s {report[lab][-1]:.1f}, "
+                              f"ratio {ratios[lab][-1]:.2f}x" for lab in roots), flush=True)
+    for lab in roots:
+        print(f"{lab}: median ratio {statistics.median(ratios[lab]):.2f}x, median report_s "
+              f"{statistics.median(report[lab]):.1f} (target ratio <= 2.5x)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["sheets", "stage", "pairs"])
     p.add_argument("--run", help="run directory of drb demo --no-report (sheets, stage)")
-    p.add_argument("--base", help="checkout of the code to compare with (sheets, stage)")
+    p.add_argument("--base", help="checkout of the code to compare with")
     p.add_argument("--repeat", type=int, default=2, help="renders per sheet, best kept (sheets)")
     p.add_argument("--rounds", type=int, default=3, help="alternated old/new rounds")
     p.add_argument("--pairs", type=int, default=3)
@@ -165,7 +175,7 @@ def main() -> None:
     p.add_argument("--strategies", nargs="*", default=["EqualWeight", "DynamicRiskBudget", "RiskParity"])
     a = p.parse_args()
     if a.what == "pairs":
-        bench_pairs(a.pairs, a.nice)
+        bench_pairs(a.pairs, a.nice, a.base)
     elif not a.run:
         p.error("--run is required")
     elif a.what == "sheets":

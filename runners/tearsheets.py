@@ -66,6 +66,7 @@ from runners.io import atomic_write_bytes
 
 __all__ = [
     "TearsheetError",
+    "TearsheetWorkers",
     "load_tearsheet_inputs",
     "render_tearsheet",
     "write_tearsheets",
@@ -928,6 +929,73 @@ def _feed(
             proc.wait()
 
 
+def _kill_worker(proc: subprocess.Popen[str]) -> None:
+    """Stop a worker that has no task (it may still be importing pyfolio) and close its pipes."""
+    with contextlib.suppress(OSError):
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+class TearsheetWorkers:
+    """Tear sheet worker processes started ahead of :func:`write_tearsheets`.
+
+    Each worker imports pyfolio (about 1.5 s of CPU) as soon as it starts; starting them while
+    the caller still reads its inputs lets those imports run meanwhile. Hand the object to one
+    call of :func:`write_tearsheets` (``workers=``), which feeds and then shuts them down; call
+    :meth:`close` (or use it as a context manager) to stop workers that were never used.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Worker processes to start, >= 1.
+
+    Raises
+    ------
+    ValueError
+        ``n_jobs`` < 1.
+    """
+
+    def __init__(self, n_jobs: int) -> None:
+        if n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+        self._procs: list[tuple[subprocess.Popen[str], IO[bytes]]] = []
+        try:
+            for _ in range(n_jobs):
+                err_file = tempfile.TemporaryFile()
+                try:
+                    self._procs.append((_start_worker(err_file), err_file))
+                except BaseException:
+                    err_file.close()
+                    raise
+        except BaseException:
+            self.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self._procs)
+
+    def take(self) -> list[tuple[subprocess.Popen[str], IO[bytes]]]:
+        """Hand over the workers (and their stderr files) to the caller, once."""
+        procs, self._procs = self._procs, []
+        return procs
+
+    def close(self) -> None:
+        """Stop the workers not handed over (killed: they have no task)."""
+        for proc, err_file in self.take():
+            _kill_worker(proc)
+            err_file.close()
+
+    def __enter__(self) -> TearsheetWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_tearsheets(
     run_dir: str | os.PathLike[str],
     strategies: Sequence[str] | None = None,
@@ -939,6 +1007,7 @@ def write_tearsheets(
     benchmark: str | None = None,
     interesting_times: bool = True,
     on_done: Callable[[str], None] | None = None,
+    workers: TearsheetWorkers | None = None,
 ) -> dict[str, Path]:
     """Render the tear sheet of every strategy of a run, in parallel worker processes.
 
@@ -965,6 +1034,10 @@ def write_tearsheets(
     on_done : callable, optional
         Called with the strategy's name when its worker answers (rendered or failed), from a
         feeder thread (e.g. a progress bar's update).
+    workers : TearsheetWorkers, optional
+        Workers started earlier (their pyfolio import already under way); used instead of
+        starting ``n_jobs`` new ones, and shut down on return (the ones beyond the number of
+        strategies at once).
 
     Returns
     -------
@@ -979,6 +1052,27 @@ def write_tearsheets(
         pyfolio failed for a strategy, or a worker died (raised after every worker finished;
         the other strategies' tear sheets are written).
     """
+    with contextlib.ExitStack() as stack:
+        if workers is not None:
+            stack.callback(workers.close)
+        return _write_tearsheets(run_dir, strategies, out_dir=out_dir, n_jobs=n_jobs, dpi=dpi,
+                                 timings=timings, benchmark=benchmark,
+                                 interesting_times=interesting_times, on_done=on_done, workers=workers)
+
+
+def _write_tearsheets(
+    run_dir: str | os.PathLike[str],
+    strategies: Sequence[str] | None,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    n_jobs: int,
+    dpi: int,
+    timings: dict[str, float] | None,
+    benchmark: str | None,
+    interesting_times: bool,
+    on_done: Callable[[str], None] | None,
+    workers: TearsheetWorkers | None,
+) -> dict[str, Path]:
     root = Path(run_dir)
     if strategies is None:
         head = _read_dated_csv(root / "returns.csv", "returns")
@@ -1006,9 +1100,18 @@ def write_tearsheets(
     answers: list[dict] = []
     with contextlib.ExitStack() as stack:
         threads = []
-        for _ in range(min(n_jobs, len(strategies))):
-            err_file = stack.enter_context(tempfile.TemporaryFile())
-            proc = _start_worker(err_file)
+        started = workers.take() if workers is not None else []
+        for proc, err_file in started[len(strategies):]:  # more workers than strategies
+            stack.enter_context(err_file)
+            _kill_worker(proc)
+        started = started[: len(strategies)]
+        for i in range(len(started) if started else min(n_jobs, len(strategies))):
+            if started:
+                proc, err_file = started[i]
+                stack.enter_context(err_file)
+            else:
+                err_file = stack.enter_context(tempfile.TemporaryFile())
+                proc = _start_worker(err_file)
             th = threading.Thread(target=_feed, args=(proc, err_file, tasks, answers, on_done),
                                   daemon=True)
             th.start()

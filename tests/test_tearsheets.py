@@ -73,6 +73,25 @@ def test_worker_errors_come_back_typed_and_quiet(tmp_path, capfd):
     assert not (run / "tearsheets" / "DynamicRiskBudget.png").exists()
 
 
+@pytest.mark.slow  # worker subprocesses import pyfolio and render
+def test_workers_started_ahead_render_and_are_all_shut_down(short_run, tmp_path, capfd):
+    from runners.tearsheets import TearsheetWorkers
+
+    with pytest.raises(ValueError, match="n_jobs"):
+        TearsheetWorkers(0)
+    workers = TearsheetWorkers(2)
+    procs = [proc for proc, _ in workers._procs]
+    paths = write_tearsheets(short_run, ["EqualWeight"], out_dir=tmp_path, workers=workers)
+    assert paths["EqualWeight"].read_bytes().startswith(PNG)
+    # the one worker beyond the strategies and the one that rendered have both exited
+    assert len(workers) == 0 and all(p.poll() is not None for p in procs)
+    unused = TearsheetWorkers(1)
+    proc = unused._procs[0][0]
+    unused.close()
+    assert proc.poll() is not None and len(unused) == 0
+    assert capfd.readouterr() == ("", "")
+
+
 def test_unknown_benchmark_is_a_data_error(short_run):
     with pytest.raises(DataError, match="benchmark 'Nope'"):
         write_tearsheets(short_run, ["EqualWeight"], benchmark="Nope")
