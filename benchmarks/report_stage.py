@@ -80,7 +80,8 @@ print(json.dumps({"wall": time.perf_counter() - w1, "main_cpu": time.process_tim
 
 def _python(code_root: Path, *args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(code_root), OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, *args], env=env, cwd=code_root, capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
