@@ -1028,7 +1028,49 @@ def build_report(
     runners.tearsheets.TearsheetError
         pyfolio failed for a strategy.
     """
-    clock = started = time.perf_counter()
+    started = time.perf_counter()
+    lo, hi = T.parse_window(window)
+    workers = _start_tearsheet_workers(run_dir, n_jobs) if tearsheets else None
+    try:
+        return _build_report(run_dir, tearsheets=tearsheets, window=window, lo=lo, hi=hi,
+                             benchmark=benchmark, n_jobs=n_jobs, embed_tearsheets=embed_tearsheets,
+                             timings=timings, progress=progress, workers=workers, started=started)
+    finally:
+        if workers is not None:
+            workers.close()  # when the tear sheets never came to use them
+
+
+def _start_tearsheet_workers(run_dir: str | os.PathLike[str], n_jobs: int) -> Any:
+    """Start the tear sheet workers now, so that their pyfolio imports run while the report
+    reads the run and draws its tables (at most one per strategy of ``returns.csv``'s header;
+    None when that header cannot be read: loading the run reports the problem)."""
+    from runners.tearsheets import TearsheetWorkers
+
+    try:
+        with open(Path(run_dir) / "returns.csv", encoding="utf-8") as fh:
+            n_strategies = len(fh.readline().split(",")) - 1
+    except (OSError, UnicodeDecodeError):
+        return None
+    n = min(n_jobs, n_strategies)
+    return TearsheetWorkers(n) if n >= 1 else None
+
+
+def _build_report(
+    run_dir: str | os.PathLike[str],
+    *,
+    tearsheets: bool,
+    window: object,
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+    benchmark: str | None,
+    n_jobs: int,
+    embed_tearsheets: bool,
+    timings: dict[str, float] | None,
+    progress: bool,
+    workers: Any,
+    started: float,
+) -> dict[str, Path]:
+    clock = started
     stamps: dict[str, float] = {}
 
     def lap(stage: str) -> None:
@@ -1037,7 +1079,6 @@ def build_report(
         stamps[stage] = now - clock
         clock = now
 
-    lo, hi = T.parse_window(window)
     run = load_run(run_dir)
     if run.budgets is not None and len(run.budgets) and (lo is not None or hi is not None):
         bdays = pd.DatetimeIndex(run.budgets.index)
@@ -1110,7 +1151,7 @@ def build_report(
 
             pending = pool.submit(write_tearsheets, root, have, n_jobs=n_jobs, timings=sheet_times,
                                   benchmark=sheet_bench, interesting_times=not synthetic,
-                                  on_done=lambda s: bar.update(1))
+                                  on_done=lambda s: bar.update(1), workers=workers)
         try:
             fdir = root / "figures"
             figs, n_extreme = _draw_figures(run, plans, mask, fdir, bar)

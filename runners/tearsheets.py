@@ -66,6 +66,7 @@ from runners.io import atomic_write_bytes
 
 __all__ = [
     "TearsheetError",
+    "TearsheetWorkers",
     "load_tearsheet_inputs",
     "render_tearsheet",
     "write_tearsheets",
@@ -503,8 +504,6 @@ def _figure_rgb(fig, dpi: int) -> np.ndarray:
 
 def _stack_png(parts: Sequence[np.ndarray]) -> bytes:
     """Stack RGB sections vertically (centred, white padding) and encode one PNG."""
-    from PIL import Image
-
     width = max(p.shape[1] for p in parts)
     height = sum(p.shape[0] for p in parts)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
@@ -513,9 +512,9 @@ def _stack_png(parts: Sequence[np.ndarray]) -> bytes:
         x = (width - p.shape[1]) // 2
         canvas[y: y + p.shape[0], x: x + p.shape[1]] = p
         y += p.shape[0]
-    out = io.BytesIO()
-    Image.fromarray(canvas, "RGB").save(out, format="PNG", compress_level=3)
-    return out.getvalue()
+    from runners.figures import encode_png
+
+    return encode_png(canvas)
 
 
 def rolling_beta(
@@ -649,9 +648,64 @@ def _skip_pandas_shared_axes() -> Iterator[None]:
     pd_core.handle_shared_axes = lambda **_: None
     pd_core.MPLPlot._apply_axis_properties = staticmethod(tick_params)
     try:
-        yield
+        with _naive_utc_date_conversion():
+            yield
     finally:
         pd_core.handle_shared_axes, pd_core.MPLPlot._apply_axis_properties = original
+
+
+def naive_utc_dates(values: object) -> object:
+    """Tz-aware pandas dates as naive UTC ``datetime64`` values; anything else unchanged.
+
+    matplotlib's ``date2num`` converts tz-aware dates one Python object at a time (to UTC, then
+    drops the zone); the same numbers come from the naive UTC ``datetime64`` array in one
+    vectorized step.
+
+    Parameters
+    ----------
+    values : object
+        What pandas' date converter receives: a ``DatetimeIndex``, a ``Series`` of dates, a
+        ``DatetimeArray``, an object array of ``Timestamp``, a scalar, ...
+
+    Returns
+    -------
+    object
+        ``numpy.ndarray`` of naive ``datetime64`` (the input's unit), shape (n,), for tz-aware
+        pandas date containers (an object array whose first element is a tz-aware
+        ``Timestamp`` and that pandas reads as one time zone); ``values`` itself otherwise.
+    """
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.array
+    elif (isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1 and len(values)
+          and all(isinstance(v, pd.Timestamp) and v.tz is not None for v in values[:1])):
+        try:  # pyfolio hands over arrays of tz-aware Timestamps too
+            values = pd.DatetimeIndex(values)
+        except (ValueError, TypeError):
+            return values
+    if isinstance(values, (pd.DatetimeIndex, pd.arrays.DatetimeArray)) and values.tz is not None:
+        return values.tz_convert("UTC").tz_localize(None).to_numpy()
+    return values
+
+
+@contextlib.contextmanager
+def _naive_utc_date_conversion() -> Iterator[None]:
+    """Feed pandas' date converter naive UTC dates (:func:`naive_utc_dates`) while pyfolio plots:
+    the tear sheets' dates are UTC-aware and matplotlib would convert them element by element
+    (about a sixth of a tear sheet's CPU time); the plotted numbers are the same. Restored
+    afterwards; not thread-safe."""
+    from pandas.plotting._matplotlib.converter import DatetimeConverter
+
+    original = DatetimeConverter.__dict__["_convert_1d"]
+    convert = original.__func__
+
+    def convert_1d(values, unit, axis):  # noqa: ANN001, ANN202
+        return convert(naive_utc_dates(values), unit, axis)
+
+    DatetimeConverter._convert_1d = staticmethod(convert_1d)
+    try:
+        yield
+    finally:
+        DatetimeConverter._convert_1d = original
 
 
 def render_tearsheet(
@@ -875,6 +929,73 @@ def _feed(
             proc.wait()
 
 
+def _kill_worker(proc: subprocess.Popen[str]) -> None:
+    """Stop a worker that has no task (it may still be importing pyfolio) and close its pipes."""
+    with contextlib.suppress(OSError):
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+class TearsheetWorkers:
+    """Tear sheet worker processes started ahead of :func:`write_tearsheets`.
+
+    Each worker imports pyfolio (about 1.5 s of CPU) as soon as it starts; starting them while
+    the caller still reads its inputs lets those imports run meanwhile. Hand the object to one
+    call of :func:`write_tearsheets` (``workers=``), which feeds and then shuts them down; call
+    :meth:`close` (or use it as a context manager) to stop workers that were never used.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Worker processes to start, >= 1.
+
+    Raises
+    ------
+    ValueError
+        ``n_jobs`` < 1.
+    """
+
+    def __init__(self, n_jobs: int) -> None:
+        if n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+        self._procs: list[tuple[subprocess.Popen[str], IO[bytes]]] = []
+        try:
+            for _ in range(n_jobs):
+                err_file = tempfile.TemporaryFile()
+                try:
+                    self._procs.append((_start_worker(err_file), err_file))
+                except BaseException:
+                    err_file.close()
+                    raise
+        except BaseException:
+            self.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self._procs)
+
+    def take(self) -> list[tuple[subprocess.Popen[str], IO[bytes]]]:
+        """Hand over the workers (and their stderr files) to the caller, once."""
+        procs, self._procs = self._procs, []
+        return procs
+
+    def close(self) -> None:
+        """Stop the workers not handed over (killed: they have no task)."""
+        for proc, err_file in self.take():
+            _kill_worker(proc)
+            err_file.close()
+
+    def __enter__(self) -> TearsheetWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_tearsheets(
     run_dir: str | os.PathLike[str],
     strategies: Sequence[str] | None = None,
@@ -886,6 +1007,7 @@ def write_tearsheets(
     benchmark: str | None = None,
     interesting_times: bool = True,
     on_done: Callable[[str], None] | None = None,
+    workers: TearsheetWorkers | None = None,
 ) -> dict[str, Path]:
     """Render the tear sheet of every strategy of a run, in parallel worker processes.
 
@@ -912,6 +1034,10 @@ def write_tearsheets(
     on_done : callable, optional
         Called with the strategy's name when its worker answers (rendered or failed), from a
         feeder thread (e.g. a progress bar's update).
+    workers : TearsheetWorkers, optional
+        Workers started earlier (their pyfolio import already under way); used instead of
+        starting ``n_jobs`` new ones, and shut down on return (the ones beyond the number of
+        strategies at once).
 
     Returns
     -------
@@ -926,6 +1052,27 @@ def write_tearsheets(
         pyfolio failed for a strategy, or a worker died (raised after every worker finished;
         the other strategies' tear sheets are written).
     """
+    with contextlib.ExitStack() as stack:
+        if workers is not None:
+            stack.callback(workers.close)
+        return _write_tearsheets(run_dir, strategies, out_dir=out_dir, n_jobs=n_jobs, dpi=dpi,
+                                 timings=timings, benchmark=benchmark,
+                                 interesting_times=interesting_times, on_done=on_done, workers=workers)
+
+
+def _write_tearsheets(
+    run_dir: str | os.PathLike[str],
+    strategies: Sequence[str] | None,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    n_jobs: int,
+    dpi: int,
+    timings: dict[str, float] | None,
+    benchmark: str | None,
+    interesting_times: bool,
+    on_done: Callable[[str], None] | None,
+    workers: TearsheetWorkers | None,
+) -> dict[str, Path]:
     root = Path(run_dir)
     if strategies is None:
         head = _read_dated_csv(root / "returns.csv", "returns")
@@ -953,9 +1100,18 @@ def write_tearsheets(
     answers: list[dict] = []
     with contextlib.ExitStack() as stack:
         threads = []
-        for _ in range(min(n_jobs, len(strategies))):
-            err_file = stack.enter_context(tempfile.TemporaryFile())
-            proc = _start_worker(err_file)
+        started = workers.take() if workers is not None else []
+        for proc, err_file in started[len(strategies):]:  # more workers than strategies
+            stack.enter_context(err_file)
+            _kill_worker(proc)
+        started = started[: len(strategies)]
+        for i in range(len(started) if started else min(n_jobs, len(strategies))):
+            if started:
+                proc, err_file = started[i]
+                stack.enter_context(err_file)
+            else:
+                err_file = stack.enter_context(tempfile.TemporaryFile())
+                proc = _start_worker(err_file)
             th = threading.Thread(target=_feed, args=(proc, err_file, tasks, answers, on_done),
                                   daemon=True)
             th.start()

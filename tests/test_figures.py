@@ -274,3 +274,50 @@ def test_an_asset_keeps_its_colour_in_every_figure():
     assert seen == 12 + 12 + 4  # each weights panel stacks every asset of the figure
     # without the run's palette the subset alone would start the palette again
     assert F.asset_colors(list(subset.columns))[tickers[11]] != palette[tickers[11]]
+
+
+def test_save_figure_draws_once_with_the_pixels_of_savefig(run, tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    fig = F.plot_equity_drawdowns(run.returns)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=60, facecolor="white", format="png")
+    expected = np.asarray(Image.open(buf).convert("RGB"))
+    dpi0 = fig.get_dpi()
+
+    draws = []
+    original = Figure.draw
+
+    def counting_draw(self, renderer):  # noqa: ANN001, ANN202
+        draws.append(renderer)
+        return original(self, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counting_draw)
+    F.save_figure(fig, tmp_path / "eq.png", dpi=60)
+    assert len(draws) == 1  # savefig lays a constrained figure out in a draw of its own
+    got = Image.open(tmp_path / "eq.png")
+    assert got.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(got), expected)
+    assert fig.get_dpi() == dpi0  # the figure is left as it was
+
+
+def test_encode_png_round_trips_through_pillow():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    rgb = np.full((37, 23, 3), 255, dtype=np.uint8)
+    rgb[5:30, 3:20] = rng.integers(0, 256, size=(25, 17, 3), dtype=np.uint8)
+    png = F.encode_png(rgb)
+    assert png.startswith(PNG)
+    img = Image.open(io.BytesIO(png))
+    img.load()  # checks every chunk's CRC and the zlib stream
+    assert img.mode == "RGB" and img.size == (23, 37)
+    np.testing.assert_array_equal(np.asarray(img), rgb)
+    with pytest.raises(ValueError, match="uint8"):
+        F.encode_png(rgb.astype(float))
+    with pytest.raises(ValueError, match="height, width, 3"):
+        F.encode_png(np.zeros((0, 4, 3), dtype=np.uint8))

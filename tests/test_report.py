@@ -411,10 +411,13 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
 
     calls = {}
 
+    procs = []
+
     def fake_write_tearsheets(run_dir, strategies, *, n_jobs, timings, benchmark, interesting_times,
-                              on_done):
+                              on_done, workers):
         calls.update(strategies=list(strategies), n_jobs=n_jobs, benchmark=benchmark,
-                     interesting_times=interesting_times)
+                     interesting_times=interesting_times, workers=len(workers))
+        procs.extend(proc for proc, _ in workers._procs)
         out = {}
         for s in strategies:
             fig = Figure(figsize=(2, 8))
@@ -429,8 +432,11 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
     code = report_main([str(run_dir), "--window", "2021-03-01:", "--jobs", "3", "--embed-tearsheets",
                         "--quiet"])
     # against the run's benchmark; the fake run's prices are synthetic: no historical stress periods
+    # the workers were started before the run was read, one per strategy at most (not --jobs 3),
+    # and none outlives the report when the tear sheets did not use them
     assert calls == {"strategies": ["DynamicRiskBudget", "EqualWeight"], "n_jobs": 3,
-                     "benchmark": "EqualWeight", "interesting_times": False}
+                     "benchmark": "EqualWeight", "interesting_times": False, "workers": 2}
+    assert len(procs) == 2 and all(p.poll() is not None for p in procs)
     out, err = capfd.readouterr()
     assert code == 0
     assert err == ""

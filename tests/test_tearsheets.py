@@ -73,6 +73,25 @@ def test_worker_errors_come_back_typed_and_quiet(tmp_path, capfd):
     assert not (run / "tearsheets" / "DynamicRiskBudget.png").exists()
 
 
+@pytest.mark.slow  # worker subprocesses import pyfolio and render
+def test_workers_started_ahead_render_and_are_all_shut_down(short_run, tmp_path, capfd):
+    from runners.tearsheets import TearsheetWorkers
+
+    with pytest.raises(ValueError, match="n_jobs"):
+        TearsheetWorkers(0)
+    workers = TearsheetWorkers(2)
+    procs = [proc for proc, _ in workers._procs]
+    paths = write_tearsheets(short_run, ["EqualWeight"], out_dir=tmp_path, workers=workers)
+    assert paths["EqualWeight"].read_bytes().startswith(PNG)
+    # the one worker beyond the strategies and the one that rendered have both exited
+    assert len(workers) == 0 and all(p.poll() is not None for p in procs)
+    unused = TearsheetWorkers(1)
+    proc = unused._procs[0][0]
+    unused.close()
+    assert proc.poll() is not None and len(unused) == 0
+    assert capfd.readouterr() == ("", "")
+
+
 def test_unknown_benchmark_is_a_data_error(short_run):
     with pytest.raises(DataError, match="benchmark 'Nope'"):
         write_tearsheets(short_run, ["EqualWeight"], benchmark="Nope")
@@ -224,3 +243,52 @@ def test_asset_lines_take_the_report_palette():
         assert mcolors.to_hex(line.get_color()) == want[line.get_label()]
     for handle, text in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts()):
         assert mcolors.to_hex(handle.get_color()) == want[text.get_text()]
+
+
+def test_utc_dates_plot_at_the_same_place_without_object_conversion(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from runners.tearsheets import _naive_utc_date_conversion, naive_utc_dates
+
+    idx = pd.bdate_range("2021-03-01", periods=60, tz="UTC")
+    series = pd.Series(np.linspace(1.0, 2.0, len(idx)), idx)
+    expected = mdates.date2num(idx.tz_localize(None).to_numpy())
+    # every form pandas' converter receives comes out as naive UTC datetime64
+    for form in (idx, pd.Series(idx), idx.array, np.asarray(idx.astype(object))):
+        out = naive_utc_dates(form)
+        assert isinstance(out, np.ndarray) and out.dtype.kind == "M"
+        np.testing.assert_array_equal(mdates.date2num(out), expected)
+    for other in (series, idx.tz_localize(None), [1.0, 2.0]):  # anything else is left alone
+        assert naive_utc_dates(other) is other
+
+    seen: list[object] = []
+    original = mdates.date2num
+
+    def spy(d):  # noqa: ANN001, ANN202
+        seen.append(d)
+        return original(d)
+
+    def plotted(context) -> np.ndarray:  # noqa: ANN001
+        fig = Figure()
+        ax = fig.add_subplot()
+        with pd.plotting.plot_params.use("x_compat", True), context:
+            series.plot(ax=ax)
+            ax.fill_between(series.index, 0.0, series.to_numpy())
+        return ax.get_lines()[0].get_xydata()
+
+    import contextlib
+
+    before = plotted(contextlib.nullcontext())
+    monkeypatch.setattr(mdates, "date2num", spy)
+    after = plotted(_naive_utc_date_conversion())
+    np.testing.assert_array_equal(after, before)
+    np.testing.assert_array_equal(after[:, 0], expected)
+    # matplotlib never had to convert tz-aware dates one object at a time
+    tz_aware = [d for d in seen if getattr(getattr(d, "dtype", None), "tz", None) is not None
+                or (isinstance(d, np.ndarray) and d.dtype == object and len(d))]
+    assert not tz_aware
