@@ -121,7 +121,7 @@ class DynamicParams:
     refit_every: int = _param(21, "bars between EGARCH-DCC refits")
     dist: str = _param("t", "innovation law of the EGARCH fit")
     solver: str = _param("exact", 'risk-budget solver: "exact" or "sharpe_band" (max Sharpe within tau of the budget)')
-    tau: float = _param(0.02, "band of the sharpe_band solver, |RC/sigma^2 - b| <= tau")
+    tau: float = _param(0.02, "band of the sharpe_band solver: abs(RC / sigma^2 - b) <= tau")
     target_vol: float | None = _param(None, "volatility-target overlay: scale weights by target / sigma(w)")
     max_leverage: float = _param(1.0, "cap of the overlay, in (0, 1]: the broker cannot borrow")
     weight_bounds: Mapping[str, tuple[float, float]] | None = _param(
@@ -134,7 +134,7 @@ class DynamicParams:
         None, "fixed volatility-state thresholds (low/medium, medium/high) instead of terciles"
     )
     macro_transforms: Mapping[str, str] | None = _param(
-        None, '{column: "level" | "diff" | "yoy" | "logdiff"} of the macro columns (None: the data\'s own table)'
+        None, '{column: "level", "diff", "yoy" or "logdiff"} of the macro columns, "-" flips (None: the data\'s own)'
     )
     macro_stale_months: int | None = _param(3, "a macro series older than this many months leaves the indicator")
 
@@ -186,8 +186,13 @@ def parameter_table() -> str:
     """
     rows = ["| parameter | default | meaning |", "| --- | --- | --- |"]
     for f in fields(DynamicParams):
-        rows.append(f"| `{f.name}` | `{f.default!r}` | {f.metadata['doc']} |")
+        rows.append(f"| `{f.name}` | `{_default_text(f.default)}` | {f.metadata['doc']} |")
     return "\n".join(rows)
+
+
+def _default_text(value: Any) -> str:
+    """A default as the README writes it: strings double-quoted, anything else its ``repr``."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 class DynamicRiskBudgetAllocator(Allocator):
