@@ -96,6 +96,16 @@ class StrategyResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def allocator_info(alloc: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` (run facts: seconds, bars...) completed with the allocator's counts for ``run.json``:
+    its ``report()`` and, for an EGARCH risk model, the fits that ended on a parameter bound."""
+    if hasattr(alloc, "report"):
+        info.update(alloc.report())
+    if hasattr(getattr(alloc, "risk", None), "n_boundary_fits"):  # EGARCH fits on a bound
+        info["risk_model_boundary_fits"] = int(alloc.risk.n_boundary_fits)
+    return info
+
+
 def _strategy_kwargs(
     market: MarketData, strategy: type[bt.Strategy], params: Mapping[str, Any] | None, broker: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -165,12 +175,7 @@ def run_backtest(
     strat = cerebro.run()[0]
     elapsed = time.perf_counter() - t0
     an = {n: strat.analyzers.getbyname(n).get_analysis() for n, _ in ALL_ANALYZERS}
-    alloc = strat.allocator
-    info: dict[str, Any] = {"seconds": round(elapsed, 3), "bars": len(market.prices)}
-    if hasattr(alloc, "report"):
-        info.update(alloc.report())
-    if hasattr(getattr(alloc, "risk", None), "n_boundary_fits"):  # EGARCH fits on a bound
-        info["risk_model_boundary_fits"] = int(alloc.risk.n_boundary_fits)
+    info = allocator_info(strat.allocator, {"seconds": round(elapsed, 3), "bars": len(market.prices)})
     return StrategyResult(
         name=name,
         values=an["portfolio"]["values"],

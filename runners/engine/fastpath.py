@@ -22,7 +22,7 @@ import pandas as pd
 
 from feeds.market import MarketData
 from runners.config import DEFAULT_BROKER
-from runners.engine.cerebro import StrategyResult, validate_strategy_params
+from runners.engine.cerebro import StrategyResult, allocator_info, validate_strategy_params
 from strategies.allocators.base import Allocator, Decision
 from strategies.bt.strategies import EXECUTION_PARAMS, STRATEGIES
 from strategies.execution import (
@@ -296,11 +296,7 @@ def _result(
     if invested_from is not None and invested_from == dates[0]:
         rets = rets.iloc[1:]
     idx = dates.rename("date")
-    info: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 3), "bars": len(dates), "engine": "fast"}
-    if hasattr(alloc, "report"):
-        info.update(alloc.report())
-    if hasattr(getattr(alloc, "risk", None), "n_boundary_fits"):  # EGARCH fits on a bound
-        info["risk_model_boundary_fits"] = int(alloc.risk.n_boundary_fits)
+    info = allocator_info(alloc, {"seconds": round(time.perf_counter() - t0, 3), "bars": len(dates), "engine": "fast"})
     days = idx if record else idx[:0]
     return StrategyResult(
         name=name,

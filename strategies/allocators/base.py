@@ -25,7 +25,7 @@ import pandas as pd
 from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError, SolverError
 
-__all__ = ["Decision", "Allocator", "is_period_start", "PERIODS_PER_YEAR", "TRIGGER_ORDER"]
+__all__ = ["Decision", "Allocator", "check_max_leverage", "is_period_start", "PERIODS_PER_YEAR", "TRIGGER_ORDER"]
 
 TRIGGER_ORDER = ("initial", "periodic", "regime", "eigenvalue", "rc_deviation")
 
@@ -137,6 +137,23 @@ def is_period_start(date: pd.Timestamp, prev: pd.Timestamp | None, rebalance: st
     if rebalance == "yearly":
         return date.year != prev.year
     raise ConfigError(f"rebalance: expected monthly, weekly, quarterly, yearly or a number of bars, got {rebalance!r}")
+
+
+def check_max_leverage(who: str, max_leverage: float) -> None:
+    """Raise :class:`ConfigError` unless ``0 < max_leverage <= 1`` (the broker cannot borrow).
+
+    Parameters
+    ----------
+    who : str
+        Strategy name the message starts with.
+    max_leverage : float
+        Cap of a volatility-scaled exposure (decimal of portfolio value).
+    """
+    if not 0.0 < max_leverage <= 1.0:
+        raise ConfigError(
+            f"{who}: max_leverage must be in (0, 1], got {max_leverage} (the backtrader "
+            "broker and the fast path trade from cash and cannot borrow)"
+        )
 
 
 class Allocator:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from drb.errors import ConfigError, CovarianceRepairWarning, SolverError, SolverFallbackWarning
-from strategies.allocators.base import PERIODS_PER_YEAR, Allocator
+from strategies.allocators.base import PERIODS_PER_YEAR, Allocator, check_max_leverage
 from strategies.budget import CLASSES, class_to_asset_budget
 
 __all__ = [
@@ -300,11 +300,7 @@ class VolatilityManagedAllocator(_ShrinkageCount, Allocator):
         super().__init__(assets, asset_classes, **kw)
         if rule not in ("parity", "moreira_muir"):
             raise ConfigError(f"{self.name}: rule must be 'parity' or 'moreira_muir', got {rule!r}")
-        if not 0.0 < max_leverage <= 1.0:
-            raise ConfigError(
-                f"{self.name}: max_leverage must be in (0, 1], got {max_leverage} (the backtrader "
-                "broker and the fast path trade from cash and cannot borrow)"
-            )
+        check_max_leverage(self.name, max_leverage)
         if target_vol is not None and not target_vol > 0:
             raise ConfigError(f"{self.name}: target_vol must be > 0, got {target_vol}")
         if not 0.0 < ewma_lambda < 1.0:

@@ -38,7 +38,7 @@ from drb.errors import (
     SolverError,
     SolverFallbackWarning,
 )
-from strategies.allocators.base import Allocator, Decision
+from strategies.allocators.base import Allocator, Decision, check_max_leverage
 from strategies.budget import (
     CLASSES,
     INITIAL_BUDGET,
@@ -157,11 +157,7 @@ class DynamicParams:
             raise ConfigError(f"{_WHO}: min_trade must be in [0, 1), got {self.min_trade}")
         if self.target_vol is not None and not self.target_vol > 0:
             raise ConfigError(f"{_WHO}: target_vol must be > 0, got {self.target_vol}")
-        if not 0.0 < self.max_leverage <= 1.0:
-            raise ConfigError(
-                f"{_WHO}: max_leverage must be in (0, 1], got {self.max_leverage} (the backtrader "
-                "broker and the fast path trade from cash and cannot borrow)"
-            )
+        check_max_leverage(_WHO, self.max_leverage)
 
     @classmethod
     def split(cls, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
