@@ -1,94 +1,94 @@
-"""strategies: allocation math (pure numpy/scipy) and the backtrader strategies (imported lazily).
+"""strategies: allocation math (pure numpy/scipy), the allocators, and the backtrader strategies.
 
 Risk decomposition (:mod:`strategies.risk`), risk-budget solvers (:mod:`strategies.solvers`),
-baseline weight rules (:mod:`strategies.weights`) and the turnover-cap projection
-(:mod:`strategies.turnover`).
+baseline weight rules (:mod:`strategies.weights`), the turnover-cap projection
+(:mod:`strategies.turnover`), the pure allocators (:mod:`strategies.allocators`), the execution
+model and record layouts (:mod:`strategies.execution`) and the backtrader adapters
+(:mod:`strategies.bt`). Every name below is imported on first use (PEP 562), so importing one
+submodule (``strategies.allocators``, ``strategies.execution``) loads neither the others nor
+backtrader.
 """
 
-from strategies.risk import (
-    marginal_risk_contributions,
-    portfolio_variance,
-    portfolio_volatility,
-    risk_budget_error,
-    risk_contributions,
-)
-from strategies.solvers import (
-    RiskBudgetInfeasibleWarning,
-    RiskBudgetResult,
-    SharpeRiskBudgetResult,
-    risk_budget_ccd,
-    risk_budget_weights,
-    risk_budget_weights_unchecked,
-    sharpe_risk_budget_weights,
-)
-from strategies.turnover import one_way_turnover, project_turnover
-from strategies.weights import (
-    FactorRiskParityResult,
-    erc_weights,
-    factor_risk_parity_weights,
-    inverse_volatility_weights,
-    max_sharpe_weights,
-    min_variance_weights,
-    sharpe_driven_budget,
-    target_volatility_scale,
-    volatility_managed_weight,
-)
+from __future__ import annotations
 
-__all__ = [
+import importlib
+from typing import Any
+
+#: Public name -> module that defines it.
+_EXPORTS: dict[str, str] = {
     # risk decomposition
-    "portfolio_variance",
-    "portfolio_volatility",
-    "marginal_risk_contributions",
-    "risk_contributions",
-    "risk_budget_error",
+    **dict.fromkeys(
+        (
+            "portfolio_variance",
+            "portfolio_volatility",
+            "marginal_risk_contributions",
+            "risk_contributions",
+            "risk_budget_error",
+        ),
+        "strategies.risk",
+    ),
     # solvers
-    "RiskBudgetResult",
-    "RiskBudgetInfeasibleWarning",
-    "SharpeRiskBudgetResult",
-    "risk_budget_weights",
-    "risk_budget_weights_unchecked",
-    "risk_budget_ccd",
-    "sharpe_risk_budget_weights",
+    **dict.fromkeys(
+        (
+            "RiskBudgetResult",
+            "RiskBudgetInfeasibleWarning",
+            "SharpeRiskBudgetResult",
+            "risk_budget_weights",
+            "risk_budget_weights_unchecked",
+            "risk_budget_ccd",
+            "sharpe_risk_budget_weights",
+        ),
+        "strategies.solvers",
+    ),
     # baseline weight rules
-    "FactorRiskParityResult",
-    "erc_weights",
-    "inverse_volatility_weights",
-    "min_variance_weights",
-    "max_sharpe_weights",
-    "sharpe_driven_budget",
-    "factor_risk_parity_weights",
-    "volatility_managed_weight",
-    "target_volatility_scale",
+    **dict.fromkeys(
+        (
+            "FactorRiskParityResult",
+            "erc_weights",
+            "inverse_volatility_weights",
+            "min_variance_weights",
+            "max_sharpe_weights",
+            "sharpe_driven_budget",
+            "factor_risk_parity_weights",
+            "volatility_managed_weight",
+            "target_volatility_scale",
+        ),
+        "strategies.weights",
+    ),
     # turnover
-    "one_way_turnover",
-    "project_turnover",
-]
+    **dict.fromkeys(("one_way_turnover", "project_turnover"), "strategies.turnover"),
+    # backtrader strategy classes (the only names here that load backtrader)
+    **dict.fromkeys(
+        (
+            "RiskBudgetStrategy",
+            "DynamicRiskBudget",
+            "EqualWeight",
+            "FixedWeights",
+            "InverseVolatility",
+            "RiskParity",
+            "MinimumVariance",
+            "StaticRiskBudget",
+            "SharpeRiskBudget",
+            "MacroRiskParity",
+            "VolatilityManaged",
+            "STRATEGIES",
+        ),
+        "strategies.bt.strategies",
+    ),
+}
 
-# ---------------------------------------------------------------------------------------------
-# backtrader strategy classes (added by the lead): exposed lazily through a module __getattr__ so
-# that importing the allocation math never imports backtrader.
-# ---------------------------------------------------------------------------------------------
-
-_STRATEGY_CLASSES = (
-    "RiskBudgetStrategy",
-    "DynamicRiskBudget",
-    "EqualWeight",
-    "FixedWeights",
-    "InverseVolatility",
-    "RiskParity",
-    "MinimumVariance",
-    "StaticRiskBudget",
-    "SharpeRiskBudget",
-    "MacroRiskParity",
-    "VolatilityManaged",
-    "STRATEGIES",
-)
-__all__ += list(_STRATEGY_CLASSES)
+__all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _STRATEGY_CLASSES:
-        from strategies import bt_strategies
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module on first use (then cached here)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'strategies' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(bt_strategies, name)
-    raise AttributeError(f"module 'strategies' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,18 +10,53 @@ left of the caps.
 The first investment out of cash is the one uncapped trade. Orders are sized at the fill price,
 sells before buys, in fractional units; with proportional slippage buys are sized at the worst fill
 price so the executed change never exceeds the planned one.
+
+The records both engines keep (the backtrader strategy and its analyzers in :mod:`strategies.bt`,
+the fast path in :mod:`runners.engine.fastpath`) are laid out here once: one rebalance a row
+(:func:`rebalance_record`, :func:`rebalance_frame`), one budget-log row a bar (:func:`budget_row`,
+:func:`budget_frame`), one fill a row (:func:`fill_record`) and the order issues
+(:data:`ORDER_ISSUE_COLUMNS`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from strategies.turnover import one_way_turnover, project_turnover
 
-__all__ = ["TradePlan", "plan_trades", "one_way_turnover", "capped_turnover"]
+__all__ = [
+    "TradePlan",
+    "plan_trades",
+    "one_way_turnover",
+    "capped_turnover",
+    "REBALANCE_FIELDS",
+    "BUDGET_LABELS",
+    "TRANSACTION_COLUMNS",
+    "ORDER_ISSUE_COLUMNS",
+    "rebalance_columns",
+    "rebalance_record",
+    "rebalance_frame",
+    "budget_columns",
+    "budget_row",
+    "budget_frame",
+    "fill_record",
+]
+
+#: Leading columns of the rebalance log; ``pre_<asset>``, ``post_<asset>`` and ``decided`` follow.
+REBALANCE_FIELDS: tuple[str, ...] = ("date", "strategy", "trigger", "turnover", "max_asset_change", "cost")
+#: Per-bar labels of the budget log (the allocator's ``snapshot`` keys); ``target_<asset>`` and
+#: ``smoothed_<asset>`` pairs follow, interleaved per asset.
+BUDGET_LABELS: tuple[str, ...] = ("phase", "vol_state", "regime", "lambda", "decision", "cycle_source", "vol_source")
+#: Columns of the fills (transactions) frame.
+TRANSACTION_COLUMNS: tuple[str, ...] = ("date", "symbol", "amount", "price", "commission")
+#: Columns of the order-issues frame (rejections, margin calls).
+ORDER_ISSUE_COLUMNS: tuple[str, ...] = ("date", "symbol", "status", "size")
 
 
 @dataclass(frozen=True)
@@ -201,3 +236,115 @@ def capped_turnover(
     if pre.sum() <= 0 or (total_cap is None and asset_cap is None):
         return one_way_turnover(pre, desired)
     return one_way_turnover(pre, _capped_post(pre, desired, total_cap, asset_cap))
+
+
+# ================================================================================== records
+def rebalance_columns(assets: Sequence[str]) -> list[str]:
+    """Columns of the rebalance log: :data:`REBALANCE_FIELDS`, ``pre_<a>``, ``post_<a>``, ``decided``."""
+    return [*REBALANCE_FIELDS, *(f"pre_{a}" for a in assets), *(f"post_{a}" for a in assets), "decided"]
+
+
+def rebalance_record(
+    *,
+    date: pd.Timestamp,
+    strategy: str,
+    trigger: str,
+    pre: np.ndarray,
+    dw: np.ndarray,
+    cost: float,
+    decided: pd.Timestamp | None,
+    assets: Sequence[str],
+) -> dict[str, Any]:
+    """One executed rebalance, in the column order of :func:`rebalance_columns`.
+
+    Parameters
+    ----------
+    date : Timestamp
+        Bar the orders filled at.
+    strategy, trigger : str
+        Strategy name; what fired (``initial`` for the first investment).
+    pre : ndarray, shape (n,)
+        Asset weights before trading (drifted holdings at the fill price / value).
+    dw : ndarray, shape (n,)
+        Executed weight changes (filled notional / value; decimals).
+    cost : float
+        Commissions paid / value (decimal).
+    decided : Timestamp or None
+        Bar whose close the decision was taken at.
+    assets : sequence of str
+        Asset names, in the order of ``pre`` and ``dw``.
+
+    Returns
+    -------
+    dict
+        ``turnover = 0.5 * sum |dw|``, ``max_asset_change = max |dw|``, ``post = pre + dw``.
+    """
+    absdw = np.abs(dw)
+    rec: dict[str, Any] = {
+        "date": date,
+        "strategy": strategy,
+        "trigger": trigger,
+        "turnover": float(0.5 * absdw.sum()),
+        "max_asset_change": float(absdw.max()) if dw.size else 0.0,
+        "cost": cost,
+    }
+    for a, w in zip(assets, pre):
+        rec[f"pre_{a}"] = float(w)
+    for a, w in zip(assets, pre + dw):
+        rec[f"post_{a}"] = float(w)
+    rec["decided"] = decided
+    return rec
+
+
+def rebalance_frame(records: list[dict[str, Any]], assets: Sequence[str]) -> pd.DataFrame:
+    """The rebalance log: one :func:`rebalance_record` a row (the columns even when empty)."""
+    return pd.DataFrame(records, columns=rebalance_columns(assets))
+
+
+def fill_record(date: pd.Timestamp, symbol: str, amount: float, price: float, commission: float) -> dict[str, Any]:
+    """One fill: units ``amount`` (negative = sell) of ``symbol`` at ``price``, paying ``commission``
+    (currency); the keys are :data:`TRANSACTION_COLUMNS`."""
+    return {"date": date, "symbol": symbol, "amount": amount, "price": price, "commission": commission}
+
+
+def budget_columns(assets: Sequence[str]) -> list[str]:
+    """Columns of the budget log: ``date``, :data:`BUDGET_LABELS`, then ``target_<a>``, ``smoothed_<a>`` per asset."""
+    cols = ["date", *BUDGET_LABELS]
+    for a in assets:
+        cols += [f"target_{a}", f"smoothed_{a}"]
+    return cols
+
+
+def budget_row(date: pd.Timestamp, allocator: Any, n: int) -> tuple:
+    """One bar of the budget log, in the order of :func:`budget_columns`.
+
+    Parameters
+    ----------
+    date : Timestamp
+        The bar.
+    allocator : Allocator
+        Read through ``snapshot()`` when it has one (labels, ``budget_target``, ``budget``), else
+        through ``budget()`` only (the labels and the target are then None / NaN).
+    n : int
+        Number of assets.
+
+    Returns
+    -------
+    tuple
+        ``(date, *labels, target_0, smoothed_0, target_1, smoothed_1, ...)``; budgets are decimals,
+        NaN where the allocator has no such notion.
+    """
+    snap = allocator.snapshot() if hasattr(allocator, "snapshot") else {}
+    tgt = snap.get("budget_target")
+    cur = snap.get("budget")
+    if cur is None:
+        cur = allocator.budget()
+    pairs = np.column_stack((np.full(n, np.nan) if tgt is None else tgt, np.full(n, np.nan) if cur is None else cur))
+    return (date, *[snap.get(k) for k in BUDGET_LABELS], *pairs.ravel().tolist())
+
+
+def budget_frame(rows: list[tuple], assets: Sequence[str]) -> pd.DataFrame:
+    """The budget log indexed by date: one :func:`budget_row` a bar (an empty frame when none)."""
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame.from_records(rows, columns=budget_columns(assets)).set_index("date")

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from drb.errors import ConfigError
 from feeds import synthetic_market
+from strategies.allocators.dynamic import DynamicParams, DynamicRiskBudgetAllocator
 from strategies.budget import DEFAULT_BUDGET_MATRIX, REGIMES, smooth_budget
-from strategies.dynamic import DynamicRiskBudgetAllocator
 from strategies.risk import portfolio_volatility, risk_contributions
 
 M = synthetic_market(seed=3, start="2018-01-02", end="2020-06-30")
@@ -169,3 +170,46 @@ def test_fits_by_year_counts_refits_and_failures_in_the_year_they_happen():
     assert alloc.fits_by_year == expected
     assert sum(v[1] for v in expected.values()) == alloc.risk.n_failed_fits > 10
     assert alloc.report()["risk_model_fits_by_year"] == expected
+
+
+# ---------------------------------------------------------------------- the parameter list, once
+def test_backtrader_params_are_the_dynamic_params():
+    """The strategy's own params are DynamicParams' fields: same names, order and defaults."""
+    from dataclasses import fields
+
+    from strategies.bt.strategies import DynamicRiskBudget, RiskBudgetStrategy
+
+    base = set(RiskBudgetStrategy.params._getkeys())
+    own = [(k, v) for k, v in DynamicRiskBudget.params._getpairs().items() if k not in base]
+    assert own == [(f.name, f.default) for f in fields(DynamicParams)]
+    assert all(f.metadata["doc"] for f in fields(DynamicParams))
+
+
+def test_readme_parameter_table_is_the_dynamic_params():
+    """Every DynamicParams field is a row of the README's table, with its default, and nothing else."""
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    from strategies.allocators.dynamic import parameter_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("| parameter | default | meaning |")
+    table = readme[start:].split("\n\n", 1)[0]
+    rows = [re.match(r"\| `([^`]+)` \| `([^`]+)` \|", line) for line in table.splitlines()[2:]]
+    assert all(rows), "a README table row is not '| `name` | `default` | meaning |'"
+    expected = [(f.name, repr(f.default).replace("'", '"')) for f in fields(DynamicParams)]
+    assert [(m.group(1), m.group(2)) for m in rows] == expected
+    assert table == parameter_table()
+
+
+def test_dynamic_params_validate_and_are_kept():
+    with pytest.raises(ConfigError, match="anticipation must be in"):
+        DynamicParams(anticipation=1.5)
+    with pytest.raises(ConfigError, match="DynamicRiskBudget: max_leverage"):
+        DynamicRiskBudgetAllocator(ASSETS, max_leverage=1.5)
+    with pytest.raises(TypeError):
+        DynamicRiskBudgetAllocator(ASSETS, no_such_parameter=1)
+    alloc = DynamicRiskBudgetAllocator(ASSETS, cooldown=5, warmup=30, risk_model="ewma")
+    assert alloc.params == DynamicParams(cooldown=5, risk_model="ewma")
+    assert alloc.cooldown == 5 and alloc.warmup == 30

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from strategies.execution import plan_trades
+from strategies.execution import (
+    BUDGET_LABELS,
+    budget_columns,
+    budget_frame,
+    budget_row,
+    plan_trades,
+    rebalance_columns,
+    rebalance_frame,
+    rebalance_record,
+)
 
 
 @st.composite
@@ -71,3 +82,52 @@ def test_initial_is_uncapped_and_cash_buffer_kept():
 def test_buy_sized_for_slippage():
     plan = plan_trades(np.zeros(1), np.array([100.0]), 1000.0, np.array([1.0]), initial=True, cash_buffer=0.0, slippage=0.01)
     assert plan.units[0] * 100.0 * 1.01 <= 1000.0 + 1e-9
+
+
+# ---------------------------------------------------------------------- record layouts (both engines)
+def test_rebalance_record_layout():
+    pre, dw = np.array([0.5, 0.3]), np.array([-0.1, 0.05])
+    d = pd.Timestamp("2020-01-03")
+    rec = rebalance_record(
+        date=d, strategy="S", trigger="periodic", pre=pre, dw=dw, cost=1e-4, decided=d, assets=["a", "b"]
+    )
+    assert list(rec) == rebalance_columns(["a", "b"])
+    assert rebalance_columns(["a", "b"]) == [
+        "date", "strategy", "trigger", "turnover", "max_asset_change", "cost", "pre_a", "pre_b", "post_a", "post_b", "decided"
+    ]
+    assert rec["turnover"] == pytest.approx(0.075) and rec["max_asset_change"] == pytest.approx(0.1)
+    assert (rec["post_a"], rec["post_b"]) == pytest.approx((0.4, 0.35))
+    assert list(rebalance_frame([], ["a", "b"]).columns) == rebalance_columns(["a", "b"])
+
+
+class _Snap:
+    def snapshot(self):
+        return {"phase": "expansion", "regime": "expansion/low", "lambda": 0.1, "budget_target": np.array([0.6, 0.4]), "budget": np.array([0.5, 0.5])}
+
+    def budget(self):  # pragma: no cover - the snapshot has the budget
+        raise AssertionError
+
+
+class _Plain:
+    def budget(self):
+        return None
+
+
+def test_budget_row_layout():
+    d = pd.Timestamp("2020-01-03")
+    row = budget_row(d, _Snap(), 2)
+    assert len(row) == len(budget_columns(["a", "b"]))
+    assert row[0] == d and row[1] == "expansion" and row[3] == "expansion/low" and row[4] == 0.1
+    assert row[1 + len(BUDGET_LABELS) :] == (0.6, 0.5, 0.4, 0.5)  # target_a, smoothed_a, target_b, smoothed_b
+    frame = budget_frame([row, budget_row(d + pd.Timedelta(days=1), _Plain(), 2)], ["a", "b"])
+    assert list(frame.columns) == budget_columns(["a", "b"])[1:]
+    assert frame.index.name == "date" and frame["smoothed_b"].isna().tolist() == [False, True]
+    assert budget_frame([], ["a"]).empty
+
+
+def test_pure_modules_do_not_import_backtrader():
+    import subprocess
+    import sys
+
+    code = "import sys, strategies.allocators, strategies.execution, strategies.bt; assert 'backtrader' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -42,7 +42,7 @@ def test_baseline_covariance_rule():
 
 @pytest.mark.parametrize("name", ["RiskParity", "MinimumVariance"])
 def test_sixty_assets_are_not_equal_weight(name):
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     market = many_asset_market(60)
     params = {"warmup": 80, "total_cap": 1.0, "asset_cap": 1.0}
@@ -59,7 +59,7 @@ def test_sixty_assets_are_not_equal_weight(name):
 
 
 def test_few_assets_keep_the_sample_covariance():
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     res = run_fast(many_asset_market(4, bars=150), "RiskParity", {"warmup": 80})
     assert res.info["covariance_shrunk"] == 0

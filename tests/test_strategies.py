@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from feeds import MarketData, synthetic_market
-from runners.backtest import STRATEGY_NAMES, run_backtest
-from runners.fastpath import run_fast
+from runners.engine.cerebro import STRATEGY_NAMES, run_backtest
+from runners.engine.fastpath import run_fast
 from strategies.budget import DEFAULT_BUDGET_MATRIX
 
 BASELINES = [n for n in STRATEGY_NAMES if n != "DynamicRiskBudget"]
@@ -287,7 +287,7 @@ def test_rejected_orders_are_logged_and_retried(short_market):
 
 def test_effective_params_record_defaults_and_overrides(short_market):
     """run.json's parameters: every default the strategy ran with, then the overrides."""
-    from runners.backtest import effective_params
+    from runners.engine.cerebro import effective_params
 
     eff = effective_params(short_market, "DynamicRiskBudget", {"smoothing": 0.15}, {"cash_buffer": 0.01})
     assert eff["smoothing"] == 0.15 and eff["risk_model"] == "egarch_dcc" and eff["cooldown"] == 10

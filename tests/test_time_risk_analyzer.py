@@ -212,7 +212,7 @@ def test_volatility_managed_baseline_is_time_axis_parity() -> None:
     bind), every month carries the same ex-ante variance per bar: its HHI is the equal-risk HHI.
     Equal weight puts the risk into turbulent months; the Moreira-Muir rule into calm ones."""
     from runners.compare import time_risk_contributions_by_strategy
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     market, state = _regime_market()
     free = dict(target_vol=0.02, rebalance=1, total_cap=1.0, asset_cap=1.0)
