@@ -958,3 +958,20 @@ def test_saved_allocator_state_is_reproducible():
             alloc.update(m.prices.index[i], closes[i])
         saved.append(json.dumps(encode(alloc), allow_nan=False))
     assert saved[0] == saved[1]
+
+
+def test_state_saved_under_an_old_module_path_still_loads():
+    """A paper state written before the allocators moved (class named by its old module,
+    now a deprecated alias) decodes to the same class; a non-project class still does not."""
+    from drb.errors import StateError
+    from runners.live.state_codec import decode, encode
+    from strategies.allocators.dynamic import DynamicRiskBudgetAllocator
+
+    alloc = DynamicRiskBudgetAllocator(["equity", "bond"], risk_model="ewma")
+    text = json.dumps(encode(alloc), allow_nan=False)
+    current = f"{DynamicRiskBudgetAllocator.__module__}:DynamicRiskBudgetAllocator"
+    assert current in text
+    old = json.loads(text.replace(current, "strategies.dynamic:DynamicRiskBudgetAllocator"))
+    assert type(decode(old)) is DynamicRiskBudgetAllocator
+    with pytest.raises(StateError):
+        decode(json.loads(text.replace(current, "strategies.dynamic:np")))

@@ -280,8 +280,10 @@ class _Decoder:
                 obj = getattr(obj, part)
         except (ImportError, AttributeError):
             raise self.fail(f"unknown class {name!r}") from None
-        if not isinstance(obj, type) or obj.__module__ != module:
-            raise self.fail(f"{name!r} is not a class of {module}")
+        # A class may be reached through a deprecated alias module (a state saved before a class
+        # moved); what counts is that the class itself is one of the project's.
+        if not isinstance(obj, type) or not _allowed(obj.__module__):
+            raise self.fail(f"{name!r} is not a project class")
         return obj
 
     def _enum(self, data: dict) -> Any:
