@@ -105,8 +105,7 @@ def param_names(dist: str) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _filter_kernel(params, y, backcast, var_bounds):  # pragma: no cover - compiled
+def _filter_kernel_py(params, y, backcast, var_bounds):
     """In-sample ln sigma^2 path, identical to arch's egarch_recursion. Returns (lnsig2, std_resid)."""
     n = y.shape[0]
     mu, omega, alpha, gamma, beta = params[0], params[1], params[2], params[3], params[4]
@@ -130,12 +129,11 @@ def _filter_kernel(params, y, backcast, var_bounds):  # pragma: no cover - compi
     return lns, z
 
 
-@numba.njit(cache=True)
-def _nll_grad_kernel(params, y, backcast, var_bounds, student):  # pragma: no cover - compiled
+def _nll_grad_kernel_py(params, y, backcast, var_bounds, student):
     """Sum of log-likelihood terms that depend on the data and its gradient.
 
-    Returns (ll_data, grad (k,), sum_log_term) where for Student-t the parameter-only constants are
-    added by the caller (they need digamma, which numba lacks).
+    Returns ``(ll_data, grad (k,))``; the parameter-only constants (Student-t: they need digamma,
+    which numba lacks) are added by the caller.
     """
     n = y.shape[0]
     mu, omega, alpha, gamma, beta = params[0], params[1], params[2], params[3], params[4]
@@ -148,7 +146,6 @@ def _nll_grad_kernel(params, y, backcast, var_bounds, student):  # pragma: no co
     ll = 0.0
     h_prev = 0.0
     z_prev = 0.0
-    eps_prev = 0.0
     for t in range(n):
         if t == 0:
             h = omega + beta * backcast
@@ -204,9 +201,12 @@ def _nll_grad_kernel(params, y, backcast, var_bounds, student):  # pragma: no co
         for j in range(5):
             dh[j] = dh_new[j]
         h_prev = h
-        eps_prev = eps
-        z_prev = eps_prev / math.sqrt(s2)
+        z_prev = eps / math.sqrt(s2)
     return ll, grad
+
+
+_filter_kernel = numba.njit(cache=True)(_filter_kernel_py)
+_nll_grad_kernel = numba.njit(cache=True)(_nll_grad_kernel_py)
 
 
 def _loglik_and_grad(params: np.ndarray, y: np.ndarray, backcast: float, vb: np.ndarray, dist: str):
@@ -288,8 +288,7 @@ class EGARCHFit:
         return "boundary" if self.boundary else "converged"
 
 
-@numba.njit(cache=True)
-def _ewma_bounds_kernel(res: np.ndarray) -> tuple[float, np.ndarray]:  # pragma: no cover - compiled
+def _ewma_bounds_kernel_py(res: np.ndarray) -> tuple[float, np.ndarray]:
     """arch's EWMA(0.94) backcast (variance) and loose per-bar variance bounds (its formulas)."""
     nobs = res.shape[0]
     tau = min(75, nobs)
@@ -322,6 +321,9 @@ def _ewma_bounds_kernel(res: np.ndarray) -> tuple[float, np.ndarray]:  # pragma:
             hi = min_upper
         vb[t, 1] = hi if hi <= upper else upper
     return init, vb
+
+
+_ewma_bounds_kernel = numba.njit(cache=True)(_ewma_bounds_kernel_py)
 
 
 def _prepare(y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -555,7 +557,7 @@ def _sane(x: np.ndarray, y: np.ndarray, backcast: float, vb: np.ndarray) -> bool
     lnv = math.log(max(float(np.var(y)), 1e-300))
     if 1.0 / (1.0 - beta) < 0.25 * y.shape[0] and abs(omega / (1.0 - beta) - lnv) >= math.log(100.0):
         return False
-    lns, z = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
+    lns, _ = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
     if _lyapunov(x, y, backcast, vb) > _LYAP_MAX + 1e-8:
         return False
     nxt = float(egarch_step(x[None, :], lns[-1:], y[-1:] - x[0])[0])
@@ -719,45 +721,65 @@ def egarch_fit(
     bounds = _param_bounds(res0, dist) if smooth else None
     ll_held = _loglik_and_grad(held, y, backcast, vb, dist)[0] if smooth else float("nan")
     cands: list = []
-    retry = True
+    fast_ok = False
     if engine == "fast" and smooth:
-        sv = start if start is not None else _cold_start(y, res0, dist)
-        sv = np.clip(np.asarray(sv, dtype=float), [b[0] for b in bounds], [b[1] for b in bounds])
-        x, ok, ll, msg = _fit_fast(y, dist, sv, backcast, vb, bounds, start is not None)
-        x, ok_c, ll, msg, at = _constrained(x, y, dist, backcast, vb, bounds, msg)
-        ok = ok and ok_c
-        if _sane(x, y, backcast, vb) and math.isfinite(ll):
-            cands.append((x, ok, ll, msg, "fast", at))
-        # A converged optimum of arch's own likelihood: arch would find the same one, so
-        # retrying with it only costs time.
-        retry = not ok
-    if retry:
-        tries = [(start, 60)] + ([(None, 500)] if start is not None else [])
-        for sv, maxiter in tries:
-            x, ok, ll, msg = _fit_arch(y, dist, sv, maxiter=maxiter)
-            at = False
-            if x is not None and smooth:
-                x, ok_c, ll, msg, at = _constrained(x, y, dist, backcast, vb, bounds, msg)
-                ok = ok and ok_c
-            if _sane(x, y, backcast, vb) and math.isfinite(ll):
-                cands.append((x, ok, ll, msg, "arch", at))
-                if ok:
-                    break
+        cands, fast_ok = _fast_candidates(y, res0, dist, start, backcast, vb, bounds)
+    # A converged optimum of arch's own likelihood (plausible or not): arch would find the same
+    # one, so retrying with it only costs time.
+    if not fast_ok:
+        cands += _arch_candidates(y, dist, start, backcast, vb, bounds)
     best, relaxed = _select(cands, ll_held)
     if best is None:
-        x, ok, used, ll = held, False, "fallback", ll_held
         msg = "no plausible optimum" if not cands else "optimum worse than the parameters in hand"
-    else:
-        x, ok, ll, msg, used = best[0], True, best[2], best[3], best[4]
-        if relaxed:
-            msg = f"kept although not strictly converged ({msg}): log-lik {ll:.3f} > {ll_held:.3f}"
-    lns, z = _filter_kernel(np.asarray(x[:5], dtype=float), y, backcast, vb)
+        return _make_fit(held, False, ll_held, y, backcast, vb, "fallback", msg, False, False)
+    msg = best[3]
+    if relaxed:
+        msg = f"kept although not strictly converged ({msg}): log-lik {best[2]:.3f} > {ll_held:.3f}"
+    return _make_fit(best[0], True, best[2], y, backcast, vb, best[4], msg, best[5], relaxed)
+
+
+def _fast_candidates(y, res0, dist, start, backcast, vb, bounds) -> tuple[list, bool]:
+    """The fast engine's optimum: ``(candidates, converged)`` with the optimum as the only
+    candidate when it is plausible; candidates are ``(x, converged, loglik, msg, engine,
+    on_invertibility_bound)``."""
+    sv = start if start is not None else _cold_start(y, res0, dist)
+    sv = np.clip(np.asarray(sv, dtype=float), [b[0] for b in bounds], [b[1] for b in bounds])
+    x, ok, ll, msg = _fit_fast(y, dist, sv, backcast, vb, bounds, start is not None)
+    x, ok_c, ll, msg, at = _constrained(x, y, dist, backcast, vb, bounds, msg)
+    ok = ok and ok_c
+    if _sane(x, y, backcast, vb) and math.isfinite(ll):
+        return [(x, ok, ll, msg, "fast", at)], ok
+    return [], ok
+
+
+def _arch_candidates(y, dist, start, backcast, vb, bounds) -> list:
+    """``arch``'s optima (warm-started, then from its own starting values), brought onto the
+    admissible set when our likelihood is available (``bounds`` not None); stops at the first
+    plausible strictly converged one."""
+    cands = []
+    tries = [(start, 60)] + ([(None, 500)] if start is not None else [])
+    for sv, maxiter in tries:
+        x, ok, ll, msg = _fit_arch(y, dist, sv, maxiter=maxiter)
+        at = False
+        if x is not None and bounds is not None:
+            x, ok_c, ll, msg, at = _constrained(x, y, dist, backcast, vb, bounds, msg)
+            ok = ok and ok_c
+        if _sane(x, y, backcast, vb) and math.isfinite(ll):
+            cands.append((x, ok, ll, msg, "arch", at))
+            if ok:
+                break
+    return cands
+
+
+def _make_fit(x, ok, ll, y, backcast, vb, engine, msg, on_inv_bound, relaxed) -> EGARCHFit:
+    """The :class:`EGARCHFit` of parameters ``x`` on the window ``y`` (percent scale)."""
+    x = np.asarray(x, dtype=float)
+    lns, z = _filter_kernel(x[:5].copy(), y, backcast, vb)
     lnv = math.log(max(float(np.var(y)), 1e-300))
     lb = np.array([lnv - _LN_BOUND, lnv + _LN_BOUND])
     nxt = float(egarch_step(x[None, :], lns[-1:], (y[-1:] - x[0]), lb[None, :])[0])
-    boundary = bool(ok and (x[4] >= BETA_MAX - _AT_BOUND or best[5]))
-    return EGARCHFit(np.asarray(x, dtype=float), bool(ok), float(ll), lns, z, nxt, used, msg, lb,
-                     boundary, bool(relaxed))
+    boundary = bool(ok and (x[4] >= BETA_MAX - _AT_BOUND or on_inv_bound))
+    return EGARCHFit(x, bool(ok), float(ll), lns, z, nxt, engine, msg, lb, boundary, bool(relaxed))
 
 
 def egarch_filter(params: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -889,7 +911,7 @@ def _warn_failed(name: str, msg: str) -> None:
         f"EGARCH fit for {name} failed ({msg}); the parameters in hand are kept and the next refit "
         "starts cold (counted in n_failed_fits)",
         EstimationWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of rolling_egarch_volatility
     )
 
 
@@ -939,20 +961,13 @@ def rolling_egarch_volatility(
     is_series = isinstance(returns, pd.Series)
     df = returns.to_frame() if is_series else returns
     arr = df.to_numpy(dtype=float)
-    finite = np.all(np.isfinite(arr), axis=1)
-    if not finite.any():
-        raise DataError("rolling_egarch_volatility: no finite rows")
-    first = int(np.argmax(finite))
-    if not finite[first:].all():
-        bad = first + int(np.argmin(finite[first:]))
-        raise DataError(f"rolling_egarch_volatility: NaN return at row {bad} ({df.index[bad]})")
+    first = _first_finite_row(arr, df.index)
     x = arr[first:]
     T, n = x.shape
     out = np.full(arr.shape, np.nan)
     params: np.ndarray | None = None
     lns = np.zeros(n)
     lnb = np.zeros((n, 2))
-    n_refits = 0
     tally = RefitTally(n)
     warned = np.zeros(n, dtype=bool)
     refit_dates = []
@@ -960,24 +975,13 @@ def rolling_egarch_volatility(
     for t in range(min_window - 1, T):
         if (t - min_window + 1) % refit_every == 0:
             win = x[max(0, t + 1 - window) : t + 1]
-            newp = np.empty((n, len(param_names(dist))))
-            for j in range(n):
-                prev = None if params is None else params[j]
-                f = tally.fit(j, win[:, j], dist, prev, engine)
-                newp[j] = f.params
-                lns[j] = f.lnsig2_next
-                lnb[j] = f.ln_bounds
-                if not f.converged:
-                    if not warned[j]:
-                        warned[j] = True
-                        _warn_failed(str(df.columns[j]), f.message)
-            params = newp
-            n_refits += 1
+            params = _refit_columns(tally, win, dist, params, engine, lns, lnb, warned, df.columns)
             refit_dates.append(df.index[first + t])
         else:
             lns = egarch_step(params, lns, SCALE * x[t] - params[:, 0], lnb)
         out[first + t] = np.exp(0.5 * lns) / SCALE * ann
     res = pd.DataFrame(out, index=df.index, columns=df.columns)
+    n_refits = len(refit_dates)
     attrs = {
         "n_refits": n_refits,
         "n_failed_fits": tally.n_failed,
@@ -987,8 +991,35 @@ def rolling_egarch_volatility(
         "params": None if params is None else params.tolist(),
     }
     if is_series:
-        s = res.iloc[:, 0].rename(returns.name)
-        s.attrs.update(attrs)
-        return s
+        res = res.iloc[:, 0].rename(returns.name)
     res.attrs.update(attrs)
     return res
+
+
+def _first_finite_row(arr: np.ndarray, index: pd.Index) -> int:
+    """Position of the first all-finite row of ``arr`` (T, n); every later row must be finite too."""
+    finite = np.all(np.isfinite(arr), axis=1)
+    if not finite.any():
+        raise DataError("rolling_egarch_volatility: no finite rows")
+    first = int(np.argmax(finite))
+    if not finite[first:].all():
+        bad = first + int(np.argmin(finite[first:]))
+        raise DataError(f"rolling_egarch_volatility: NaN return at row {bad} ({index[bad]})")
+    return first
+
+
+def _refit_columns(tally, win, dist, params, engine, lns, lnb, warned, columns) -> np.ndarray:
+    """Refit every column of the window ``win`` (T, n); returns the new parameters (n, k) and
+    writes the next ln-variances into ``lns`` and the clip bounds into ``lnb`` (in place). The
+    first failed fit of a column warns (``warned`` is updated)."""
+    n = win.shape[1]
+    newp = np.empty((n, len(param_names(dist))))
+    for j in range(n):
+        f = tally.fit(j, win[:, j], dist, None if params is None else params[j], engine)
+        newp[j] = f.params
+        lns[j] = f.lnsig2_next
+        lnb[j] = f.ln_bounds
+        if not f.converged and not warned[j]:
+            warned[j] = True
+            _warn_failed(str(columns[j]), f.message)
+    return newp
