@@ -258,6 +258,8 @@ def _lyap_grad_kernel_py(params, y, backcast, var_bounds):
         dz[0] -= 1.0 / sd
         d = beta - 0.5 * (alpha * abs(z) + gamma * z)
         total += math.log(max(abs(d), 1e-300))
+        if abs(d) < 1e-300:
+            d = 1e-300  # the floor of the value; a finite (huge) slope there
         sgn = 1.0 if z > 0 else (-1.0 if z < 0 else 0.0)
         c = -0.5 * (alpha * sgn + gamma)
         for j in range(5):

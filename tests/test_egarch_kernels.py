@@ -88,3 +88,16 @@ def test_lyap_grad_twin_and_reference(params):
         dn[i] -= 1e-6
         fd = (eg._lyapunov(up, y, backcast, vb) - eg._lyapunov(dn, y, backcast, vb)) / 2e-6
         assert g_p[i] == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_lyap_grad_at_zero_derivative():
+    """beta = alpha = gamma = 0 (an arch optimum seen on noise): every term is at the 1e-300 floor,
+    value and gradient stay finite (no division by zero) and the twins agree."""
+    y, backcast, vb, _ = _window(7)
+    p = np.array([0.0, 0.3, 0.0, 0.0, 0.0, 7.0])
+    val_c, g_c = eg._lyap_grad_kernel(p, y, backcast, vb)
+    val_p, g_p = eg._lyap_grad_kernel_py(p, y, backcast, vb)
+    assert val_p == pytest.approx(eg._lyapunov(p, y, backcast, vb), rel=1e-12)
+    assert np.all(np.isfinite(g_p))
+    assert val_c == pytest.approx(val_p, rel=1e-12)
+    np.testing.assert_allclose(g_c, g_p, rtol=1e-12)
