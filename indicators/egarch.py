@@ -21,11 +21,14 @@ block coordinate ascent across the kinks (:func:`_mu_kink_polish`). Measured on 
 (``benchmarks/accuracy.py``): ``arch`` started from our optimum moves the forecast by 2e-9 (median)
 to 4e-6 (max); ``arch``'s own cold and warm fits differ by up to 8e-4 (its local optima). A warm
 refit costs about 2 ms, which is what makes monthly refits of many assets affordable
-(``benchmarks/risk_model.py``). ``engine="arch"`` calls ``arch_model(...).fit`` itself (warm-started);
-it is also the automatic retry when the fast engine does not converge (first warm-started, then
-from arch's own starting values; not when the fast engine converges to implausible parameters:
-arch maximizes the same likelihood), and the only engine for ``dist`` other than ``"t"`` /
-``"normal"``. Both engines fit the same model.
+(``benchmarks/risk_model.py``). A warm fast fit that does not converge is repeated by the fast
+engine from ``arch``'s own starting values; when both free optima were not invertible and both
+invertibility-constrained refits converged to the same log-likelihood, that constrained optimum is
+accepted (``arch`` ends on it too: ``benchmarks/egarch_speed.py``). ``engine="arch"`` calls
+``arch_model(...).fit`` itself (warm-started); it is also the automatic retry when the fast engine
+does not converge (first warm-started, then from arch's own starting values; not when the fast
+engine converges to implausible parameters: arch maximizes the same likelihood), and the only
+engine for ``dist`` other than ``"t"`` / ``"normal"``. Both engines fit the same model.
 
 Admissible fits
 ---------------
@@ -530,8 +533,8 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
         gf = g[free]
         if float(np.max(np.abs(gf), initial=0.0)) / n < _GTOL * 1e-3:
             return x, ll, True
-        H = np.empty((k, k))
-        for i in range(k):
+        H = np.zeros((k, k))
+        for i in np.flatnonzero(free):  # the held coordinates' columns are not used
             h = 1e-6 * max(1.0, abs(x[i]))
             xp = x.copy()
             xp[i] = xp[i] + h if xp[i] + h <= hi[i] else xp[i] - h
