@@ -498,7 +498,9 @@ def _fit_fast(y, dist, start, backcast, vb, bounds, warm: bool):
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 400},
+        # 200: converging runs take 30-150 iterations; the rest chase a non-invertible optimum
+        # that the constrained refit replaces (400 cost 15% more of the 20-asset path, same fits).
+        options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 200},
     )
     x, ll, ok = _newton(res.x, y, dist, backcast, vb, lo, hi)
     ok = ok and bool(np.all(np.isfinite(x))) and np.isfinite(ll)
