@@ -160,7 +160,9 @@ def _measure_ref(ref: str, reps: int) -> dict:
         env = {**os.environ, "PYTHONPATH": tmp}
         code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                 f"import egarch_speed as b; print(json.dumps(b.measure({reps})))")
-        out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+        # cwd=tmp: ``python -c`` puts the working directory first on sys.path
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp, check=True,
+                             capture_output=True, text=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
