@@ -224,3 +224,19 @@ def test_implausible_parameters_in_hand_are_replaced_by_defaults():
     bc, vb, _ = _prepare(100 * R[:300])
     held = egarch_mod._held_params(R[:300], 100 * R[:300], "t", bad, None, bc, vb)
     np.testing.assert_array_equal(held, default_egarch_params(R[:300]))
+
+
+def test_calm_window_constrained_optimum_found_without_arch():
+    """A calm bond window whose free optimum is not invertible (the free fit never converges): two
+    fast starts agree on the constrained optimum, which is accepted without the arch retry and is
+    at least as good as what the arch engine ends on (embedded market, bond, refit at bar 270)."""
+    import feeds
+
+    mk = feeds.synthetic_market(seed=0, start="2018-01-02", end="2025-06-30")
+    r = mk.prices.pct_change().iloc[1:].to_numpy()[:, 1]
+    f0 = egarch_fit(r[:250], "t")
+    win = r[:271]
+    f = egarch_fit(win, "t", f0.params)
+    ref = egarch_fit(win, "t", f0.params, engine="arch")
+    assert f.engine == "fast" and f.converged and f.boundary
+    assert f.loglik >= ref.loglik - 1e-6
