@@ -434,6 +434,24 @@ def _newton_dcc(
     return x, f, False, npass, f"no convergence in {maxiter} iterations"
 
 
+def _cold_start(z: np.ndarray, qbar: np.ndarray, nll) -> tuple[tuple, np.ndarray]:
+    """Newton from the two best points of a small grid, the better optimum kept.
+
+    (a near 0 leaves b unidentified, a ridge of equal likelihood that can hold a local optimum.)
+    Returns the :func:`_newton_dcc` result and its start ``(s, p)``.
+    """
+    grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99), (0.01, 0.01), (0.05, 0.5)]
+    vals = [nll(np.array([ga + gb, ga / (ga + gb)])) for ga, gb in grid]
+    best = None
+    for k in np.argsort(vals)[:2]:
+        a0, b0 = grid[int(k)]
+        u0s = np.array([a0 + b0, a0 / (a0 + b0)])
+        cand = _newton_dcc(z, qbar, u0s)
+        if best is None or (cand[2], -cand[1]) > (best[2], -best[1]):
+            best, u0 = cand, u0s
+    return best, u0
+
+
 def fit_dcc(
     residuals: np.ndarray,
     start: tuple[float, float] | None = None,
@@ -476,18 +494,7 @@ def fit_dcc(
         u0 = np.array([a0 + b0, a0 / (a0 + b0)])
         u, f, ok, _, msg = _newton_dcc(z, qbar, u0)
     else:
-        # cold start: Newton from the two best points of a small grid, the better optimum kept (a
-        # near 0 leaves b unidentified, a ridge of equal likelihood that can hold a local optimum)
-        grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99), (0.01, 0.01), (0.05, 0.5)]
-        vals = [nll(np.array([ga + gb, ga / (ga + gb)])) for ga, gb in grid]
-        best = None
-        for k in np.argsort(vals)[:2]:
-            a0, b0 = grid[int(k)]
-            u0s = np.array([a0 + b0, a0 / (a0 + b0)])
-            cand = _newton_dcc(z, qbar, u0s)
-            if best is None or (cand[2], -cand[1]) > (best[2], -best[1]):
-                best, u0 = cand, u0s
-        u, f, ok, _, msg = best
+        (u, f, ok, _, msg), u0 = _cold_start(z, qbar, nll)
     if ok and (u[0] <= _FACE or u[1] <= _FACE or u[1] >= 1.0 - _FACE):
         # an optimum on a face of the box (a or b near 0) can be a local one beside a persistent
         # optimum (the likelihood is bimodal in b): rerun from the best grid point that beats it
