@@ -395,7 +395,7 @@ class EGARCHDCCCovariance(CovarianceEstimator):
                     f"EGARCH fit for asset {j} failed ({f.message}); parameters in hand kept, "
                     "next refit starts cold",
                     EstimationWarning,
-                    stacklevel=5,
+                    stacklevel=6,  # the caller of RiskModel.update's caller, as before
                 )
         self.egarch, self.ln_bounds = newp, lnb
         d = fit_dcc(z, None if self.a is None else (self.a, self.b))
