@@ -1,13 +1,24 @@
 """Risk model and regime indicators.
 
+Covariance estimators are classes with one interface (:class:`CovarianceEstimator`; the names
+used in configs map to them once, in :data:`ESTIMATORS`); :class:`RiskModel` composes one.
+
 Pure estimators (numpy / scipy / arch / pandas) are imported eagerly; the backtrader ``Indicator``
 wrappers (:mod:`indicators.bt_indicators`) are imported lazily on first attribute access, so importing
 the estimators never imports backtrader.
 """
 
 from indicators.covariance import (
+    ESTIMATORS,
     METHODS,
+    CovarianceEstimator,
+    EGARCHDCCCovariance,
+    EWMACovariance,
+    LedoitWolfCovariance,
+    SampleCovariance,
+    covariance_path,
     ledoit_wolf_covariance,
+    make_estimator,
     rolling_covariance,
     sample_covariance,
 )
@@ -65,6 +76,8 @@ _BT = ("EGARCHVolatility", "RiskModelIndicator", "RegimeState", "MarkovTransitio
 
 __all__ = [
     "METHODS", "ledoit_wolf_covariance", "rolling_covariance", "sample_covariance",
+    "ESTIMATORS", "CovarianceEstimator", "EGARCHDCCCovariance", "EWMACovariance", "LedoitWolfCovariance",
+    "SampleCovariance", "covariance_path", "make_estimator",
     "DCCResult", "dcc_correlation", "dcc_step", "fit_dcc",
     "EGARCHFit", "egarch_filter", "egarch_fit", "egarch_step", "rolling_egarch_volatility",
     "TRANSFORMS", "MacroInputWarning", "MacroSpec", "nonstationary_columns", "parse_macro_spec",

@@ -70,9 +70,18 @@ def _q_path(z: np.ndarray, a: float, b: float, qbar: np.ndarray, q0: np.ndarray)
     return q
 
 
-@numba.njit(cache=True)
-def _loglik_kernel(z, a, b, qbar):  # pragma: no cover - compiled
-    """Sequential likelihood loop (compiled): Q recursion, Cholesky of R_t, log-det and quadratic form."""
+# --------------------------------------------------------------------------------------------
+# Compiled kernels (numba, cache=True). Each is written as a plain Python function ``<name>_py``
+# (its pure-Python twin, which tests run against the compiled version, as arch does with
+# ``recursions_python``) and compiled by ``<name> = numba.njit(cache=True)(<name>_py)``. A twin
+# calls the compiled versions of the kernels it uses. The score kernel and its steps are compiled
+# with the same fastmath flags (``_FASTMATH``), so the twins agree to rounding, not to the bit.
+# --------------------------------------------------------------------------------------------
+_FASTMATH = {"reassoc", "contract", "nsz"}
+
+
+def _loglik_kernel_py(z, a, b, qbar):
+    """Sequential likelihood loop: Q recursion, Cholesky of R_t, log-det and quadratic form."""
     T, n = z.shape
     q = qbar.copy()
     c = (1.0 - a - b) * qbar
@@ -116,19 +125,101 @@ def _loglik_kernel(z, a, b, qbar):  # pragma: no cover - compiled
     return -0.5 * total
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
-def _loglik_score_kernel(z, a, b, qbar):  # pragma: no cover - compiled
+_loglik_kernel = numba.njit(cache=True)(_loglik_kernel_py)
+
+
+def _q_advance_py(q, qa, qb, c, qbar, zprev, a, b):
+    """One step of Q_t and its derivatives in (a, b) on the lower triangle, in place.
+
+    Q_t = c + a zz' + b Q_{t-1}, dQ_t/da = zz' - Qbar + b dQ_{t-1}/da, dQ_t/db = Q_{t-1} - Qbar +
+    b dQ_{t-1}/db, with zz' the outer product of the previous residuals ``zprev``.
+    """
+    n = q.shape[0]
+    for i in range(n):
+        zi = zprev[i]
+        for j in range(i + 1):
+            zz = zi * zprev[j]
+            qprev = q[i, j]
+            qa[i, j] = zz - qbar[i, j] + b * qa[i, j]
+            qb[i, j] = qprev - qbar[i, j] + b * qb[i, j]
+            q[i, j] = c[i, j] + a * zz + b * qprev
+
+
+_q_advance = numba.njit(cache=True, fastmath=_FASTMATH)(_q_advance_py)
+
+
+def _chol_logdet_py(q, L):
+    """Cholesky Q = L L' (lower, row-major) in place; returns ln|Q| - sum ln q_ii (<= 0), or +inf if not PD."""
+    n = q.shape[0]
+    logdet = 0.0
+    for i in range(n):
+        for j in range(i + 1):
+            acc = q[i, j]
+            for k in range(j):
+                acc -= L[i, k] * L[j, k]
+            if i == j:
+                if acc <= 0.0:
+                    return np.inf
+                L[i, i] = np.sqrt(acc)
+                logdet += np.log(acc) - np.log(q[i, i])  # ln L_ii^2 - ln q_ii
+            else:
+                L[i, j] = acc / L[j, j]
+    return logdet
+
+
+_chol_logdet = numba.njit(cache=True, fastmath=_FASTMATH)(_chol_logdet_py)
+
+
+def _score_step_py(q, qa, qb, L, LiT, y, v, w):
+    """Per-bar score ``(d l_t/da, d l_t/db)`` from the Cholesky factor L of Q_t and v = L^-1 y.
+
+    Fills LiT (``LiT[j, i] = (L^-1)[i, j]``, i >= j: row j of LiT is column j of L^-1) and
+    w = L^-T v = Q_t^-1 y, then returns -1/2 [<Q^-1 - w w', dQ> - sum_i dq_ii (1 - w_i y_i) / q_ii]
+    with (Q^-1)_ij = sum_{k >= i} LiT[i, k] LiT[j, k] (i >= j).
+    """
+    n = q.shape[0]
+    for j in range(n):
+        LiT[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, n):
+            acc = 0.0
+            for k in range(j, i):
+                acc += L[i, k] * LiT[j, k]
+            LiT[j, i] = -acc / L[i, i]
+    for i in range(n):
+        acc = 0.0
+        for k in range(i, n):
+            acc += LiT[i, k] * v[k]
+        w[i] = acc
+    sa = 0.0
+    sb = 0.0
+    for i in range(n):
+        for j in range(i):
+            acc = 0.0
+            for k in range(i, n):
+                acc += LiT[i, k] * LiT[j, k]
+            mij = 2.0 * (acc - w[i] * w[j])
+            sa += mij * qa[i, j]
+            sb += mij * qb[i, j]
+        acc = 0.0
+        for k in range(i, n):
+            acc += LiT[i, k] * LiT[i, k]
+        mii = acc - w[i] * w[i] - (1.0 - w[i] * y[i]) / q[i, i]
+        sa += mii * qa[i, i]
+        sb += mii * qb[i, i]
+    return -0.5 * sa, -0.5 * sb
+
+
+_score_step = numba.njit(cache=True, fastmath=_FASTMATH)(_score_step_py)
+
+
+def _loglik_score_kernel_py(z, a, b, qbar):
     """Log-likelihood, its analytic gradient in (a, b) and the outer product of the per-bar scores.
 
-    One compiled forward pass, about n^3/2 multiply-adds per bar (one Cholesky of Q_t, the inverse
-    of its factor, and Q_t^-1 from it; every inner loop is a contiguous dot product). Works on Q_t
-    directly: with y_t = diag(Q_t)^{1/2} z_t, ln|R_t| = ln|Q_t| - sum_i ln q_ii and
-    z_t' R_t^-1 z_t = y_t' Q_t^-1 y_t, so with w = Q_t^-1 y_t
-
-        d l_t = -1/2 [ <Q_t^-1 - w w', dQ_t> - sum_i dq_ii (1 - w_i y_i) / q_ii ],
-
-    where dQ_t/da = zz'_{t-1} - Qbar + b dQ_{t-1}/da and dQ_t/db = Q_{t-1} - Qbar + b dQ_{t-1}/db
-    (both zero at t = 0) are carried forward. Returns
+    One forward pass, about n^3/2 multiply-adds per bar (one Cholesky of Q_t, the inverse of its
+    factor, and Q_t^-1 from it). Works on Q_t directly: with y_t = diag(Q_t)^{1/2} z_t,
+    ln|R_t| = ln|Q_t| - sum_i ln q_ii and z_t' R_t^-1 z_t = y_t' Q_t^-1 y_t, so with w = Q_t^-1 y_t
+    d l_t = -1/2 [<Q_t^-1 - w w', dQ_t> - sum_i dq_ii (1 - w_i y_i) / q_ii], where dQ_t/d(a, b)
+    (zero at t = 0) are carried forward (:func:`_q_advance_py`). Returns
     ``(ll, dll/da, dll/db, Saa, Sab, Sbb)`` with ``S = sum_t s_t s_t'`` over the per-bar scores
     ``s_t = d l_t / d(a, b)`` (the BHHH information); ``ll = -inf`` when some Q_t is not positive
     definite.
@@ -139,40 +230,18 @@ def _loglik_score_kernel(z, a, b, qbar):  # pragma: no cover - compiled
     qb = np.zeros((n, n))
     c = (1.0 - a - b) * qbar
     L = np.zeros((n, n))
-    LiT = np.zeros((n, n))  # LiT[j, i] = (L^-1)[i, j], i >= j: row j of LiT is column j of L^-1
+    LiT = np.zeros((n, n))
     y = np.zeros(n)
     v = np.zeros(n)
     w = np.zeros(n)
     total = 0.0
-    ga = 0.0
-    gb = 0.0
-    saa = 0.0
-    sab = 0.0
-    sbb = 0.0
+    ga = gb = saa = sab = sbb = 0.0
     for t in range(T):
         if t > 0:
-            for i in range(n):
-                zi = z[t - 1, i]
-                for j in range(i + 1):
-                    zz = zi * z[t - 1, j]
-                    qprev = q[i, j]
-                    qa[i, j] = zz - qbar[i, j] + b * qa[i, j]
-                    qb[i, j] = qprev - qbar[i, j] + b * qb[i, j]
-                    q[i, j] = c[i, j] + a * zz + b * qprev
-        # Cholesky Q_t = L L' (lower, row-major; dot products over contiguous rows)
-        logdet = 0.0
-        for i in range(n):
-            for j in range(i + 1):
-                acc = q[i, j]
-                for k in range(j):
-                    acc -= L[i, k] * L[j, k]
-                if i == j:
-                    if acc <= 0.0:
-                        return -np.inf, 0.0, 0.0, 0.0, 0.0, 0.0
-                    L[i, i] = np.sqrt(acc)
-                    logdet += np.log(acc) - np.log(q[i, i])  # ln L_ii^2 - ln q_ii
-                else:
-                    L[i, j] = acc / L[j, j]
+            _q_advance(q, qa, qb, c, qbar, z[t - 1], a, b)
+        logdet = _chol_logdet(q, L)
+        if logdet == np.inf:
+            return -np.inf, 0.0, 0.0, 0.0, 0.0, 0.0
         # v = L^-1 y, y_i = sqrt(q_ii) z_i
         quad = 0.0
         zz_t = 0.0
@@ -185,45 +254,16 @@ def _loglik_score_kernel(z, a, b, qbar):  # pragma: no cover - compiled
             quad += v[i] * v[i]
             zz_t += z[t, i] * z[t, i]
         total += logdet + quad - zz_t
-        # L^-1 by columns, stored transposed
-        for j in range(n):
-            LiT[j, j] = 1.0 / L[j, j]
-            for i in range(j + 1, n):
-                acc = 0.0
-                for k in range(j, i):
-                    acc += L[i, k] * LiT[j, k]
-                LiT[j, i] = -acc / L[i, i]
-        # w = L^-T v = Q^-1 y
-        for i in range(n):
-            acc = 0.0
-            for k in range(i, n):
-                acc += LiT[i, k] * v[k]
-            w[i] = acc
-        # <Q^-1 - w w', dQ> with (Q^-1)_ij = sum_{k >= i} LiT[i, k] LiT[j, k] (i >= j)
-        sa = 0.0
-        sb = 0.0
-        for i in range(n):
-            for j in range(i):
-                acc = 0.0
-                for k in range(i, n):
-                    acc += LiT[i, k] * LiT[j, k]
-                mij = 2.0 * (acc - w[i] * w[j])
-                sa += mij * qa[i, j]
-                sb += mij * qb[i, j]
-            acc = 0.0
-            for k in range(i, n):
-                acc += LiT[i, k] * LiT[i, k]
-            mii = acc - w[i] * w[i] - (1.0 - w[i] * y[i]) / q[i, i]
-            sa += mii * qa[i, i]
-            sb += mii * qb[i, i]
-        sa *= -0.5
-        sb *= -0.5
+        sa, sb = _score_step(q, qa, qb, L, LiT, y, v, w)
         ga += sa
         gb += sb
         saa += sa * sa
         sab += sa * sb
         sbb += sb * sb
     return -0.5 * total, ga, gb, saa, sab, sbb
+
+
+_loglik_score_kernel = numba.njit(cache=True, fastmath=_FASTMATH)(_loglik_score_kernel_py)
 
 
 @dataclass
@@ -272,8 +312,7 @@ class DCCResult:
         return q_to_corr(self.q_next)
 
 
-@numba.njit(cache=True)
-def _q_last(z, a, b, qbar):  # pragma: no cover - compiled
+def _q_last_py(z, a, b, qbar):
     """Q_{T|T-1} after the last residual: the recursion from Q_0 = Qbar, O(T n^2), no path stored."""
     T, n = z.shape
     q = qbar.copy()
@@ -285,6 +324,9 @@ def _q_last(z, a, b, qbar):  # pragma: no cover - compiled
                 q[i, j] = c[i, j] + zi * z[t, j] + b * q[i, j]
                 q[j, i] = q[i, j]
     return q
+
+
+_q_last = numba.njit(cache=True)(_q_last_py)
 
 
 def _to_ab(u: np.ndarray) -> tuple[float, float]:
@@ -392,6 +434,24 @@ def _newton_dcc(
     return x, f, False, npass, f"no convergence in {maxiter} iterations"
 
 
+def _cold_start(z: np.ndarray, qbar: np.ndarray, nll) -> tuple[tuple, np.ndarray]:
+    """Newton from the two best points of a small grid, the better optimum kept.
+
+    (a near 0 leaves b unidentified, a ridge of equal likelihood that can hold a local optimum.)
+    Returns the :func:`_newton_dcc` result and its start ``(s, p)``.
+    """
+    grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99), (0.01, 0.01), (0.05, 0.5)]
+    vals = [nll(np.array([ga + gb, ga / (ga + gb)])) for ga, gb in grid]
+    best = None
+    for k in np.argsort(vals)[:2]:
+        a0, b0 = grid[int(k)]
+        u0s = np.array([a0 + b0, a0 / (a0 + b0)])
+        cand = _newton_dcc(z, qbar, u0s)
+        if best is None or (cand[2], -cand[1]) > (best[2], -best[1]):
+            best, u0 = cand, u0s
+    return best, u0
+
+
 def fit_dcc(
     residuals: np.ndarray,
     start: tuple[float, float] | None = None,
@@ -434,18 +494,7 @@ def fit_dcc(
         u0 = np.array([a0 + b0, a0 / (a0 + b0)])
         u, f, ok, _, msg = _newton_dcc(z, qbar, u0)
     else:
-        # cold start: Newton from the two best points of a small grid, the better optimum kept (a
-        # near 0 leaves b unidentified, a ridge of equal likelihood that can hold a local optimum)
-        grid = [(0.01, 0.97), (0.03, 0.94), (0.05, 0.90), (0.02, 0.80), (0.005, 0.99), (0.01, 0.01), (0.05, 0.5)]
-        vals = [nll(np.array([ga + gb, ga / (ga + gb)])) for ga, gb in grid]
-        best = None
-        for k in np.argsort(vals)[:2]:
-            a0, b0 = grid[int(k)]
-            u0s = np.array([a0 + b0, a0 / (a0 + b0)])
-            cand = _newton_dcc(z, qbar, u0s)
-            if best is None or (cand[2], -cand[1]) > (best[2], -best[1]):
-                best, u0 = cand, u0s
-        u, f, ok, _, msg = best
+        (u, f, ok, _, msg), u0 = _cold_start(z, qbar, nll)
     if ok and (u[0] <= _FACE or u[1] <= _FACE or u[1] >= 1.0 - _FACE):
         # an optimum on a face of the box (a or b near 0) can be a local one beside a persistent
         # optimum (the likelihood is bimodal in b): rerun from the best grid point that beats it

@@ -1,3 +1,4 @@
+import functools
 import json
 import warnings
 
@@ -16,6 +17,10 @@ KW = dict(window=300, min_window=200, refit_every=40)
 X = np.column_stack([simulate_egarch(330, s, alpha=0.25, beta=0.95) for s in (21, 22)])
 
 
+@functools.cache
+def _vec(method: str) -> dict:
+    return rolling_risk_model(X, method, **KW)
+
 
 def _online(x, method, restore_at=None, **kw):
     m = RiskModel(x.shape[1], method, **kw)
@@ -30,7 +35,7 @@ def _online(x, method, restore_at=None, **kw):
 
 @pytest.mark.parametrize("method", ["egarch_dcc", "sample", "ewma", "ledoit_wolf"])
 def test_online_equals_vectorized_and_state_restores_bit_identically(method):
-    vec = rolling_risk_model(X, method, **KW)
+    vec = _vec(method)
     m, online = _online(X, method, **KW)
     np.testing.assert_array_equal(online, vec["cov"])
     _, restored = _online(X, method, restore_at=230, **KW)
@@ -39,7 +44,7 @@ def test_online_equals_vectorized_and_state_restores_bit_identically(method):
 
 
 def test_egarch_dcc_outputs():
-    vec = rolling_risk_model(X, **KW)
+    vec = _vec("egarch_dcc")
     assert not vec["ready"][198] and vec["ready"][199]
     assert vec["refit_rows"] == list(range(199, 330, 40))
     c = vec["cov"][-1]
@@ -47,6 +52,33 @@ def test_egarch_dcc_outputs():
     np.testing.assert_allclose(np.diag(vec["corr"][-1]), 1.0)
     assert 0.05 < vec["vol"][-1, 0] < 1.0
     assert abs(vec["corr"][-1, 0, 1]) < 0.5  # independent assets
+
+
+# Recorded from the risk model before its estimators became classes (commit 6ed6f0b, the string
+# switch in indicators/risk_model.py): forecasts (float.hex, bit for bit) and fit accounting.
+OLD_COV_HEX = {
+    199: ["0x1.8ff8ac463bac3p-7", "-0x1.5ea43f4183fddp-10", "0x1.17be96f10cd65p-4"],
+    200: ["0x1.a6535b491d823p-7", "-0x1.424bed0283a55p-10", "0x1.bfab69c859eecp-5"],
+    239: ["0x1.bb776d7d0b1e6p-7", "-0x1.da3ff4780ae10p-11", "0x1.205129b842a9ap-6"],
+    240: ["0x1.b854861a8152ep-7", "-0x1.b93461674fdb5p-11", "0x1.f6a14949c8063p-7"],
+    329: ["0x1.1985394762922p-6", "-0x1.1aff89f1e3635p-11", "0x1.0fb9236f46018p-7"],
+}
+OLD_FIT_STATS = {
+    "refits": 4, "converged": 7, "boundary": 1, "failed": 0, "relaxed": 1, "longest_failed_run": 0,
+    "per_asset": {"0": {"converged": 3, "boundary": 1, "failed": 0, "relaxed": 1},
+                  "1": {"converged": 4, "boundary": 0, "failed": 0, "relaxed": 0}},
+    "dcc_failed": 0,
+}  # fmt: skip
+
+
+def test_egarch_dcc_is_bit_identical_to_the_string_switch_model():
+    vec = _vec("egarch_dcc")
+    for t, (c00, c01, c11) in OLD_COV_HEX.items():
+        want = np.array([[c00, c01], [c01, c11]])
+        assert [[float.hex(float(v)) for v in row] for row in vec["cov"][t]] == want.tolist(), t
+    assert vec["refit_rows"] == [199, 239, 279, 319]
+    assert (vec["n_refits"], vec["n_failed_fits"], vec["n_boundary_fits"], vec["n_repairs"]) == (4, 0, 1, 0)
+    assert vec["fit_stats"] == OLD_FIT_STATS
 
 
 def test_failed_fits_are_counted_warn_once_and_do_not_stay(monkeypatch):
