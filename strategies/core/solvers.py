@@ -59,7 +59,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from drb.errors import DataError, DRBWarning, SolverError, SolverFallbackWarning
-from strategies._validation import (
+from strategies.core.validation import (
     SYMMETRY_RTOL,
     _is_pd_small,
     _matrix_status,
@@ -843,7 +843,7 @@ def risk_budget_weights(
     budget : array_like, shape (n,)
         Risk budget, ``>= 0``, not all zero; normalized to sum 1. Zero entries get zero weight.
     bounds : (lower, upper) pair or ndarray (n, 2), optional
-        Per-asset weight bounds (see :func:`strategies._validation.check_bounds`). When the exact
+        Per-asset weight bounds (see :func:`strategies.core.validation.check_bounds`). When the exact
         budget portfolio violates them, the closest feasible point in risk-contribution space
         (least squares on relative contributions, SLSQP from several starts) is returned, the
         achieved contributions are reported (``return_info=True``) and, for plain calls, a

@@ -15,9 +15,10 @@ import numba
 import numpy as np
 from scipy.optimize import minimize
 
+from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError, DataError, SolverError
-from strategies._validation import check_budget, check_covariance, check_vector
-from strategies.solvers import risk_budget_weights
+from strategies.core.solvers import risk_budget_weights
+from strategies.core.validation import check_budget, check_covariance, check_vector
 
 __all__ = [
     "FactorRiskParityResult",
@@ -31,7 +32,7 @@ __all__ = [
     "target_volatility_scale",
 ]
 
-TRADING_DAYS: int = 252
+TRADING_DAYS: int = PERIODS_PER_YEAR  # kept name; the number is owned by drb.constants
 
 
 def erc_weights(cov: Any, tol: float = 1e-12, x0: Any = None) -> np.ndarray:

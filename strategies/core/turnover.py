@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from drb.errors import DataError
-from strategies._validation import check_vector
+from strategies.core.validation import check_vector
 
 __all__ = ["one_way_turnover", "project_turnover"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from drb.errors import DataError
-from strategies._validation import check_budget, check_covariance, check_vector
+from strategies.core.validation import check_budget, check_covariance, check_vector
 
 __all__ = [
     "portfolio_variance",
