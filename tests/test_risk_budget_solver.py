@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-import strategies.solvers as solvers
+import strategies.core.solvers as solvers
 from drb.errors import CovarianceRepairWarning, DataError, SolverFallbackWarning
-from strategies import (
+from strategies.core.risk import risk_contributions
+from strategies.core.solvers import (
     RiskBudgetInfeasibleWarning,
     risk_budget_ccd,
     risk_budget_weights,
     risk_budget_weights_unchecked,
-    risk_contributions,
     sharpe_risk_budget_weights,
 )
 
@@ -234,7 +234,7 @@ def test_sharpe_risk_budget() -> None:
         assert not info.fallback and info.max_band_violation <= 1e-9
         assert info.sharpe >= last - 1e-10  # wider band, weakly higher Sharpe
         last = info.sharpe
-    from strategies import max_sharpe_weights
+    from strategies.core.weights import max_sharpe_weights
 
     assert last == pytest.approx(sr(max_sharpe_weights(cov, mu)), rel=1e-6)
 

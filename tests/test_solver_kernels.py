@@ -1,4 +1,4 @@
-"""The numba kernels of strategies.solvers agree with their pure-Python twins (``<name>_py``).
+"""The numba kernels of strategies.core agree with their pure-Python twins (``<name>_py``).
 
 Each kernel is a plain Python function compiled by ``numba.njit(fn)``; here both run on the same
 seeded random problems (arrays copied, since the kernels update some in place) and must agree to
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import strategies.solvers as solvers
+import strategies.core.solvers as solvers
 
 RTOL = 1e-12
 
@@ -147,7 +147,7 @@ def test_checked_solve_kernel(n: int, seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("n", [1, 3, 20])
 def test_validation_kernels(n: int, seed: int) -> None:
-    from strategies import _validation as v
+    from strategies.core import validation as v
 
     for name in ("_matrix_status", "_is_pd_small", "_vector_status"):
         assert getattr(v, name).py_func is getattr(v, name + "_py")
