@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
+import strategies.core.kernels as kernels
 import strategies.core.solvers as solvers
 from drb.errors import CovarianceRepairWarning, DataError, SolverFallbackWarning
 from strategies.core.risk import risk_contributions
@@ -274,8 +275,8 @@ def test_fast_path_matches_the_general_path(n: int) -> None:
             cov = cov + 1e-12 * np.random.default_rng(seed).normal(size=(n, n)) * cov.max()
         b = np.random.default_rng(seed).uniform(0.1, 1.0, n) * (1.0 if seed else 1.0 / n)
         x0 = np.random.default_rng(seed + 10).dirichlet(np.ones(n))
-        code, w_fast = solvers._checked_solve_kernel(cov, b, solvers._EMPTY, False, 1e-12, 100)
-        assert code == solvers._OK
+        code, w_fast = solvers._checked_solve_kernel(cov, b, kernels._EMPTY, False, 1e-12, 100)
+        assert code == kernels._OK
         np.testing.assert_array_equal(risk_budget_weights(cov, b), w_fast)
         np.testing.assert_array_equal(w_fast, risk_budget_weights(cov, b, return_info=True).weights)
         for tol in (1e-12, 1e-10):
@@ -285,8 +286,8 @@ def test_fast_path_matches_the_general_path(n: int) -> None:
         # zero budgets are solved on the active subset (by the general path)
         bz = b.copy()
         bz[0] = 0.0
-        code, _ = solvers._checked_solve_kernel(cov, bz, solvers._EMPTY, False, 1e-12, 100)
-        assert code == solvers._ZERO_BUDGET
+        code, _ = solvers._checked_solve_kernel(cov, bz, kernels._EMPTY, False, 1e-12, 100)
+        assert code == kernels._ZERO_BUDGET
         w = risk_budget_weights(cov, bz)
         assert w[0] == 0.0 and _rel_err(w, cov, bz) <= 1e-12
 

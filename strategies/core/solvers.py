@@ -39,7 +39,7 @@ At small n the cost of a call is Python, not arithmetic. A plain call of
 :func:`risk_budget_weights` (no bounds, no ``return_info``) on float64 C-contiguous arrays with
 ``2 <= n <= DENSE_MAX_N`` therefore runs the input checks, the symmetrization, the positive
 definiteness test and the dense Newton solve in one compiled call
-(:func:`_checked_solve_kernel_py`), frozen on one signature. Any input it does not certify
+(:func:`strategies.core.kernels._checked_solve_kernel_py`), frozen on one signature. Any input it does not certify
 (invalid, not positive definite, zero budgets, Newton short of the tolerance, other dtypes or
 layouts) goes down the general path, which raises, repairs, warns or falls back exactly as before;
 the weights of both paths are bitwise equal. Measured (``benchmarks/solvers.py --gate``): 2.2 us
@@ -54,21 +54,25 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 from scipy.optimize import minimize
 
 from drb.errors import DataError, DRBWarning, SolverError, SolverFallbackWarning
-from strategies.core.validation import (
-    SYMMETRY_RTOL,
-    _is_pd_small,
-    _matrix_status,
-    _vector_status,
-    check_bounds,
-    check_budget,
-    check_covariance,
-    check_vector,
+from strategies.core.kernels import (
+    _CHECKED_SIGNATURE,
+    _EMPTY,
+    _INVALID,
+    _OK,
+    DENSE_MAX_N,
+    _ccd_kernel,
+    _cg_solve_kernel,
+    _checked_solve_dispatcher,
+    _dense_solve_kernel,
+    _initial_point,
+    _rc_error_kernel,
+    _scale_to_corr,
 )
+from strategies.core.validation import check_bounds, check_budget, check_covariance, check_vector
 
 __all__ = [
     "DENSE_MAX_N",
@@ -81,16 +85,8 @@ __all__ = [
     "sharpe_risk_budget_weights",
 ]
 
-#: Largest problem solved first by the dense (Cholesky) Newton kernel; larger ones use Newton-CG
-#: (measured: Newton-CG is 2.5x faster at n = 50 and 5x at n = 200..500, see the module docstring).
-DENSE_MAX_N: int = 32
-_SMALL_N: int = 32  # hand-written Cholesky up to this size, LAPACK above (dense fallback)
 _NEWTON_MAXITER: int = 100
 _CCD_MAXITER: int = 100_000
-_EPS: float = float(np.finfo(float).eps)
-_EMPTY = np.empty(0)
-# Below this squared Newton decrement g'H^-1 g the full Newton step is taken (no line search).
-_FULL_STEP_DECREMENT: float = 1e-6
 
 
 class RiskBudgetInfeasibleWarning(DRBWarning):
@@ -160,487 +156,10 @@ class SharpeRiskBudgetResult:
     fallback: bool
 
 
-# --------------------------------------------------------------------------------------------
-# Compiled kernels (numba, cache=True). They work in correlation units and assume valid input.
-# Each is written as a plain Python function ``<name>_py`` (its pure-Python twin, which tests run
-# against the compiled version, as arch does with ``recursions_python``) and compiled by
-# ``<name> = numba.njit(cache=True)(<name>_py)``. A twin calls the compiled versions of the
-# kernels it uses.
-# --------------------------------------------------------------------------------------------
-
-
-def _scale_to_corr_py(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = cov.shape[0]
-    sd = np.empty(n)
-    for i in range(n):
-        sd[i] = np.sqrt(cov[i, i])
-    c = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            c[i, j] = cov[i, j] / (sd[i] * sd[j])
-    return c, sd
-
-
-_scale_to_corr = numba.njit(cache=True)(_scale_to_corr_py)
-
-
-def _initial_point_py(c: np.ndarray, b: np.ndarray, w0: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    # Warm start from previous weights when all are positive, else Spinu's start x = b; either is
-    # rescaled so that x' C x = sum(b) = 1, which holds at the solution.
-    n = c.shape[0]
-    x = np.empty(n)
-    use_w0 = w0.shape[0] == n
-    if use_w0:
-        for i in range(n):
-            if not (w0[i] > 0.0 and np.isfinite(w0[i])):
-                use_w0 = False
-    for i in range(n):
-        x[i] = w0[i] * sd[i] if use_w0 else b[i]
-    q = 0.0
-    for i in range(n):
-        acc = 0.0
-        for j in range(n):
-            acc += c[i, j] * x[j]
-        q += x[i] * acc
-    s = 1.0 / np.sqrt(q)
-    for i in range(n):
-        x[i] *= s
-    return x
-
-
-_initial_point = numba.njit(cache=True)(_initial_point_py)
-
-
-def _rc_gap_py(x: np.ndarray, cx: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(x'Cx, max_i |x_i (Cx)_i / x'Cx - b_i|): the convergence measure of every kernel."""
-    s = 0.0
-    for i in range(x.shape[0]):
-        s += x[i] * cx[i]
-    err = 0.0
-    for i in range(x.shape[0]):
-        e = abs(x[i] * cx[i] / s - b[i])
-        if e > err:
-            err = e
-    return s, err
-
-
-_rc_gap = numba.njit(cache=True)(_rc_gap_py)
-
-
-def _newton_kernel_py(
-    c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:
-    """Damped Newton on f(x) = 0.5 x'Cx - b' ln x. Returns (best x, iterations, best error)."""
-    n = c.shape[0]
-    cx = np.empty(n)
-    g = np.empty(n)
-    d = np.empty(n)
-    xn = np.empty(n)
-    h = np.empty((n, n))
-    best_x = x.copy()
-    best_err = np.inf
-    prev_err = np.inf
-    it = 0
-    for it in range(maxiter + 1):
-        for i in range(n):
-            acc = 0.0
-            for j in range(n):
-                acc += c[i, j] * x[j]
-            cx[i] = acc
-        s, err = _rc_gap(x, cx, b)
-        if err < best_err:
-            best_err = err
-            best_x[:] = x
-        # Stop: converged, out of iterations, or stagnating at the rounding floor.
-        if err <= tol or it == maxiter or (err < 1e-9 and err > 0.25 * prev_err):
-            break
-        prev_err = err
-        for i in range(n):
-            g[i] = cx[i] - b[i] / x[i]
-        # Hessian C + diag(b / x^2), Cholesky factor in the lower triangle of h.
-        if n <= _SMALL_N:
-            for j in range(n):
-                acc = c[j, j] + b[j] / (x[j] * x[j])
-                for k in range(j):
-                    acc -= h[j, k] * h[j, k]
-                if not acc > 0.0:
-                    return best_x, it, best_err
-                ljj = np.sqrt(acc)
-                h[j, j] = ljj
-                for i in range(j + 1, n):
-                    acc2 = c[i, j]
-                    for k in range(j):
-                        acc2 -= h[i, k] * h[j, k]
-                    h[i, j] = acc2 / ljj
-        else:
-            for i in range(n):
-                for j in range(n):
-                    h[i, j] = c[i, j]
-                h[i, i] += b[i] / (x[i] * x[i])
-            h[:, :] = np.linalg.cholesky(h)
-        for i in range(n):
-            acc = g[i]
-            for k in range(i):
-                acc -= h[i, k] * d[k]
-            d[i] = acc / h[i, i]
-        for i in range(n - 1, -1, -1):
-            acc = d[i]
-            for k in range(i + 1, n):
-                acc -= h[k, i] * d[k]
-            d[i] = acc / h[i, i]
-        # Positivity guard and Armijo backtracking on f.
-        t = 1.0
-        for i in range(n):
-            if d[i] > 0.0 and x[i] - t * d[i] <= 0.0:
-                t = 0.99 * x[i] / d[i]
-        f0 = 0.5 * s
-        gd = 0.0
-        for i in range(n):
-            f0 -= b[i] * np.log(x[i])
-            gd += g[i] * d[i]
-        if not gd > 0.0:
-            break
-        if gd < _FULL_STEP_DECREMENT:
-            # Quadratic region (squared Newton decrement tiny): f cannot resolve the decrease in
-            # double precision, so an Armijo test would be noise. Take the (guarded) full step.
-            for i in range(n):
-                xn[i] = x[i] - t * d[i]
-        else:
-            accepted = False
-            for _ in range(60):
-                for i in range(n):
-                    xn[i] = x[i] - t * d[i]
-                f1 = 0.0
-                for i in range(n):
-                    acc = 0.0
-                    for j in range(n):
-                        acc += c[i, j] * xn[j]
-                    f1 += 0.5 * xn[i] * acc - b[i] * np.log(xn[i])
-                if f1 <= f0 - 1e-4 * t * gd:
-                    accepted = True
-                    break
-                t *= 0.5
-            if not accepted:
-                break
-        x[:] = xn
-    return best_x, it, best_err
-
-
-_newton_kernel = numba.njit(cache=True)(_newton_kernel_py)
-
-
-def _ccd_kernel_py(
-    c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:
-    """Cyclical coordinate descent: exact minimization of f in one coordinate at a time."""
-    n = c.shape[0]
-    cx = np.empty(n)
-    for i in range(n):
-        acc = 0.0
-        for j in range(n):
-            acc += c[i, j] * x[j]
-        cx[i] = acc
-    err = np.inf
-    best_err = np.inf
-    best_x = x.copy()
-    sweep = 0
-    for sweep in range(1, maxiter + 1):
-        for i in range(n):
-            a = 0.5 * (cx[i] - c[i, i] * x[i])
-            xi = (np.sqrt(a * a + c[i, i] * b[i]) - a) / c[i, i]
-            dx = xi - x[i]
-            if dx != 0.0:
-                for j in range(n):
-                    cx[j] += c[j, i] * dx
-                x[i] = xi
-        if sweep % 16 == 0:  # refresh the running product against drift
-            for i in range(n):
-                acc = 0.0
-                for j in range(n):
-                    acc += c[i, j] * x[j]
-                cx[i] = acc
-        _, err = _rc_gap(x, cx, b)
-        if err < best_err:
-            best_err = err
-            best_x[:] = x
-        if err <= tol:
-            break
-    return best_x, sweep, best_err
-
-
-_ccd_kernel = numba.njit(cache=True)(_ccd_kernel_py)
-
-
-def _rc_error_kernel_py(
-    w: np.ndarray, cov: np.ndarray, b: np.ndarray
-) -> tuple[float, float]:
-    """(max |w_i (S w)_i / w'S w - b_i|, rounding floor n*eps*max_i w_i(|S||w|)_i / w'S w)."""
-    n = w.shape[0]
-    sw = np.empty(n)
-    bound = 0.0
-    var = 0.0
-    for i in range(n):
-        acc = 0.0
-        acc_abs = 0.0
-        for j in range(n):
-            acc += cov[i, j] * w[j]
-            acc_abs += abs(cov[i, j] * w[j])
-        sw[i] = acc
-        var += w[i] * acc
-        if abs(w[i]) * acc_abs > bound:
-            bound = abs(w[i]) * acc_abs
-    err = 0.0
-    for i in range(n):
-        e = abs(w[i] * sw[i] / var - b[i])
-        if e > err:
-            err = e
-    return err, 4.0 * (n + 2) * 2.220446049250313e-16 * bound / var
-
-
-_rc_error_kernel = numba.njit(cache=True)(_rc_error_kernel_py)
-
-
-def _unscale_and_verify_py(
-    x: np.ndarray, sd: np.ndarray, cov: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, float, float]:
-    """Weights ``w = (x / sd) / sum`` and their (error, floor); NaN weights and an infinite error
-    when the solution is not strictly positive and finite."""
-    n = cov.shape[0]
-    w = np.empty(n)
-    total = 0.0
-    for i in range(n):
-        w[i] = x[i] / sd[i]
-        total += w[i]
-    ok = total > 0.0 and np.isfinite(total)
-    for i in range(n):
-        w[i] /= total
-        if not w[i] > 0.0:
-            ok = False
-    if not ok:
-        w[:] = np.nan
-        return w, np.inf, 0.0
-    err, floor = _rc_error_kernel(w, cov, b)
-    return w, err, floor
-
-
-_unscale_and_verify = numba.njit(cache=True)(_unscale_and_verify_py)
-
-
-def _dense_solve_kernel_py(
-    cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float, float]:
-    """Scale, start, Newton, unscale, normalize and verify in one compiled call.
-
-    Returns (w, iterations, error, floor); w has NaN entries if Newton broke down.
-    """
-    c, sd = _scale_to_corr(cov)
-    x = _initial_point(c, b, w0, sd)
-    x, iters, _ = _newton_kernel(c, b, x, tol, maxiter)
-    w, err, floor = _unscale_and_verify(x, sd, cov, b)
-    return w, iters, err, floor
-
-
-_dense_solve_kernel = numba.njit(cache=True)(_dense_solve_kernel_py)
-
-
-# --------------------------------------------------------------------------------------------
-# Newton-CG (matrix-free Newton steps) for n > DENSE_MAX_N
-# --------------------------------------------------------------------------------------------
-
-
-def _newton_cg_kernel_py(
-    c: np.ndarray, b: np.ndarray, x: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float]:
-    """Inexact Newton on f: each step from a Jacobi-preconditioned conjugate-gradient solve of
-    ``(C + diag(b / x^2)) d = g`` to relative residual ``min(0.5, sqrt(|g|))`` (Eisenstat-Walker),
-    matrix-free with BLAS matvecs, then the same positivity guard and Armijo search as the dense
-    kernel. Returns (best x, iterations, best error)."""
-    n = c.shape[0]
-    best_x = x.copy()
-    best_err = np.inf
-    prev_err = np.inf
-    d = np.empty(n)
-    r = np.empty(n)
-    z = np.empty(n)
-    p = np.empty(n)
-    g = np.empty(n)
-    hdiag = np.empty(n)
-    pre = np.empty(n)
-    xn = np.empty(n)
-    it = 0
-    for it in range(maxiter + 1):
-        cx = np.dot(c, x)
-        s, err = _rc_gap(x, cx, b)
-        if err < best_err:
-            best_err = err
-            best_x[:] = x
-        if err <= tol or it == maxiter or (err < 1e-9 and err > 0.25 * prev_err):
-            break
-        prev_err = err
-        gg = 0.0
-        for i in range(n):
-            g[i] = cx[i] - b[i] / x[i]
-            hdiag[i] = b[i] / (x[i] * x[i])
-            pre[i] = 1.0 / (c[i, i] + hdiag[i])
-            gg += g[i] * g[i]
-        gnorm = math.sqrt(gg)
-        # Forcing term eta = min(0.5, sqrt(|g|)) (Eisenstat-Walker choice 'superlinear').
-        stop = min(0.5, math.sqrt(gnorm)) * gnorm
-        rz = 0.0
-        for i in range(n):
-            d[i] = 0.0
-            r[i] = g[i]
-            z[i] = pre[i] * r[i]
-            p[i] = z[i]
-            rz += r[i] * z[i]
-        for _ in range(4 * n + 10):
-            hp = np.dot(c, p)
-            php = 0.0
-            for i in range(n):
-                hp[i] += hdiag[i] * p[i]
-                php += p[i] * hp[i]
-            if not php > 0.0:
-                break
-            alpha = rz / php
-            rr = 0.0
-            for i in range(n):
-                d[i] += alpha * p[i]
-                r[i] -= alpha * hp[i]
-                rr += r[i] * r[i]
-            if math.sqrt(rr) <= stop:
-                break
-            rz_new = 0.0
-            for i in range(n):
-                z[i] = pre[i] * r[i]
-                rz_new += r[i] * z[i]
-            beta = rz_new / rz
-            for i in range(n):
-                p[i] = z[i] + beta * p[i]
-            rz = rz_new
-        gd = 0.0
-        for i in range(n):
-            gd += g[i] * d[i]
-        if not gd > 0.0:
-            break
-        t = 1.0
-        for i in range(n):
-            if d[i] > 0.0 and x[i] - t * d[i] <= 0.0:
-                t = 0.99 * x[i] / d[i]
-        if gd < _FULL_STEP_DECREMENT:
-            for i in range(n):
-                xn[i] = x[i] - t * d[i]
-        else:
-            f0 = 0.5 * s
-            for i in range(n):
-                f0 -= b[i] * math.log(x[i])
-            accepted = False
-            for _ in range(60):
-                for i in range(n):
-                    xn[i] = x[i] - t * d[i]
-                cxn = np.dot(c, xn)
-                f1 = 0.0
-                for i in range(n):
-                    f1 += 0.5 * xn[i] * cxn[i] - b[i] * math.log(xn[i])
-                if f1 <= f0 - 1e-4 * t * gd:
-                    accepted = True
-                    break
-                t *= 0.5
-            if not accepted:
-                break
-        x[:] = xn
-    return best_x, it, best_err
-
-
-_newton_cg_kernel = numba.njit(cache=True)(_newton_cg_kernel_py)
-
-
-def _cg_solve_kernel_py(
-    cov: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float, maxiter: int
-) -> tuple[np.ndarray, int, float, float]:
-    """:func:`_dense_solve_kernel` with the Newton-CG inner solver."""
-    c, sd = _scale_to_corr(cov)
-    x = _initial_point(c, b, w0, sd)
-    x, iters, _ = _newton_cg_kernel(c, b, x, tol, maxiter)
-    w, err, floor = _unscale_and_verify(x, sd, cov, b)
-    return w, iters, err, floor
-
-
-_cg_solve_kernel = numba.njit(cache=True)(_cg_solve_kernel_py)
-
-
-# Status codes of :func:`_checked_solve_kernel`. Any code but _OK sends the call down the general
-# path of :func:`risk_budget_weights`, which raises the typed error (or repairs, or falls back)
-# with the same messages as always.
-_OK: int = 0
-_INVALID: int = 1  # shape, non-finite entry, asymmetry, negative or all-zero budget, bad x0 or tol
-_NOT_PD: int = 2  # covariance not positive definite: the general path repairs it, with a warning
-_ZERO_BUDGET: int = 3  # some budget is zero: solved on the active subset by the general path
-_UNSOLVED: int = 4  # dense Newton missed tol and its rounding floor: fallback in the general path
-
-
-def _checked_solve_kernel_py(
-    cov: np.ndarray, budget: np.ndarray, w0: np.ndarray, warm: bool, tol: float, maxiter: int
-) -> tuple[int, np.ndarray]:
-    """Validate and solve in one compiled call, for ``2 <= n <= DENSE_MAX_N``.
-
-    Performs exactly the checks and arithmetic of ``check_covariance`` (finite, a positive
-    variance, symmetric within ``SYMMETRY_RTOL`` then symmetrized, positive definite by a
-    Cholesky factorization), ``check_budget`` (finite, ``>= 0``, positive sum, normalized), the
-    ``tol`` and ``x0`` checks and the dense Newton solve of the general path, so that its weights
-    are bitwise those of the general path. Returns ``(_OK, w)`` or ``(code, empty array)``.
-    """
-    n = cov.shape[0]
-    bad = np.empty(0)
-    if n < 2 or n > DENSE_MAX_N or cov.shape[1] != n or budget.shape[0] != n:
-        return _INVALID, bad
-    if warm and w0.shape[0] != n:
-        return _INVALID, bad
-    if not (tol >= 0.0 and np.isfinite(tol)):
-        return _INVALID, bad
-    code, asym = _matrix_status(cov, SYMMETRY_RTOL)
-    if code != 0:
-        return _INVALID, bad
-    a = cov
-    if asym > 0.0:
-        a = np.empty((n, n))
-        for i in range(n):
-            for j in range(n):
-                a[i, j] = 0.5 * (cov[i, j] + cov[j, i])
-    code, _, total = _vector_status(budget, True)
-    if code != 0 or not total > 0.0:
-        return _INVALID, bad
-    if warm:
-        code, _, _ = _vector_status(w0, False)
-        if code != 0:
-            return _INVALID, bad
-    if not _is_pd_small(a):
-        return _NOT_PD, bad
-    b = np.empty(n)
-    for i in range(n):
-        if budget[i] == 0.0:
-            return _ZERO_BUDGET, bad
-        b[i] = budget[i] if total == 1.0 else budget[i] / total
-    w, _, err, floor = _dense_solve_kernel(a, b, w0, tol, maxiter)
-    if err <= tol or err <= floor:
-        return _OK, w
-    return _UNSOLVED, bad
-
-
-_CHECKED_SIGNATURE = numba.types.Tuple((numba.int64, numba.float64[::1]))(
-    numba.float64[:, ::1],
-    numba.float64[::1],
-    numba.float64[::1],
-    numba.boolean,
-    numba.float64,
-    numba.int64,
-)
-_checked_solve_dispatcher = numba.njit(cache=True)(_checked_solve_kernel_py)
-
-
 def _checked_solve_kernel(
     cov: Any, budget: Any, w0: Any, warm: bool, tol: Any, maxiter: int
 ) -> tuple[int, np.ndarray]:
-    """First call of the compiled :func:`_checked_solve_kernel_py`: compile (or load from the
+    """First call of the compiled :func:`strategies.core.kernels._checked_solve_kernel_py`: compile (or load from the
     cache) its one signature, freeze the dispatcher, and bind it to this name for later calls.
 
     Frozen on one signature, the dispatcher never compiles another: anything but float64
@@ -766,6 +285,38 @@ def risk_budget_weights_unchecked(
     return _solve_with_zeros(cov, budget, x0, tol)[0]
 
 
+def _relative_contributions(w: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """``(S w, w'S w, w_i (S w)_i / w'S w)`` for weights ``w`` (n,) and covariance ``cov`` (n, n)."""
+    sw = cov @ w
+    var = float(w @ sw)
+    return sw, var, w * sw / var
+
+
+_SUM_TO_ONE = ({"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)},)
+
+
+def _slsqp_fully_invested(
+    fun: Any,
+    x0: np.ndarray,
+    bounds: list[tuple[float, float]],
+    *,
+    ftol: float,
+    maxiter: int,
+    constraints: tuple[dict[str, Any], ...] = (),
+) -> Any:
+    """SLSQP with an analytic gradient (``fun`` returns ``(value, gradient)``) under ``sum w = 1``,
+    the box ``bounds`` and any further ``constraints``; returns scipy's ``OptimizeResult``."""
+    return minimize(
+        fun,
+        x0,
+        jac=True,
+        method="SLSQP",
+        bounds=bounds,
+        constraints=[*_SUM_TO_ONE, *constraints],
+        options={"ftol": ftol, "maxiter": maxiter},
+    )
+
+
 def _project_box_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Euclidean projection of v onto {lo <= w <= hi, sum w = 1} (bisection on the shift)."""
     a = float(np.min(v - hi)) - 1.0
@@ -794,25 +345,15 @@ def _bounded_closest(
     """Closest feasible point in risk-contribution space: min ||RC(w)/sigma^2 - b||^2 on bounds."""
 
     def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
-        sw = cov @ w
-        var = float(w @ sw)
-        rel = w * sw / var
+        sw, var, rel = _relative_contributions(w, cov)
         r = rel - b
         grad = 2.0 * (r * sw + cov @ (r * w) - 2.0 * float(r @ rel) * sw) / var
         return float(r @ r), grad
 
     best_w, best_f, iters = None, np.inf, 0
-    cons = [{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}]
     for start in starts:
-        res = minimize(
-            fun,
-            _project_box_simplex(start, lo, hi),
-            jac=True,
-            method="SLSQP",
-            bounds=list(zip(lo, hi)),
-            constraints=cons,
-            options={"ftol": 1e-16, "maxiter": 2000},
-        )
+        x0 = _project_box_simplex(start, lo, hi)
+        res = _slsqp_fully_invested(fun, x0, list(zip(lo, hi)), ftol=1e-16, maxiter=2000)
         iters += int(res.nit)
         w = _project_box_simplex(np.asarray(res.x, dtype=float), lo, hi)
         f = fun(w)[0]
@@ -821,6 +362,26 @@ def _bounded_closest(
     if best_w is None:
         raise SolverError("risk budget with bounds: SLSQP produced no finite point")
     return best_w, iters
+
+
+def _apply_bounds(
+    c: np.ndarray, b: np.ndarray, bounds: Any, tol: float, solved: tuple[np.ndarray, str, int]
+) -> tuple[np.ndarray, str, int, bool, float]:
+    """Impose the weight ``bounds`` on the exact solution ``solved = (w, method, iterations)``.
+
+    Within the bounds (slack 1e-12) the weights are clipped to them; outside, the closest feasible
+    point in risk-contribution space replaces them. Returns (w, method, iterations, exact, error);
+    the error is only meaningful when not exact.
+    """
+    w, method, iters = solved
+    n = c.shape[0]
+    lo, hi = check_bounds(bounds, n)
+    slack = 1e-12
+    if not ((w < lo - slack).any() or (w > hi + slack).any()):
+        return np.clip(w, lo, hi), method, iters, True, 0.0
+    w, iters = _bounded_closest(c, b, lo, hi, [w, b, np.full(n, 1.0 / n)])
+    err, floor = _rc_error(w, c, b)
+    return w, "bounded-lsq", iters, err <= max(tol, floor), err
 
 
 def risk_budget_weights(
@@ -884,6 +445,14 @@ def risk_budget_weights(
             code = _INVALID
         if code == _OK:
             return w
+    return _risk_budget_general(cov, budget, bounds, tol, x0, return_info)
+
+
+def _risk_budget_general(
+    cov: Any, budget: Any, bounds: Any, tol: float, x0: Any, return_info: bool
+) -> np.ndarray | RiskBudgetResult:
+    """The general path of :func:`risk_budget_weights`: full checks (and repair), the solve on
+    the active set with its fallback, the bounds, and the result record."""
     c = check_covariance(cov)
     n = c.shape[0]
     b = check_budget(budget, n)
@@ -893,28 +462,17 @@ def risk_budget_weights(
     w, method, iters, err = _solve_with_zeros(c, b, w0, tol)
     exact = True
     if bounds is not None:
-        lo, hi = check_bounds(bounds, n)
-        slack = 1e-12
-        if (w < lo - slack).any() or (w > hi + slack).any():
-            starts = [w, b, np.full(n, 1.0 / n)]
-            w, iters = _bounded_closest(c, b, lo, hi, starts)
-            method = "bounded-lsq"
-            err, floor = _rc_error(w, c, b)
-            exact = err <= max(tol, floor)
-            if not exact and not return_info:
-                warnings.warn(
-                    f"risk budget infeasible under bounds: closest feasible point has max "
-                    f"risk-contribution error {err:.3g}",
-                    RiskBudgetInfeasibleWarning,
-                    stacklevel=2,
-                )
-        else:
-            w = np.clip(w, lo, hi)
+        w, method, iters, exact, err = _apply_bounds(c, b, bounds, tol, (w, method, iters))
+        if not exact and not return_info:
+            warnings.warn(
+                f"risk budget infeasible under bounds: closest feasible point has max "
+                f"risk-contribution error {err:.3g}",
+                RiskBudgetInfeasibleWarning,
+                stacklevel=3,
+            )
     if not return_info:
         return w
-    sw = c @ w
-    var = float(w @ sw)
-    rel = w * sw / var
+    _, var, rel = _relative_contributions(w, c)
     return RiskBudgetResult(
         weights=w,
         budget=b,
@@ -1013,28 +571,39 @@ def sharpe_risk_budget_weights(
         raise DataError(f"rf: expected a finite rate, got {rf!r}")
     w_rb = _solve_with_zeros(c, b, None, 1e-12)[0]
     excess = m - rf
-
-    def sharpe(w: np.ndarray) -> float:
-        return float((excess @ w) / np.sqrt(w @ c @ w))
-
-    def pack(w: np.ndarray, fallback: bool) -> np.ndarray | SharpeRiskBudgetResult:
-        if not return_info:
-            return w
-        sw = c @ w
-        var = float(w @ sw)
-        rel = w * sw / var
-        return SharpeRiskBudgetResult(
-            weights=w,
-            risk_contributions=rel,
-            sharpe=sharpe(w),
-            volatility=float(np.sqrt(var)),
-            max_band_violation=max(0.0, float(np.max(np.abs(rel - b))) - tau),
-            fallback=fallback,
+    w, reason = w_rb, ""
+    if not (tau == 0.0 or n == 1):
+        w, reason = _sharpe_band_slsqp(c, b, excess, tau, w_rb)
+    if reason:
+        warnings.warn(
+            f"Sharpe-banded risk budget failed ({reason}); using the exact risk-budget portfolio",
+            SolverFallbackWarning,
+            stacklevel=2,
         )
+        w = w_rb
+    if not return_info:
+        return w
+    _, var, rel = _relative_contributions(w, c)
+    return SharpeRiskBudgetResult(
+        weights=w,
+        risk_contributions=rel,
+        sharpe=_sharpe(w, c, excess),
+        volatility=float(np.sqrt(var)),
+        max_band_violation=max(0.0, float(np.max(np.abs(rel - b))) - tau),
+        fallback=bool(reason),
+    )
 
-    if tau == 0.0 or n == 1:
-        return pack(w_rb, False)
-    v0 = float(w_rb @ c @ w_rb)
+
+def _sharpe(w: np.ndarray, c: np.ndarray, excess: np.ndarray) -> float:
+    """Sharpe ratio ``excess' w / sqrt(w' S w)`` (annualized)."""
+    return float((excess @ w) / np.sqrt(w @ c @ w))
+
+
+def _sharpe_band_problem(
+    c: np.ndarray, b: np.ndarray, excess: np.ndarray, tau: float, v0: float
+) -> tuple[Any, dict[str, Any]]:
+    """Objective ``-Sharpe`` with its gradient, and the band ``|RC_i / sigma^2 - b_i| <= tau`` as
+    one vector inequality constraint scaled by the start's variance ``v0``, with its Jacobian."""
 
     def neg_sharpe(w: np.ndarray) -> tuple[float, np.ndarray]:
         sw = c @ w
@@ -1057,42 +626,37 @@ def sharpe_risk_budget_weights(
         lo = drc - np.outer(b - tau, dvar)
         return np.vstack([up, lo]) / v0
 
-    cons = [
-        {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)},
-        {"type": "ineq", "fun": band, "jac": band_jac},
-    ]
-    reason = ""
+    return neg_sharpe, {"type": "ineq", "fun": band, "jac": band_jac}
+
+
+def _sharpe_band_slsqp(
+    c: np.ndarray, b: np.ndarray, excess: np.ndarray, tau: float, w_rb: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """Maximum Sharpe ratio in the band by SLSQP from the exact risk-budget portfolio ``w_rb``.
+
+    Returns (weights, reason): an empty reason when the answer is accepted, else why it is not
+    (non-finite weights, band left beyond 1e-9, Sharpe below the start, SLSQP failure or error).
+    """
+    n = c.shape[0]
+    neg_sharpe, band = _sharpe_band_problem(c, b, excess, tau, float(w_rb @ c @ w_rb))
+    w = w_rb
     try:
         with np.errstate(all="ignore"):
-            res = minimize(
-                neg_sharpe,
-                w_rb,
-                jac=True,
-                method="SLSQP",
-                bounds=[(0.0, 1.0)] * n,
-                constraints=cons,
-                options={"ftol": 1e-14, "maxiter": 1000},
+            res = _slsqp_fully_invested(
+                neg_sharpe, w_rb, [(0.0, 1.0)] * n, ftol=1e-14, maxiter=1000, constraints=(band,)
             )
         w = np.clip(np.asarray(res.x, dtype=float), 0.0, None)
         w = w / w.sum()
         if not np.isfinite(w).all():
-            reason = "non-finite weights"
-        else:
-            rel = w * (c @ w) / float(w @ c @ w)
-            violation = float(np.max(np.abs(rel - b))) - tau
-            if violation > 1e-9:
-                reason = f"band violated by {violation:.3g}"
-            elif sharpe(w) < sharpe(w_rb) - 1e-12:
-                reason = "ended below the Sharpe ratio of its feasible start"
-            elif not res.success and sharpe(w) <= sharpe(w_rb):
-                reason = f"SLSQP: {res.message}"
+            return w, "non-finite weights"
+        rel = w * (c @ w) / float(w @ c @ w)
+        violation = float(np.max(np.abs(rel - b))) - tau
+        if violation > 1e-9:
+            return w, f"band violated by {violation:.3g}"
+        if _sharpe(w, c, excess) < _sharpe(w_rb, c, excess) - 1e-12:
+            return w, "ended below the Sharpe ratio of its feasible start"
+        if not res.success and _sharpe(w, c, excess) <= _sharpe(w_rb, c, excess):
+            return w, f"SLSQP: {res.message}"
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-    if reason:
-        warnings.warn(
-            f"Sharpe-banded risk budget failed ({reason}); using the exact risk-budget portfolio",
-            SolverFallbackWarning,
-            stacklevel=2,
-        )
-        return pack(w_rb, True)
-    return pack(w, False)
+        return w, f"{type(exc).__name__}: {exc}"
+    return w, ""
