@@ -331,3 +331,21 @@ def test_fast_path_keeps_the_messages() -> None:
     corr = np.array([[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]])
     with pytest.warns(CovarianceRepairWarning):
         risk_budget_weights(corr * np.outer(vol, vol), np.ones(3))
+
+
+def test_weights_pinned_to_the_bit() -> None:
+    """Exact weights computed before the move into strategies.core (hex floats): the refactoring of
+    the kernels must not change a bit. Dense Newton only (pure loops, no BLAS: machine-independent);
+    the fast compiled path and the general path (``return_info``) both."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(4, 7))
+    cov = np.ascontiguousarray(a @ a.T / 7 * 0.04)
+    b = rng.uniform(0.1, 1, 4)
+    b = b / b.sum()
+    want = [
+        float.fromhex(h)
+        for h in ("0x1.a7f4ced2e2c1bp-2", "0x1.6d3020316c003p-2", "0x1.f351ef1a434a5p-4",
+                  "0x1.b81a54d481ae3p-4")
+    ]
+    assert risk_budget_weights(cov, b).tolist() == want
+    assert risk_budget_weights(cov, b, return_info=True).weights.tolist() == want

@@ -13,11 +13,10 @@ from typing import Any
 
 import numba
 import numpy as np
-from scipy.optimize import minimize
 
 from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError, DataError, SolverError
-from strategies.core.solvers import risk_budget_weights
+from strategies.core.solvers import _slsqp_fully_invested, risk_budget_weights
 from strategies.core.validation import check_budget, check_covariance, check_vector
 
 __all__ = [
@@ -448,20 +447,8 @@ def factor_risk_parity_weights(
     -------
     ndarray, shape (n,) or FactorRiskParityResult
     """
-    bmat = np.asarray(loadings, dtype=float)
-    if bmat.ndim != 2:
-        raise DataError(f"loadings: expected an (n, k) matrix, got shape {bmat.shape}")
-    if not np.isfinite(bmat).all():
-        raise DataError("loadings: NaN or infinite entries")
-    n, k = bmat.shape
-    sf = check_covariance(factor_cov, "factor_cov")
-    if sf.shape[0] != k:
-        raise DataError(f"factor_cov: expected shape ({k}, {k}), got {sf.shape}")
-    e = check_vector(specific_var, n, "specific_var", nonnegative=True)
-    fb = np.full(k, 1.0 / k) if factor_budget is None else check_budget(factor_budget, k,
-                                                                         "factor_budget")
-    cov = bmat @ sf @ bmat.T + np.diag(e)
-    cov = check_covariance(cov, "factor model covariance")
+    bmat, sf, e, fb, cov = _frp_inputs(loadings, factor_cov, specific_var, factor_budget)
+    n = bmat.shape[0]
 
     def gap(w: np.ndarray) -> tuple[float, np.ndarray]:
         y = bmat.T @ w
@@ -472,36 +459,11 @@ def factor_risk_parity_weights(
         gy = 2.0 * (r * u + sf @ (r * y) - 2.0 * float(r @ c) * u) / s
         return float(r @ r), bmat @ gy
 
-    # The problem is not convex: SLSQP from the usual starts alone stalled on poor local minima
-    # (about one rebalance in ten on the embedded market; the good basin is often narrow and near a
-    # vertex). So a cloud of long-only portfolios (the usual starts, one near each vertex and 256
-    # sparse random ones, seeded by n: deterministic) first descends together for a few dozen
-    # exponentiated-gradient steps (compiled, about 0.4 ms), and SLSQP polishes the best one.
-    # Measured on 10 seeds of the embedded market: 1 of 910 monthly problems ends worse than the
-    # best of 20 000 random portfolios (before this: about 1 in 10); about 1.4 ms a solve.
-    cloud = np.vstack([
-        risk_budget_weights(cov, np.full(n, 1.0 / n)),
-        inverse_volatility_weights(cov),
-        np.full(n, 1.0 / n),
-        0.9 * np.eye(n) + 0.1 / n,
-        _frp_random_starts(n),
-    ])
-    cloud = np.clip(cloud, 1e-12, None)
-    cloud /= cloud.sum(axis=1, keepdims=True)
-    end_gap = _frp_descent(cloud, np.ascontiguousarray(bmat), np.ascontiguousarray(sf), fb, _FRP_DESCENT_STEPS)
-    starts = list(cloud[np.argsort(end_gap)[:1]])
-    cons = [{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}]
     best_w, best_f = None, np.inf
-    for w0 in starts:
+    for w0 in _frp_starts(cov, bmat, sf, fb):
         with np.errstate(all="ignore"):
-            res = minimize(
-                gap,
-                np.asarray(w0, dtype=float),
-                jac=True,
-                method="SLSQP",
-                bounds=[(0.0, 1.0)] * n,
-                constraints=cons,
-                options={"ftol": 1e-16, "maxiter": 2000},
+            res = _slsqp_fully_invested(
+                gap, np.asarray(w0, dtype=float), [(0.0, 1.0)] * n, ftol=1e-16, maxiter=2000
             )
         w = np.clip(np.asarray(res.x, dtype=float), 0.0, None)
         if not (np.isfinite(w).all() and w.sum() > 0):
@@ -517,7 +479,61 @@ def factor_risk_parity_weights(
         raise SolverError("factor risk parity: no start produced a valid portfolio")
     if not return_info:
         return best_w
-    w = best_w
+    return _frp_result(best_w, bmat, sf, e, fb, cov)
+
+
+def _frp_inputs(
+    loadings: Any, factor_cov: Any, specific_var: Any, factor_budget: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked ``(B (n, k), S_f (k, k), e (n,), factor budget (k,), S = B S_f B' + diag(e))``."""
+    bmat = np.asarray(loadings, dtype=float)
+    if bmat.ndim != 2:
+        raise DataError(f"loadings: expected an (n, k) matrix, got shape {bmat.shape}")
+    if not np.isfinite(bmat).all():
+        raise DataError("loadings: NaN or infinite entries")
+    n, k = bmat.shape
+    sf = check_covariance(factor_cov, "factor_cov")
+    if sf.shape[0] != k:
+        raise DataError(f"factor_cov: expected shape ({k}, {k}), got {sf.shape}")
+    e = check_vector(specific_var, n, "specific_var", nonnegative=True)
+    fb = np.full(k, 1.0 / k) if factor_budget is None else check_budget(factor_budget, k,
+                                                                         "factor_budget")
+    cov = bmat @ sf @ bmat.T + np.diag(e)
+    cov = check_covariance(cov, "factor model covariance")
+    return bmat, sf, e, fb, cov
+
+
+def _frp_starts(
+    cov: np.ndarray, bmat: np.ndarray, sf: np.ndarray, fb: np.ndarray
+) -> list[np.ndarray]:
+    """The start SLSQP polishes: the best end point of a descending cloud of portfolios.
+
+    The problem is not convex: SLSQP from the usual starts alone stalled on poor local minima
+    (about one rebalance in ten on the embedded market; the good basin is often narrow and near a
+    vertex). So a cloud of long-only portfolios (the usual starts, one near each vertex and 256
+    sparse random ones, seeded by n: deterministic) first descends together for a few dozen
+    exponentiated-gradient steps (compiled, about 0.4 ms), and SLSQP polishes the best one.
+    Measured on 10 seeds of the embedded market: 1 of 910 monthly problems ends worse than the
+    best of 20 000 random portfolios (before this: about 1 in 10); about 1.4 ms a solve.
+    """
+    n = cov.shape[0]
+    cloud = np.vstack([
+        risk_budget_weights(cov, np.full(n, 1.0 / n)),
+        inverse_volatility_weights(cov),
+        np.full(n, 1.0 / n),
+        0.9 * np.eye(n) + 0.1 / n,
+        _frp_random_starts(n),
+    ])
+    cloud = np.clip(cloud, 1e-12, None)
+    cloud /= cloud.sum(axis=1, keepdims=True)
+    end_gap = _frp_descent(cloud, np.ascontiguousarray(bmat), np.ascontiguousarray(sf), fb, _FRP_DESCENT_STEPS)
+    return list(cloud[np.argsort(end_gap)[:1]])
+
+
+def _frp_result(
+    w: np.ndarray, bmat: np.ndarray, sf: np.ndarray, e: np.ndarray, fb: np.ndarray, cov: np.ndarray
+) -> FactorRiskParityResult:
+    """The :class:`FactorRiskParityResult` of weights ``w`` under the factor model."""
     y = bmat.T @ w
     u = sf @ y
     total = float(w @ cov @ w)
