@@ -291,6 +291,93 @@ _FRP_DESCENT_STEPS = 40
 _FRP_BLOCK = 16  # rows of the cloud descended together by _frp_descent
 
 
+@numba.njit(cache=True, inline="always")
+def _frp_block_gap(
+    w: np.ndarray, bmat: np.ndarray, sf: np.ndarray, fb: np.ndarray, cnt: int, y: np.ndarray,
+    u: np.ndarray, rr: np.ndarray, s: np.ndarray, rc: np.ndarray, gap: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """For the ``cnt`` rows of the block ``w`` (n, nb): exposures ``y = B'w`` and ``u = S_f y``
+    (k, nb), ``s = y'u``, residuals ``r_j = y_j u_j / s - b_j`` (``rr``, (k, nb)),
+    the squared gap ``sum_j r_j^2`` and ``sum_j r_j c_j``."""
+    n = w.shape[0]
+    k = bmat.shape[1]
+    for j in range(k):
+        for b in range(cnt):
+            y[j, b] = 0.0
+        for i in range(n):
+            bij = bmat[i, j]
+            for b in range(cnt):
+                y[j, b] += w[i, b] * bij
+    for b in range(cnt):
+        s[b] = 0.0
+    for j in range(k):
+        for b in range(cnt):
+            u[j, b] = 0.0
+        for q in range(k):
+            sjq = sf[j, q]
+            for b in range(cnt):
+                u[j, b] += sjq * y[q, b]
+        for b in range(cnt):
+            s[b] += y[j, b] * u[j, b]
+    for b in range(cnt):
+        rc[b] = 0.0
+        gap[b] = 0.0
+    for j in range(k):
+        fj = fb[j]
+        for b in range(cnt):
+            c = y[j, b] * u[j, b] / s[b]
+            r = c - fj
+            rr[j, b] = r
+            gap[b] += r * r
+            rc[b] += r * c
+
+
+@numba.njit(cache=True, inline="always")
+def _frp_block_step(
+    w: np.ndarray, bmat: np.ndarray, sf: np.ndarray, cnt: int, y: np.ndarray, u: np.ndarray,
+    rr: np.ndarray, gy: np.ndarray, g: np.ndarray, s: np.ndarray, rc: np.ndarray, gmax: np.ndarray,
+    step: np.ndarray, tot: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """One exponentiated-gradient step of the block ``w`` (n, nb) from the quantities of
+    :func:`_frp_block_gap`: gradient ``g`` (n, nb) through ``gy`` (k, nb), step ``0.5 / max|g|``,
+    multiplicative update and renormalization onto the simplex (``gmax``, ``step``, ``tot``:
+    scratch, (nb,))."""
+    n = w.shape[0]
+    k = bmat.shape[1]
+    for j in range(k):
+        for b in range(cnt):
+            gy[j, b] = 0.0
+        for q in range(k):
+            sjq = sf[j, q]
+            for b in range(cnt):
+                gy[j, b] += sjq * rr[q, b] * y[q, b]
+        for b in range(cnt):
+            gy[j, b] = 2.0 * (rr[j, b] * u[j, b] + gy[j, b] - 2.0 * rc[b] * u[j, b]) / s[b]
+    for b in range(cnt):
+        gmax[b] = 0.0
+    for i in range(n):
+        for b in range(cnt):
+            g[i, b] = 0.0
+        for j in range(k):
+            bij = bmat[i, j]
+            for b in range(cnt):
+                g[i, b] += bij * gy[j, b]
+        for b in range(cnt):
+            a = abs(g[i, b])
+            if a > gmax[b]:
+                gmax[b] = a
+    for b in range(cnt):
+        step[b] = 0.5 / (gmax[b] + 1e-300)
+        tot[b] = 0.0
+    for i in range(n):
+        for b in range(cnt):
+            w[i, b] *= np.exp(-step[b] * g[i, b])
+            tot[b] += w[i, b]
+    for i in range(n):
+        for b in range(cnt):
+            w[i, b] /= tot[b]
+
+
 @numba.njit(cache=True)
 def _frp_descent(
     cloud: np.ndarray, bmat: np.ndarray, sf: np.ndarray, fb: np.ndarray, steps: int
@@ -326,71 +413,12 @@ def _frp_descent(
             for b in range(cnt):
                 w[i, b] = cloud[p0 + b, i]
         for it in range(steps + 1):
-            for j in range(k):
-                for b in range(cnt):
-                    y[j, b] = 0.0
-                for i in range(n):
-                    bij = bmat[i, j]
-                    for b in range(cnt):
-                        y[j, b] += w[i, b] * bij
-            for b in range(cnt):
-                s[b] = 0.0
-            for j in range(k):
-                for b in range(cnt):
-                    u[j, b] = 0.0
-                for q in range(k):
-                    sjq = sf[j, q]
-                    for b in range(cnt):
-                        u[j, b] += sjq * y[q, b]
-                for b in range(cnt):
-                    s[b] += y[j, b] * u[j, b]
-            for b in range(cnt):
-                rc[b] = 0.0
-                gap[b] = 0.0
-            for j in range(k):
-                fj = fb[j]
-                for b in range(cnt):
-                    c = y[j, b] * u[j, b] / s[b]
-                    r = c - fj
-                    rr[j, b] = r
-                    gap[b] += r * r
-                    rc[b] += r * c
+            _frp_block_gap(w, bmat, sf, fb, cnt, y, u, rr, s, rc, gap)
             if it == steps:
                 for b in range(cnt):
                     out[p0 + b] = gap[b]
                 break
-            for j in range(k):
-                for b in range(cnt):
-                    gy[j, b] = 0.0
-                for q in range(k):
-                    sjq = sf[j, q]
-                    for b in range(cnt):
-                        gy[j, b] += sjq * rr[q, b] * y[q, b]
-                for b in range(cnt):
-                    gy[j, b] = 2.0 * (rr[j, b] * u[j, b] + gy[j, b] - 2.0 * rc[b] * u[j, b]) / s[b]
-            for b in range(cnt):
-                gmax[b] = 0.0
-            for i in range(n):
-                for b in range(cnt):
-                    g[i, b] = 0.0
-                for j in range(k):
-                    bij = bmat[i, j]
-                    for b in range(cnt):
-                        g[i, b] += bij * gy[j, b]
-                for b in range(cnt):
-                    a = abs(g[i, b])
-                    if a > gmax[b]:
-                        gmax[b] = a
-            for b in range(cnt):
-                step[b] = 0.5 / (gmax[b] + 1e-300)
-                tot[b] = 0.0
-            for i in range(n):
-                for b in range(cnt):
-                    w[i, b] *= np.exp(-step[b] * g[i, b])
-                    tot[b] += w[i, b]
-            for i in range(n):
-                for b in range(cnt):
-                    w[i, b] /= tot[b]
+            _frp_block_step(w, bmat, sf, cnt, y, u, rr, gy, g, s, rc, gmax, step, tot)
         for i in range(n):
             for b in range(cnt):
                 cloud[p0 + b, i] = w[i, b]
