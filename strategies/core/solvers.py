@@ -184,6 +184,14 @@ def _rc_error(w: np.ndarray, cov: np.ndarray, b: np.ndarray) -> tuple[float, flo
     return _rc_error_kernel(np.ascontiguousarray(w), cov, b)
 
 
+def _ccd_unnormalized(cov: np.ndarray, b: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
+    """Cyclical coordinate descent from Spinu's start: (weights before normalization, sweeps)."""
+    c, sd = _scale_to_corr(cov)
+    x = _initial_point(c, b, _EMPTY, sd)
+    x, sweeps, _ = _ccd_kernel(c, b, x, tol, _CCD_MAXITER)
+    return x / sd, sweeps
+
+
 def _solve_active(
     cov: np.ndarray, b: np.ndarray, w0: np.ndarray | None, tol: float
 ) -> tuple[np.ndarray, str, int, float]:
@@ -216,11 +224,8 @@ def _solve_active(
     if at_floor is not None:
         return at_floor
     reason = "; ".join(reasons)
-    c, sd = _scale_to_corr(cov)
-    # Fallback: cyclical coordinate descent from the better of the two starts.
-    x = _initial_point(c, b, _EMPTY, sd)
-    x, sweeps, _ = _ccd_kernel(c, b, x, tol, _CCD_MAXITER)
-    w = x / sd
+    # Fallback: cyclical coordinate descent.
+    w, sweeps = _ccd_unnormalized(cov, b, tol)
     total = w.sum()
     if not (np.isfinite(total) and total > 0 and (w > 0).all()):
         raise SolverError(f"risk budget: {reason}; coordinate descent produced invalid weights")
@@ -504,10 +509,7 @@ def risk_budget_ccd(cov: Any, budget: Any, tol: float = 1e-12) -> np.ndarray:
         w[idx] = 1.0
         return w
     sub = np.ascontiguousarray(c[np.ix_(idx, idx)])
-    cs, sd = _scale_to_corr(sub)
-    x = _initial_point(cs, b[idx], _EMPTY, sd)
-    x, sweeps, _ = _ccd_kernel(cs, b[idx], x, tol, _CCD_MAXITER)
-    ws = x / sd
+    ws, sweeps = _ccd_unnormalized(sub, b[idx], tol)
     ws = ws / ws.sum()
     err, floor = _rc_error(ws, sub, b[idx])
     if not err <= max(tol, floor):
