@@ -19,7 +19,7 @@ import pytest
 
 from indicators.covariance import baseline_covariance
 from strategies.allocators import _well_conditioned_sample_covariance
-from strategies.weights import _frp_descent
+from strategies.core.weights import _frp_descent
 
 
 @numba.njit(cache=False)

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 from drb.errors import DataError
-from strategies import (
+from strategies.core.risk import risk_contributions
+from strategies.core.solvers import risk_budget_weights
+from strategies.core.weights import (
     erc_weights,
     factor_risk_parity_weights,
     inverse_volatility_weights,
     max_sharpe_weights,
     min_variance_weights,
-    risk_budget_weights,
-    risk_contributions,
     sharpe_driven_budget,
     volatility_managed_weight,
 )

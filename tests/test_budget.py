@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drb.errors import ConfigError
-from strategies.budget import (
+from strategies.core.budget import (
     DEFAULT_BUDGET_MATRIX,
     INITIAL_BUDGET,
     REGIMES,

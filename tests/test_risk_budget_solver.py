@@ -10,14 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-import strategies.solvers as solvers
+import strategies.core.kernels as kernels
+import strategies.core.solvers as solvers
 from drb.errors import CovarianceRepairWarning, DataError, SolverFallbackWarning
-from strategies import (
+from strategies.core.risk import risk_contributions
+from strategies.core.solvers import (
     RiskBudgetInfeasibleWarning,
     risk_budget_ccd,
     risk_budget_weights,
     risk_budget_weights_unchecked,
-    risk_contributions,
     sharpe_risk_budget_weights,
 )
 
@@ -234,7 +235,7 @@ def test_sharpe_risk_budget() -> None:
         assert not info.fallback and info.max_band_violation <= 1e-9
         assert info.sharpe >= last - 1e-10  # wider band, weakly higher Sharpe
         last = info.sharpe
-    from strategies import max_sharpe_weights
+    from strategies.core.weights import max_sharpe_weights
 
     assert last == pytest.approx(sr(max_sharpe_weights(cov, mu)), rel=1e-6)
 
@@ -274,8 +275,8 @@ def test_fast_path_matches_the_general_path(n: int) -> None:
             cov = cov + 1e-12 * np.random.default_rng(seed).normal(size=(n, n)) * cov.max()
         b = np.random.default_rng(seed).uniform(0.1, 1.0, n) * (1.0 if seed else 1.0 / n)
         x0 = np.random.default_rng(seed + 10).dirichlet(np.ones(n))
-        code, w_fast = solvers._checked_solve_kernel(cov, b, solvers._EMPTY, False, 1e-12, 100)
-        assert code == solvers._OK
+        code, w_fast = solvers._checked_solve_kernel(cov, b, kernels._EMPTY, False, 1e-12, 100)
+        assert code == kernels._OK
         np.testing.assert_array_equal(risk_budget_weights(cov, b), w_fast)
         np.testing.assert_array_equal(w_fast, risk_budget_weights(cov, b, return_info=True).weights)
         for tol in (1e-12, 1e-10):
@@ -285,8 +286,8 @@ def test_fast_path_matches_the_general_path(n: int) -> None:
         # zero budgets are solved on the active subset (by the general path)
         bz = b.copy()
         bz[0] = 0.0
-        code, _ = solvers._checked_solve_kernel(cov, bz, solvers._EMPTY, False, 1e-12, 100)
-        assert code == solvers._ZERO_BUDGET
+        code, _ = solvers._checked_solve_kernel(cov, bz, kernels._EMPTY, False, 1e-12, 100)
+        assert code == kernels._ZERO_BUDGET
         w = risk_budget_weights(cov, bz)
         assert w[0] == 0.0 and _rel_err(w, cov, bz) <= 1e-12
 
@@ -330,3 +331,21 @@ def test_fast_path_keeps_the_messages() -> None:
     corr = np.array([[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]])
     with pytest.warns(CovarianceRepairWarning):
         risk_budget_weights(corr * np.outer(vol, vol), np.ones(3))
+
+
+def test_weights_pinned_to_the_bit() -> None:
+    """Exact weights computed before the move into strategies.core (hex floats): the refactoring of
+    the kernels must not change a bit. Dense Newton only (pure loops, no BLAS: machine-independent);
+    the fast compiled path and the general path (``return_info``) both."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(4, 7))
+    cov = np.ascontiguousarray(a @ a.T / 7 * 0.04)
+    b = rng.uniform(0.1, 1, 4)
+    b = b / b.sum()
+    want = [
+        float.fromhex(h)
+        for h in ("0x1.a7f4ced2e2c1bp-2", "0x1.6d3020316c003p-2", "0x1.f351ef1a434a5p-4",
+                  "0x1.b81a54d481ae3p-4")
+    ]
+    assert risk_budget_weights(cov, b).tolist() == want
+    assert risk_budget_weights(cov, b, return_info=True).weights.tolist() == want

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from drb.errors import DataError
-from strategies import (
+from strategies.core.risk import (
     marginal_risk_contributions,
     portfolio_variance,
     portfolio_volatility,

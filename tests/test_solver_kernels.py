@@ -1,4 +1,4 @@
-"""The numba kernels of strategies.solvers agree with their pure-Python twins (``<name>_py``).
+"""The numba kernels of strategies.core agree with their pure-Python twins (``<name>_py``).
 
 Each kernel is a plain Python function compiled by ``numba.njit(fn)``; here both run on the same
 seeded random problems (arrays copied, since the kernels update some in place) and must agree to
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import strategies.solvers as solvers
+import strategies.core.kernels as kernels
 
 RTOL = 1e-12
 
@@ -44,8 +44,8 @@ def _close(got, want) -> None:
 
 def _both(name: str, *args):
     """Run the twin and the compiled kernel on private copies of the arguments."""
-    py = getattr(solvers, name + "_py")
-    jit = getattr(solvers, name)
+    py = getattr(kernels, name + "_py")
+    jit = getattr(kernels, name)
     assert hasattr(jit, "py_func") and jit.py_func is py, f"{name} is not numba.njit({name}_py)"
 
     def copies():
@@ -55,8 +55,8 @@ def _both(name: str, *args):
 
 
 def _scaled_start(cov: np.ndarray, b: np.ndarray, w0: np.ndarray | None = None):
-    c, sd = solvers._scale_to_corr(cov)
-    x = solvers._initial_point(c, b, solvers._EMPTY if w0 is None else w0, sd)
+    c, sd = kernels._scale_to_corr(cov)
+    x = kernels._initial_point(c, b, kernels._EMPTY if w0 is None else w0, sd)
     return c, sd, x
 
 
@@ -69,7 +69,7 @@ def test_building_blocks(n: int, seed: int) -> None:
     cov, b = _problem(n, seed)
     _close(*_both("_scale_to_corr", cov))
     c, sd, x = _scaled_start(cov, b)
-    _close(*_both("_initial_point", c, b, solvers._EMPTY, sd))
+    _close(*_both("_initial_point", c, b, kernels._EMPTY, sd))
     w0 = np.random.default_rng(seed).dirichlet(np.ones(n))
     _close(*_both("_initial_point", c, b, w0, sd))
     _close(*_both("_rc_gap", x, c @ x, b))
@@ -93,12 +93,56 @@ def test_newton_kernels(n: int, seed: int) -> None:
             _close(py, jit)
             if maxiter == 100:
                 assert py[2] <= tol
-    py, jit = _both("_dense_solve_kernel", cov, b, solvers._EMPTY, 1e-12, 100)
+    py, jit = _both("_dense_solve_kernel", cov, b, kernels._EMPTY, 1e-12, 100)
     _close(py, jit)
     assert py[2] <= 1e-12
-    py, jit = _both("_cg_solve_kernel", cov, b, solvers._EMPTY, 1e-12, 100)
+    py, jit = _both("_cg_solve_kernel", cov, b, kernels._EMPTY, 1e-12, 100)
     _close(py, jit)
     assert py[2] <= 1e-12
+
+
+def _both_inplace(name: str, args: tuple, out: tuple[int, ...]):
+    """Run twin and kernel on private copies; return (py result, py outputs, jit result, jit outputs)
+    where outputs are the arguments at positions ``out`` that the kernel writes."""
+    py_f = getattr(kernels, name + "_py")
+    jit_f = getattr(kernels, name)
+    assert jit_f.py_func is py_f, f"{name} is not numba.njit({name}_py)"
+    runs = []
+    for f in (py_f, jit_f):
+        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+        runs.append((f(*a), tuple(a[i] for i in out)))
+    return runs
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n", [2, 6, 40])
+def test_newton_step_helpers(n: int, seed: int) -> None:
+    cov, b = _problem(n, seed)
+    c, _, x = _scaled_start(cov, b)
+    empty_n = np.zeros(n)
+    for dense in (True, False):
+        (_, (py,)), (_, (jit,)) = _both_inplace("_matvec", (c, x, empty_n, dense), (2,))
+        _close(py, jit)
+        np.testing.assert_allclose(py, c @ x, rtol=1e-13)
+        _close(*_both("_log", 0.3, dense))
+    g = c @ x - b / x
+    (ok_py, (h_py,)), (ok_jit, (h_jit,)) = _both_inplace(
+        "_hessian_cholesky", (c, b, x, np.zeros((n, n))), (3,)
+    )
+    assert ok_py and ok_jit
+    _close(np.tril(h_py), np.tril(h_jit))
+    hess = c + np.diag(b / x**2)
+    np.testing.assert_allclose(np.tril(h_py) @ np.tril(h_py).T, hess, rtol=1e-12, atol=1e-12)
+    (_, (d_py,)), (_, (d_jit,)) = _both_inplace("_cholesky_solve", (h_jit, g, empty_n), (2,))
+    _close(d_py, d_jit)
+    np.testing.assert_allclose(d_py, np.linalg.solve(hess, g), rtol=1e-10)
+    (_, (p_py,)), (_, (p_jit,)) = _both_inplace(
+        "_pcg_direction", (c, b, x, g, empty_n, np.zeros((5, n))), (4,)
+    )
+    _close(p_py, p_jit)
+    for dense in (True, False):
+        for tol, maxiter in ((1e-12, 100), (1e-12, 2)):
+            _close(*_both("_newton_loop", c, b, x, tol, maxiter, dense))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -115,12 +159,12 @@ def test_ccd_kernel(n: int, seed: int) -> None:
 def test_checked_solve_kernel(n: int, seed: int) -> None:
     cov, b = _problem(n, seed, sym_noise=seed % 2 == 1)
     w0 = np.random.default_rng(seed).dirichlet(np.ones(n))
-    jit = solvers._checked_solve_dispatcher
-    assert jit.py_func is solvers._checked_solve_kernel_py
-    for args in ((cov, b, solvers._EMPTY, False, 1e-12, 100), (cov, b * 3.0, w0, True, 1e-10, 100)):
-        py = solvers._checked_solve_kernel_py(*args)
+    jit = kernels._checked_solve_dispatcher
+    assert jit.py_func is kernels._checked_solve_kernel_py
+    for args in ((cov, b, kernels._EMPTY, False, 1e-12, 100), (cov, b * 3.0, w0, True, 1e-10, 100)):
+        py = kernels._checked_solve_kernel_py(*args)
         got = jit(*args)
-        assert py[0] == got[0] == solvers._OK
+        assert py[0] == got[0] == kernels._OK
         _close(py, got)
     # the failure codes agree too
     zero = b.copy()
@@ -130,15 +174,15 @@ def test_checked_solve_kernel(n: int, seed: int) -> None:
     nan_x0 = w0.copy()
     nan_x0[-1] = np.nan
     cases = [
-        ((cov, zero, solvers._EMPTY, False, 1e-12, 100), solvers._ZERO_BUDGET),
-        ((not_pd, b, solvers._EMPTY, False, 1e-12, 100), solvers._NOT_PD),
-        ((cov, b, nan_x0, True, 1e-12, 100), solvers._INVALID),
-        ((cov, -b, solvers._EMPTY, False, 1e-12, 100), solvers._INVALID),
-        ((cov, b, solvers._EMPTY, False, np.nan, 100), solvers._INVALID),
-        ((cov, b, solvers._EMPTY, False, 1e-12, 0), solvers._UNSOLVED),
+        ((cov, zero, kernels._EMPTY, False, 1e-12, 100), kernels._ZERO_BUDGET),
+        ((not_pd, b, kernels._EMPTY, False, 1e-12, 100), kernels._NOT_PD),
+        ((cov, b, nan_x0, True, 1e-12, 100), kernels._INVALID),
+        ((cov, -b, kernels._EMPTY, False, 1e-12, 100), kernels._INVALID),
+        ((cov, b, kernels._EMPTY, False, np.nan, 100), kernels._INVALID),
+        ((cov, b, kernels._EMPTY, False, 1e-12, 0), kernels._UNSOLVED),
     ]
     for args, code in cases:
-        py = solvers._checked_solve_kernel_py(*args)
+        py = kernels._checked_solve_kernel_py(*args)
         got = jit(*args)
         assert py[0] == got[0] == code
         assert py[1].size == got[1].size == 0
@@ -147,7 +191,7 @@ def test_checked_solve_kernel(n: int, seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("n", [1, 3, 20])
 def test_validation_kernels(n: int, seed: int) -> None:
-    from strategies import _validation as v
+    from strategies.core import validation as v
 
     for name in ("_matrix_status", "_is_pd_small", "_vector_status"):
         assert getattr(v, name).py_func is getattr(v, name + "_py")

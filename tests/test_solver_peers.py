@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from strategies import risk_budget_weights
+from strategies.core.solvers import risk_budget_weights
 
 
 def _problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 from drb.errors import DataError
-from strategies import one_way_turnover, project_turnover
+from strategies.core.turnover import one_way_turnover, project_turnover
 
 
 def _qp_reference(cur, tgt, total, cap, long_only):
