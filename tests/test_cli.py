@@ -103,7 +103,7 @@ def _prices(tmp_path, header="date,SPY,TLT", rows=30, reverse=False, name="price
 
 
 def test_strategy_names_any_case():
-    from runners.cli import _canonical_strategies
+    from runners.experiments.commands import canonical_strategies as _canonical_strategies
 
     assert _canonical_strategies(["equalweight", "RISKPARITY", "EqualWeight"]) == ["EqualWeight", "RiskParity"]
 
@@ -185,7 +185,7 @@ def test_zoned_timestamps_run_end_to_end(tmp_path, capsys):
 
 
 def test_sweep_and_montecarlo_strategy_names_ignore_case():
-    from runners.sweep import _check_strategy
+    from runners.experiments.common import check_strategy as _check_strategy
 
     assert _check_strategy("equalweight", "--strategies") == "EqualWeight"
     assert _check_strategy("DYNAMICRISKBUDGET", "--strategy") == "DynamicRiskBudget"

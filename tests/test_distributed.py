@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from runners.distributed import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
+from runners.parallel import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
 from runners.metrics import METRIC_COLUMNS
-from runners.montecarlo import run_montecarlo
-from runners.sweep import GridSpec, run_sweep
+from runners.experiments.montecarlo import run_montecarlo
+from runners.experiments.sweep import GridSpec, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
@@ -91,7 +91,7 @@ def test_batched_tasks_stream_every_result_and_each_failure(batch_size, client):
 
 def test_batched_montecarlo_paths_equal_serial(client, small_market, config):
     """The Monte Carlo task in batches of 2 on two workers gives the serial rows exactly."""
-    from runners.montecarlo import mc_runs, run_path
+    from runners.experiments.montecarlo import mc_runs, run_path
 
     runs, _ = mc_runs(config, STRATS)
     setup = {"seed": 5, "source": "both", "start": "2018-01-02", "end": "2019-06-28", "block": 20.0, "runs": runs,
@@ -118,7 +118,7 @@ def test_auto_batch_size_keeps_four_batches_per_thread():
 
 
 def test_worker_warm_up_reports_failures_and_never_raises():
-    assert worker_warm_up(["runners.sweep:warm_up", "drb.errors:no_such_function", "no_such_module:f"]) == [
+    assert worker_warm_up(["runners.experiments.sweep:warm_up", "drb.errors:no_such_function", "no_such_module:f"]) == [
         "drb.errors:no_such_function",
         "no_such_module:f",
     ]
@@ -134,7 +134,7 @@ def test_local_cluster_workers_warm_up_at_start_with_one_blas_thread():
         import dask
 
         threads = [_os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
-        imported = "runners.distributed" in _s.modules and "wave" in _s.modules
+        imported = "runners.parallel" in _s.modules and "wave" in _s.modules
         return imported, threads, dask.config.get("distributed.worker.profile.enabled")
 
     with dask_client(None, 2, warm_up=("drb.errors:no_such_function", "wave:Error")) as c:
@@ -143,7 +143,7 @@ def test_local_cluster_workers_warm_up_at_start_with_one_blas_thread():
     for imported, threads, profiling in seen.values():
         assert imported and threads == ["1", "1", "1", "1"] and profiling is False
     with pytest.raises(ConfigError, match="module:function"):
-        with dask_client(None, 2, warm_up=("runners.sweep.warm_up",)):
+        with dask_client(None, 2, warm_up=("runners.experiments.sweep.warm_up",)):
             pass
 
 

@@ -12,7 +12,7 @@ from drb.errors import ConfigError, DRBError
 from feeds import synthetic_market
 from runners.config import RunConfig
 from runners.metrics import METRIC_COLUMNS
-from runners.montecarlo import (
+from runners.experiments.montecarlo import (
     _bootstrap_indices,
     mc_runs,
     path_seed,
