@@ -194,17 +194,11 @@ def dask_client(
     ------
     distributed.Client or None
     """
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
-    if scheduler is None and any((tls_ca_file, tls_cert, tls_key)):
-        raise ConfigError("--tls-ca-file/--tls-cert/--tls-key need --scheduler tls://HOST:PORT")
-    for name in warm_up:
-        if not _WARM_UP_RE.match(name):
-            raise ConfigError(f"warm_up: expected 'module:function', got '{name}'")
+    _check_client_options(scheduler, workers, (tls_ca_file, tls_cert, tls_key), warm_up)
     if scheduler is None and workers == 1:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is not None:
         _check_scheduler(scheduler)
@@ -218,24 +212,40 @@ def dask_client(
         finally:
             client.close()
         return
-    n = workers or os.cpu_count() or 1
-    extra: dict[str, Any] = {}
-    if processes:  # one BLAS / OpenMP / numba thread per worker thread: no oversubscription
-        extra["env"] = {var: str(threads_per_worker) for var in _THREAD_VARS}
-    if warm_up:
-        extra["preload"] = [_preload_script(warm_up)]
-    import dask
-
-    # The workers' statistical profiler (a thread sampling the task's stack every 10 ms) costs CPU
-    # on every task and serves only the dashboard, which a LocalCluster run does not have.
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = _local_cluster(LocalCluster, n, threads_per_worker, processes, extra)
+    cluster = _start_local_cluster(workers or os.cpu_count() or 1, threads_per_worker, processes, warm_up)
     client = Client(cluster)
     try:
         yield client
     finally:
         client.close()
         cluster.close()
+
+
+def _check_client_options(scheduler: str | None, workers: int | None, tls: Sequence[str | None], warm_up: Sequence[str]) -> None:
+    """Refuse ``--workers < 1``, TLS files without a scheduler, a warm-up not spelled ``module:function``."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if scheduler is None and any(tls):
+        raise ConfigError("--tls-ca-file/--tls-cert/--tls-key need --scheduler tls://HOST:PORT")
+    for name in warm_up:
+        if not _WARM_UP_RE.match(name):
+            raise ConfigError(f"warm_up: expected 'module:function', got '{name}'")
+
+
+def _start_local_cluster(n: int, threads_per_worker: int, processes: bool, warm_up: Sequence[str]) -> Any:
+    """A LocalCluster of ``n`` workers, one BLAS thread per worker thread, warmed up, no profiler."""
+    import dask
+    from distributed import LocalCluster
+
+    extra: dict[str, Any] = {}
+    if processes:  # one BLAS / OpenMP / numba thread per worker thread: no oversubscription
+        extra["env"] = {var: str(threads_per_worker) for var in _THREAD_VARS}
+    if warm_up:
+        extra["preload"] = [_preload_script(warm_up)]
+    # The workers' statistical profiler (a thread sampling the task's stack every 10 ms) costs CPU
+    # on every task and serves only the dashboard, which a LocalCluster run does not have.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return _local_cluster(LocalCluster, n, threads_per_worker, processes, extra)
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

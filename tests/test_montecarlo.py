@@ -206,7 +206,7 @@ def test_cli_montecarlo(tmp_path, capsys):
     assert len(paths) == 4 and set(paths["source"]) == {"bootstrap"}
     assert main(argv) == 0
     assert "resumed: 2 paths were already done" in capsys.readouterr().out
-    assert main(["montecarlo", "--demo", "--paths", "0", "--out", str(out)]) == 2
+    assert main(["montecarlo", "--demo", "--end", "2019-03-29", "--paths", "0", "--workers", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--paths must be >= 1" in err
 

@@ -114,7 +114,6 @@ __all__ = [
     "path_market",
     "path_seed",
     "path_source",
-    "register_cli",
     "run_montecarlo",
     "run_path",
     "stationary_bootstrap",
@@ -652,8 +651,7 @@ def run_montecarlo(
     _check_mc_options(n_paths, engine, source, block)
     runs, applied = mc_runs(config, strategies, dynamic_overrides)
     setup, settings = _mc_setup(market, config, runs, seed=seed, source=source, block=block, engine=engine, info=market_info)
-    out = Path(out_dir)
-    keys = [f"path-{i:06d}" for i in range(n_paths)]
+    out, keys = Path(out_dir), [f"path-{i:06d}" for i in range(n_paths)]
     state = _MonteCarloState(out, settings, restart, keys, applied, client)
     state.manifest("running", state.resumed_from)
     todo = [i for i, k in enumerate(keys) if k not in state.done]
@@ -664,8 +662,7 @@ def run_montecarlo(
         unit="path", batch_size=batch_size, on_part=_PathsWriter(out, keys), done=state.done,
     )  # fmt: skip
     paths, summary, relative = _write_mc_outputs(out, frames, keys, runs, applied, figures)
-    wall = time.perf_counter() - state.t0
-    state.finish(info, len(frames))
+    wall = state.finish(info, len(frames))
     return MonteCarloResult(
         out_dir=out, paths=paths, summary=summary, relative=relative, done=len(frames), failures=info.failures,
         resumed_from=state.resumed_from, timings={"wall_seconds": round(wall, 3), "computed": len(todo) - len(info.failures)},
@@ -687,8 +684,9 @@ class _MonteCarloState:
         self.mode, self.threads = describe_client(client)
         self.t0 = time.perf_counter()
 
-    def finish(self, info: Any, n_done: int) -> None:
-        """The final manifest; raise when some paths failed (after every output is written)."""
+    def finish(self, info: Any, n_done: int) -> float:
+        """The final manifest; raise when some paths failed (after every output is written); the wall seconds."""
+        wall = time.perf_counter() - self.t0
         self.manifest("complete" if not info.failures else "incomplete", n_done, info)
         if info.failures:
             f = info.failures[0]
@@ -696,6 +694,7 @@ class _MonteCarloState:
                 f"{len(info.failures)} of {self.n_paths} paths failed (first: {f.key}: {f.error}: {f.message}); "
                 f"the {n_done} finished paths are in {self.store.folder}, rerun the same command to retry the others"
             )
+        return wall
 
     def manifest(self, status: str, n_done: int, info: Any = None) -> None:
         """Rewrite ``montecarlo.json``: status, counts, failures, execution, timings."""
@@ -733,10 +732,3 @@ def summary_markdown(summary: pd.DataFrame, *, n_paths: int, runs: Mapping[str, 
         t = g[["baseline", "metric", "n_paths", "share", "ci_low", "ci_high", "median_diff", "p05_diff", "p95_diff"]]
         lines += [f"## Paths: {src}\n", markdown_table(t, digits=3)]
     return "\n".join(lines)
-
-
-def register_cli(commands: dict[str, Any]) -> None:
-    """Add ``drb montecarlo`` to the CLI's command table (:mod:`runners.experiments.commands`)."""
-    from runners.experiments.commands import register_montecarlo
-
-    register_montecarlo(commands)

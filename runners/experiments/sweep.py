@@ -139,7 +139,6 @@ __all__ = [
     "load_inputs",
     "parse_grid",
     "perturb_market",
-    "register_cli",
     "run_forecast_errors",
     "run_strategy",
     "run_sweep",
@@ -1015,12 +1014,3 @@ def forecast_error_figure(degradation: pd.DataFrame, path: Path) -> Path:
     p = atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return p
-
-
-
-
-def register_cli(commands: dict[str, Any]) -> None:
-    """Add ``drb sweep`` to the CLI's command table (:mod:`runners.experiments.commands`)."""
-    from runners.experiments.commands import register_sweep
-
-    register_sweep(commands)
