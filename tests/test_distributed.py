@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from runners.parallel import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
-from runners.metrics import METRIC_COLUMNS
 from runners.experiments.montecarlo import run_montecarlo
 from runners.experiments.sweep import GridSpec, run_sweep
+from runners.metrics import METRIC_COLUMNS
+from runners.parallel import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
 
 REPO = Path(__file__).resolve().parents[1]
 STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
@@ -122,29 +122,6 @@ def test_worker_warm_up_reports_failures_and_never_raises():
         "drb.errors:no_such_function",
         "no_such_module:f",
     ]
-
-
-def test_local_cluster_workers_warm_up_at_start_with_one_blas_thread():
-    """``warm_up`` callables run in each worker as it starts (before any task), a failing one does
-    not stop the worker, every worker has one BLAS / OpenMP / numba thread and no profiler."""
-    def probe() -> tuple[bool, list[str | None], bool]:
-        import os as _os
-        import sys as _s
-
-        import dask
-
-        threads = [_os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
-        imported = "runners.parallel" in _s.modules and "wave" in _s.modules
-        return imported, threads, dask.config.get("distributed.worker.profile.enabled")
-
-    with dask_client(None, 2, warm_up=("drb.errors:no_such_function", "wave:Error")) as c:
-        seen = c.run(probe)
-    assert len(seen) == 2
-    for imported, threads, profiling in seen.values():
-        assert imported and threads == ["1", "1", "1", "1"] and profiling is False
-    with pytest.raises(ConfigError, match="module:function"):
-        with dask_client(None, 2, warm_up=("runners.experiments.sweep.warm_up",)):
-            pass
 
 
 def test_dask_client_modes():
@@ -258,9 +235,22 @@ def _port_8787_taken() -> socket.socket | None:
     return sock
 
 
-def test_local_cluster_prints_no_port_in_use_warning(capfd):
-    """A LocalCluster run next to another Dask (port 8787 taken) prints no "Port 8787 is already
-    in use" warning: no dashboard, and the scheduler's HTTP server on a free local port."""
+def _probe() -> tuple[bool, list[str | None], bool]:
+    import os as _os
+    import sys as _s
+
+    import dask
+
+    threads = [_os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
+    imported = "runners.parallel" in _s.modules and "wave" in _s.modules
+    return imported, threads, dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_cluster_warms_up_workers_and_prints_no_port_in_use_warning(capfd):
+    """One LocalCluster (started next to another Dask: port 8787 taken): ``warm_up`` callables run in
+    each worker as it starts (before any task), a failing one does not stop the worker, every worker
+    has one BLAS / OpenMP / numba thread and no profiler; no "Port 8787 is already in use" warning
+    (no dashboard, the scheduler's HTTP server on a free local port)."""
     import operator
     import warnings
 
@@ -268,14 +258,21 @@ def test_local_cluster_prints_no_port_in_use_warning(capfd):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with dask_client(None, 2) as client:
+            with dask_client(None, 2, warm_up=("drb.errors:no_such_function", "wave:Error")) as client:
                 assert client.submit(operator.add, 1, 2).result() == 3
                 assert client.dashboard_link is None or ":8787" not in client.dashboard_link
+                seen = client.run(_probe)
     finally:
         if holder is not None:
             holder.close()
     assert not [w for w in caught if "already in use" in str(w.message)]
     assert "already in use" not in capfd.readouterr().err
+    assert len(seen) == 2
+    for imported, threads, profiling in seen.values():
+        assert imported and threads == ["1", "1", "1", "1"] and profiling is False
+    with pytest.raises(ConfigError, match="module:function"):
+        with dask_client(None, 2, warm_up=("runners.experiments.sweep.warm_up",)):
+            pass
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

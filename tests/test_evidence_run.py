@@ -9,8 +9,8 @@ import pytest
 
 from drb.errors import ConfigError
 from feeds import MarketData, synthetic_market
-from runners.experiments.compare import run_comparison
 from runners.config import RunConfig, parse_config
+from runners.experiments.compare import run_comparison
 
 NAMES = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
 CUT = "2019-06-03"

@@ -11,7 +11,6 @@ import pytest
 from drb.errors import ConfigError, DRBError
 from feeds import synthetic_market
 from runners.config import RunConfig
-from runners.metrics import METRIC_COLUMNS
 from runners.experiments.montecarlo import (
     _bootstrap_indices,
     mc_runs,
@@ -23,6 +22,7 @@ from runners.experiments.montecarlo import (
     summarize,
     wilson_interval,
 )
+from runners.metrics import METRIC_COLUMNS
 
 STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
 

@@ -11,8 +11,8 @@ import pandas as pd
 import strategies.solvers as solvers
 from drb.errors import SolverError
 from feeds import MarketData, synthetic_market
-from runners.experiments.compare import run_comparison
 from runners.config import RunConfig
+from runners.experiments.compare import run_comparison
 from runners.health import console_lines, run_health, strategy_health
 
 

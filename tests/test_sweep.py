@@ -12,7 +12,6 @@ import pytest
 
 from drb.errors import ConfigError, DRBError
 from feeds import MarketData
-from runners.metrics import METRIC_COLUMNS
 from runners.experiments.sweep import (
     ForecastErrorSpec,
     GridSpec,
@@ -23,6 +22,7 @@ from runners.experiments.sweep import (
     perturb_market,
     run_sweep,
 )
+from runners.metrics import METRIC_COLUMNS
 
 WARM = {"warmup": 60}
 
