@@ -1,7 +1,10 @@
 """The ``drb`` command line.
 
 Every error is one line on stderr and exit code 2, never a traceback (set ``DRB_DEBUG=1`` to see
-one). Commands register themselves in :data:`COMMANDS`.
+one): :func:`main` is the one place that catches them. Every command is registered one way: its
+module's ``register_cli``-style function adds ``name -> (help, parser builder, handler)`` to
+:data:`COMMANDS` (:func:`register_commands`); the experiments' commands get the report builder from
+here, so ``drb demo``/``drb compare`` write the report without the experiments importing it.
 """
 
 from __future__ import annotations

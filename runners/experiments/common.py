@@ -311,16 +311,14 @@ def run_strategy(
     engine: str = "fast",
 ) -> StrategyResult:
     """One backtest with the chosen engine (``fast``: no daily records kept)."""
+    check_engine(engine)
     if engine == "fast":
         from runners.fastpath import run_fast
 
         return run_fast(market, name, params, broker, record=False)
-    if engine == "backtrader":
-        from runners.backtest import run_backtest
+    from runners.backtest import run_backtest
 
-        return run_backtest(market, name, params, broker)
-    check_engine(engine)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return run_backtest(market, name, params, broker)
 
 
 def _run_labelled(
