@@ -654,8 +654,7 @@ def run_montecarlo(
     out, keys = Path(out_dir), [f"path-{i:06d}" for i in range(n_paths)]
     state = _MonteCarloState(out, settings, restart, keys, applied, client)
     state.manifest("running", state.resumed_from)
-    todo = [i for i, k in enumerate(keys) if k not in state.done]
-    needs_base = any(path_source(i, source) == "bootstrap" for i in todo)
+    needs_base = any(path_source(i, source) == "bootstrap" for i, k in enumerate(keys) if k not in state.done)
     frames, info, _ = run_parts(
         state.store, [(k, (i,)) for i, k in enumerate(keys)], run_path, client=client,
         shared={"base": market if needs_base else None, "setup": setup}, progress=progress, desc="paths",
@@ -665,7 +664,7 @@ def run_montecarlo(
     wall = state.finish(info, len(frames))
     return MonteCarloResult(
         out_dir=out, paths=paths, summary=summary, relative=relative, done=len(frames), failures=info.failures,
-        resumed_from=state.resumed_from, timings={"wall_seconds": round(wall, 3), "computed": len(todo) - len(info.failures)},
+        resumed_from=state.resumed_from, timings={"wall_seconds": round(wall, 3), "computed": n_paths - state.resumed_from - len(info.failures)},
     )  # fmt: skip
 
 
