@@ -103,7 +103,7 @@ def _prices(tmp_path, header="date,SPY,TLT", rows=30, reverse=False, name="price
 
 
 def test_strategy_names_any_case():
-    from runners.cli import _canonical_strategies
+    from runners.experiments.commands import canonical_strategies as _canonical_strategies
 
     assert _canonical_strategies(["equalweight", "RISKPARITY", "EqualWeight"]) == ["EqualWeight", "RiskParity"]
 
@@ -185,7 +185,61 @@ def test_zoned_timestamps_run_end_to_end(tmp_path, capsys):
 
 
 def test_sweep_and_montecarlo_strategy_names_ignore_case():
-    from runners.sweep import _check_strategy
+    from runners.experiments.common import check_strategy as _check_strategy
 
     assert _check_strategy("equalweight", "--strategies") == "EqualWeight"
     assert _check_strategy("DYNAMICRISKBUDGET", "--strategy") == "DynamicRiskBudget"
+
+
+def test_help_imports_no_engine():
+    """Building the ``drb`` parser imports no engine (backtrader), numba, scipy, matplotlib or Dask:
+    the command modules defer them to their handlers."""
+    code = (
+        "import sys, runners.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('backtrader', 'numba', 'scipy', 'matplotlib', 'distributed') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_experiments_never_import_the_report():
+    """The CLI runs the report after a comparison: no module of runners.experiments imports runners.report
+    (also inside functions)."""
+    import ast
+    from pathlib import Path
+
+    import runners.experiments as pkg
+
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            assert not [n for n in names if n == "runners.report" or n.startswith("runners.report.")], path.name
+
+
+def test_report_is_built_in_the_staged_folder_before_the_swap(small_market, config, tmp_path):
+    """``after_write`` sees the complete temporary run folder; what it writes is swapped in with it,
+    and when it fails the earlier run in ``--out`` is left as it was."""
+    from runners.experiments.compare import run_comparison
+
+    out = tmp_path / "run"
+    seen = []
+
+    def after_write(folder, workers):
+        seen.append((folder, workers, (folder / "run.json").exists()))
+        (folder / "extra.txt").write_text("made in the staged folder")
+
+    run_comparison(small_market, config, strategies=["EqualWeight"], out_dir=out, workers=1, progress=False, after_write=after_write)
+    [(folder, workers, had_run_json)] = seen
+    assert folder != out.resolve() and workers == 1 and had_run_json
+    assert (out / "extra.txt").read_text() == "made in the staged folder"
+
+    def failing(folder, workers):
+        raise RuntimeError("report failed")
+
+    with pytest.raises(RuntimeError, match="report failed"):
+        run_comparison(small_market, config, strategies=["EqualWeight"], out_dir=out, workers=1, progress=False, after_write=failing)
+    assert (out / "extra.txt").exists()  # the earlier run is untouched
+    with pytest.raises(TypeError, match="no longer builds the report"):
+        run_comparison(small_market, config, strategies=["EqualWeight"], workers=1, progress=False, report=True)

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DRBError
-from runners.distributed import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
+from runners.experiments.montecarlo import run_montecarlo
+from runners.experiments.sweep import GridSpec, run_sweep
 from runners.metrics import METRIC_COLUMNS
-from runners.montecarlo import run_montecarlo
-from runners.sweep import GridSpec, run_sweep
+from runners.parallel import PartStore, auto_batch_size, dask_client, run_tasks, worker_warm_up
 
 REPO = Path(__file__).resolve().parents[1]
 STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
@@ -91,7 +91,7 @@ def test_batched_tasks_stream_every_result_and_each_failure(batch_size, client):
 
 def test_batched_montecarlo_paths_equal_serial(client, small_market, config):
     """The Monte Carlo task in batches of 2 on two workers gives the serial rows exactly."""
-    from runners.montecarlo import mc_runs, run_path
+    from runners.experiments.montecarlo import mc_runs, run_path
 
     runs, _ = mc_runs(config, STRATS)
     setup = {"seed": 5, "source": "both", "start": "2018-01-02", "end": "2019-06-28", "block": 20.0, "runs": runs,
@@ -118,33 +118,10 @@ def test_auto_batch_size_keeps_four_batches_per_thread():
 
 
 def test_worker_warm_up_reports_failures_and_never_raises():
-    assert worker_warm_up(["runners.sweep:warm_up", "drb.errors:no_such_function", "no_such_module:f"]) == [
+    assert worker_warm_up(["runners.experiments.sweep:warm_up", "drb.errors:no_such_function", "no_such_module:f"]) == [
         "drb.errors:no_such_function",
         "no_such_module:f",
     ]
-
-
-def test_local_cluster_workers_warm_up_at_start_with_one_blas_thread():
-    """``warm_up`` callables run in each worker as it starts (before any task), a failing one does
-    not stop the worker, every worker has one BLAS / OpenMP / numba thread and no profiler."""
-    def probe() -> tuple[bool, list[str | None], bool]:
-        import os as _os
-        import sys as _s
-
-        import dask
-
-        threads = [_os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
-        imported = "runners.distributed" in _s.modules and "wave" in _s.modules
-        return imported, threads, dask.config.get("distributed.worker.profile.enabled")
-
-    with dask_client(None, 2, warm_up=("drb.errors:no_such_function", "wave:Error")) as c:
-        seen = c.run(probe)
-    assert len(seen) == 2
-    for imported, threads, profiling in seen.values():
-        assert imported and threads == ["1", "1", "1", "1"] and profiling is False
-    with pytest.raises(ConfigError, match="module:function"):
-        with dask_client(None, 2, warm_up=("runners.sweep.warm_up",)):
-            pass
 
 
 def test_dask_client_modes():
@@ -201,8 +178,8 @@ def _wait_group_gone(pgid: int, timeout: float = 120) -> None:
 
 def test_killed_run_resumes(tmp_path):
     out = tmp_path / "mc"
-    n = 14
-    args = ["montecarlo", "--demo", "--start", "2018-01-02", "--end", "2019-12-31", "--paths", str(n),
+    n = 8
+    args = ["montecarlo", "--demo", "--start", "2018-01-02", "--end", "2019-06-28", "--paths", str(n),
             "--strategies", ",".join(STRATS), "--workers", "2", "--out", str(out), "--quiet", "--no-figures"]  # fmt: skip
     parts_dir = out / "parts" / "montecarlo"
     proc = _drb(args)
@@ -258,9 +235,22 @@ def _port_8787_taken() -> socket.socket | None:
     return sock
 
 
-def test_local_cluster_prints_no_port_in_use_warning(capfd):
-    """A LocalCluster run next to another Dask (port 8787 taken) prints no "Port 8787 is already
-    in use" warning: no dashboard, and the scheduler's HTTP server on a free local port."""
+def _probe() -> tuple[bool, list[str | None], bool]:
+    import os as _os
+    import sys as _s
+
+    import dask
+
+    threads = [_os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
+    imported = "runners.parallel" in _s.modules and "wave" in _s.modules
+    return imported, threads, dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_cluster_warms_up_workers_and_prints_no_port_in_use_warning(capfd):
+    """One LocalCluster (started next to another Dask: port 8787 taken): ``warm_up`` callables run in
+    each worker as it starts (before any task), a failing one does not stop the worker, every worker
+    has one BLAS / OpenMP / numba thread and no profiler; no "Port 8787 is already in use" warning
+    (no dashboard, the scheduler's HTTP server on a free local port)."""
     import operator
     import warnings
 
@@ -268,14 +258,21 @@ def test_local_cluster_prints_no_port_in_use_warning(capfd):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with dask_client(None, 2) as client:
+            with dask_client(None, 2, warm_up=("drb.errors:no_such_function", "wave:Error")) as client:
                 assert client.submit(operator.add, 1, 2).result() == 3
                 assert client.dashboard_link is None or ":8787" not in client.dashboard_link
+                seen = client.run(_probe)
     finally:
         if holder is not None:
             holder.close()
     assert not [w for w in caught if "already in use" in str(w.message)]
     assert "already in use" not in capfd.readouterr().err
+    assert len(seen) == 2
+    for imported, threads, profiling in seen.values():
+        assert imported and threads == ["1", "1", "1", "1"] and profiling is False
+    with pytest.raises(ConfigError, match="module:function"):
+        with dask_client(None, 2, warm_up=("runners.experiments.sweep.warm_up",)):
+            pass
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

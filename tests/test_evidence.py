@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DataError
-from runners.evidence import (
+from runners.experiments.evidence import (
     SIGNIFICANCE_COLUMNS,
     annualized_sharpe,
     default_primary,
@@ -160,7 +160,7 @@ def _joint_frame(edge: dict[str, float], n: int = 600, seed: int = 4) -> pd.Data
 
 
 def test_spa_and_mcs_when_the_primary_dominates():
-    from runners.evidence import joint_tests
+    from runners.experiments.evidence import joint_tests
 
     res = joint_tests(_joint_frame({"P": 2e-3, "B": 0.0, "C": 0.0}), "P", reps=300, seed=1)
     assert res["loss"] == "negative daily return" and res["days"] == 600
@@ -171,7 +171,7 @@ def test_spa_and_mcs_when_the_primary_dominates():
 
 
 def test_spa_rejects_when_an_alternative_dominates():
-    from runners.evidence import joint_tests
+    from runners.experiments.evidence import joint_tests
 
     res = joint_tests(_joint_frame({"P": 0.0, "B": 2e-3, "C": 0.0}), "P", reps=300, seed=1)
     assert res["spa"]["p_consistent"] < 0.05
@@ -187,7 +187,7 @@ def test_deflated_sharpe_reproduces_the_papers_numerical_example():
     """Bailey and Lopez de Prado (2014), section 'A numerical example': annualized SR 2.5 over
     T = 1250 days (250 a year), N = 100 trials with V[SR] = 1/2 (annualized), skew -3,
     kurtosis 10: SR_0 = 0.1132 (per day) and DSR = 0.9004."""
-    from runners.evidence import deflated_sharpe_ratio, expected_max_sharpe
+    from runners.experiments.evidence import deflated_sharpe_ratio, expected_max_sharpe
 
     sr0 = expected_max_sharpe(100, 0.5 / 250)
     assert sr0 == pytest.approx(0.1132, abs=5e-5)
@@ -201,7 +201,7 @@ def test_deflated_sharpe_reproduces_the_papers_numerical_example():
 
 
 def test_pbo_noise_strategies_is_about_one_half():
-    from runners.evidence import pbo_cscv
+    from runners.experiments.evidence import pbo_cscv
 
     rng = np.random.default_rng(0)
     pbos = [pbo_cscv(rng.normal(0, 0.01, (800, 20)), n_splits=10)["pbo"] for _ in range(6)]
@@ -209,7 +209,7 @@ def test_pbo_noise_strategies_is_about_one_half():
 
 
 def test_pbo_one_dominant_strategy_is_about_zero():
-    from runners.evidence import pbo_cscv
+    from runners.experiments.evidence import pbo_cscv
 
     rng = np.random.default_rng(1)
     m = rng.normal(0, 0.01, (800, 12))
@@ -221,7 +221,7 @@ def test_pbo_one_dominant_strategy_is_about_zero():
 def test_pbo_anti_persistent_best_is_overfit():
     """A strategy whose edge reverses between halves of the sample: the in-sample winner loses out of
     sample in the splits that mix the halves, PBO well above 1/2."""
-    from runners.evidence import pbo_cscv
+    from runners.experiments.evidence import pbo_cscv
 
     rng = np.random.default_rng(2)
     m = rng.normal(0, 0.01, (800, 8))
@@ -233,7 +233,7 @@ def test_pbo_anti_persistent_best_is_overfit():
 
 
 def test_pbo_rejects_bad_input():
-    from runners.evidence import pbo_cscv
+    from runners.experiments.evidence import pbo_cscv
 
     with pytest.raises(ConfigError, match="even"):
         pbo_cscv(np.zeros((100, 3)), n_splits=5)
@@ -244,7 +244,7 @@ def test_pbo_rejects_bad_input():
 
 
 def test_sweep_evidence_summary():
-    from runners.evidence import sweep_evidence
+    from runners.experiments.evidence import sweep_evidence
 
     rng = np.random.default_rng(3)
     trials = rng.normal(2e-4, 0.01, (600, 9))

@@ -9,8 +9,8 @@ import pytest
 
 from drb.errors import ConfigError
 from feeds import MarketData, synthetic_market
-from runners.compare import run_comparison
 from runners.config import RunConfig, parse_config
+from runners.experiments.compare import run_comparison
 
 NAMES = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
 CUT = "2019-06-03"
@@ -23,7 +23,7 @@ def market() -> MarketData:
 
 def _run(market: MarketData, out, **cfg) -> tuple:
     config = RunConfig(source="test", **cfg)
-    res = run_comparison(market, config, strategies=NAMES, out_dir=out, workers=1, progress=False, report=False)
+    res = run_comparison(market, config, strategies=NAMES, out_dir=out, workers=1, progress=False)
     return res, json.loads((out / "run.json").read_text())
 
 
@@ -123,7 +123,7 @@ def test_cli_holdout_option(tmp_path, capsys):
 
 
 def test_sweep_writes_deflated_sharpe_and_pbo(tmp_path):
-    from runners.sweep import GridSpec, run_sweep
+    from runners.experiments.sweep import GridSpec, run_sweep
 
     mkt = MarketData.from_synthetic(synthetic_market(seed=3, start="2018-01-02", end="2019-06-28"))
     cfg = RunConfig(source="test")

@@ -11,8 +11,7 @@ import pytest
 from drb.errors import ConfigError, DRBError
 from feeds import synthetic_market
 from runners.config import RunConfig
-from runners.metrics import METRIC_COLUMNS
-from runners.montecarlo import (
+from runners.experiments.montecarlo import (
     _bootstrap_indices,
     mc_runs,
     path_seed,
@@ -23,6 +22,7 @@ from runners.montecarlo import (
     summarize,
     wilson_interval,
 )
+from runners.metrics import METRIC_COLUMNS
 
 STRATS = ["DynamicRiskBudget", "EqualWeight", "RiskParity"]
 
@@ -206,7 +206,7 @@ def test_cli_montecarlo(tmp_path, capsys):
     assert len(paths) == 4 and set(paths["source"]) == {"bootstrap"}
     assert main(argv) == 0
     assert "resumed: 2 paths were already done" in capsys.readouterr().out
-    assert main(["montecarlo", "--demo", "--paths", "0", "--out", str(out)]) == 2
+    assert main(["montecarlo", "--demo", "--end", "2019-03-29", "--paths", "0", "--workers", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--paths must be >= 1" in err
 

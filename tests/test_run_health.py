@@ -11,8 +11,8 @@ import pandas as pd
 import strategies.solvers as solvers
 from drb.errors import SolverError
 from feeds import MarketData, synthetic_market
-from runners.compare import run_comparison
 from runners.config import RunConfig
+from runners.experiments.compare import run_comparison
 from runners.health import console_lines, run_health, strategy_health
 
 
@@ -65,8 +65,7 @@ def test_a_falling_back_solver_is_flagged_on_console_in_run_json_and_report(tmp_
     cfg = RunConfig(source="test")
     cfg.execution["warmup"] = 60
     out = tmp_path / "run"
-    run_comparison(market, cfg, strategies=["EqualWeight", "RiskParity"], out_dir=out, workers=1, progress=False,
-                   report=False)  # fmt: skip
+    run_comparison(market, cfg, strategies=["EqualWeight", "RiskParity"], out_dir=out, workers=1, progress=False)
     err = capsys.readouterr().err
     assert err.count("run health:") == 1
     assert "run health: 1 of 2 strategies flagged" in err

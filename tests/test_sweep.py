@@ -1,4 +1,4 @@
-"""Parameter sweeps and forecast-error injection (runners.sweep), serial execution.
+"""Parameter sweeps and forecast-error injection (runners.experiments.sweep), serial execution.
 
 Short spans (2018-2019), a 60-bar warm-up and the EWMA risk model keep every run well under a
 second; the Dask path is tested in test_distributed.py.
@@ -12,8 +12,7 @@ import pytest
 
 from drb.errors import ConfigError, DRBError
 from feeds import MarketData
-from runners.metrics import METRIC_COLUMNS
-from runners.sweep import (
+from runners.experiments.sweep import (
     ForecastErrorSpec,
     GridSpec,
     apply_point,
@@ -23,6 +22,7 @@ from runners.sweep import (
     perturb_market,
     run_sweep,
 )
+from runners.metrics import METRIC_COLUMNS
 
 WARM = {"warmup": 60}
 
@@ -149,7 +149,7 @@ def test_perturb_market_bounds_and_determinism(small_market):
 
 
 def test_evaluate_matches_direct_run(small_market):
-    from runners.compare import compute_comparison_metrics
+    from runners.experiments.compare import compute_comparison_metrics
     from runners.fastpath import run_fast
 
     params = {"risk_model": "ewma", **WARM}

@@ -1,0 +1,473 @@
+"""The side-by-side comparison: every strategy on the same feeds and broker, outputs to a folder.
+
+Each strategy runs in its own cerebro with its own broker, in parallel processes where cores allow,
+with a progress bar. The folder layout is documented in ``docs/outputs.md``; every file is written
+atomically (temporary file, fsync, rename), ``run.json`` last, into a temporary folder beside the
+target that is swapped in when complete (:mod:`runners.run_folder`), so ``--out`` never mixes two runs.
+The run ends with one health summary on stderr (:mod:`runners.health`), also stored in ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drb.errors import ConfigError
+from feeds.market import MarketData
+from runners.backtest import (
+    STRATEGY_NAMES,
+    StrategyResult,
+    effective_params,
+    run_backtest,
+    validate_strategy_params,
+)
+from runners.config import DEFAULT_EXECUTION, RunConfig
+from runners.io import atomic_to_csv, atomic_write_text
+
+__all__ = [
+    "ComparisonResult",
+    "check_floors",
+    "run_comparison",
+    "write_outputs",
+    "strategy_params_for",
+    "package_versions",
+]
+
+_PACKAGES = (
+    "dynamic-risk-budget",
+    "backtrader",
+    "numpy",
+    "pandas",
+    "scipy",
+    "arch",
+    "empyrical-reloaded",
+    "pyfolio-reloaded",
+    "matplotlib",
+    "dask",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run depends on."""
+    out = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+@dataclass
+class ComparisonResult:
+    """All strategies' results plus the metrics table."""
+
+    results: dict[str, StrategyResult]
+    metrics: pd.DataFrame
+    out_dir: Path | None
+    timings: dict[str, float]
+    health: dict[str, Any] = field(default_factory=dict)
+
+
+def strategy_params_for(name: str, config: RunConfig) -> dict[str, Any]:
+    """Parameters of one strategy: the common ``[execution]`` table, then its own table."""
+    params: dict[str, Any] = {}
+    exe = dict(DEFAULT_EXECUTION)
+    exe.update(config.execution)
+    params["total_cap"] = exe["total_cap"]
+    params["asset_cap"] = exe["asset_cap"]
+    params["warmup"] = exe["warmup"]
+    params.update(config.strategy_params.get(name, {}))
+    validate_strategy_params(name, params)
+    return params
+
+
+#: Per-asset budget floors that cannot hold when ``floor * n > 1`` (checked before any backtest;
+#: SharpeRiskBudget's floor scales itself: ``min(floor, 0.5 / n)``).
+FLOOR_PARAMS: dict[str, str] = {"DynamicRiskBudget": "budget_floor"}
+
+
+def check_floors(market: MarketData, name: str, params: Mapping[str, Any]) -> None:
+    """Refuse, before any backtest runs, a budget floor infeasible for the market's number of assets.
+
+    Raises
+    ------
+    ConfigError
+        Naming the strategy, the parameter, its value and the largest feasible one.
+    """
+    key = FLOOR_PARAMS.get(name)
+    if key is None:
+        return
+    value = effective_params(market, name, params).get(key)
+    n = len(market.assets)
+    if value is not None and float(value) * n > 1.0 + 1e-12:
+        raise ConfigError(
+            f"strategy.{name}.{key} = {float(value):g} is infeasible for {n} assets (the floors sum to "
+            f"{float(value) * n:.2f} > 1): set it to at most 1/n = {1.0 / n:.4g}, e.g. 0.5/n = {0.5 / n:.4g}"
+        )
+
+
+def _run_one(args: tuple[MarketData, str, dict[str, Any], dict[str, float]]) -> StrategyResult:
+    market, name, params, broker = args
+    import warnings
+
+    from drb.errors import DRBWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DRBWarning)
+        res = run_backtest(market, name, params, broker)
+    msgs = sorted({f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, DRBWarning)})
+    if msgs:
+        res.info["warnings"] = msgs
+    return res
+
+
+def _check_comparison(market: MarketData, config: RunConfig, names: Sequence[str]) -> str | None:
+    """Refuse, before any backtest, unknown strategies, a benchmark not run, bad evidence options,
+    a history shorter than the warm-up plus a month; the benchmark's name (or None)."""
+    for n in names:
+        if n not in STRATEGY_NAMES:
+            raise ConfigError(f"unknown strategy '{n}' (known: {', '.join(STRATEGY_NAMES)})")
+    bench = config.benchmark or ("EqualWeight" if "EqualWeight" in names else None)
+    if bench is not None and bench not in names:
+        raise ConfigError(f"run.benchmark: '{bench}' is not among the strategies run ({', '.join(names)})")
+    from runners.experiments.evidence_outputs import check_evidence_options  # issue 15
+
+    check_evidence_options(config, list(names), bench, market)
+    warm = int(config.execution.get("warmup", DEFAULT_EXECUTION["warmup"]))
+    if len(market.prices) <= warm + 21:
+        raise ConfigError(
+            f"history too short: {len(market.prices)} bars, the warm-up of {warm} bars plus a month needs {warm + 22}"
+        )
+    return bench
+
+
+def _run_all(tasks: Sequence[tuple[MarketData, str, dict[str, Any], dict[str, float]]], n_workers: int, progress: bool) -> dict[str, StrategyResult]:
+    """Every task's backtest, in-process (``n_workers == 1``) or in worker processes, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    results: dict[str, StrategyResult] = {}
+    bar = tqdm(total=len(tasks), desc="strategies", unit="strategy", disable=not progress, file=sys.stderr)
+
+    def done(res: StrategyResult) -> None:
+        results[res.name] = res
+        bar.update(1)
+        bar.set_postfix_str(res.name)
+
+    try:
+        if n_workers == 1:
+            for task in tasks:
+                done(_run_one(task))
+        else:
+            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+                futures = [pool.submit(_run_one, t) for t in tasks]
+                for fut in as_completed(futures):
+                    done(fut.result())
+    finally:
+        bar.close()
+    return results
+
+
+def run_comparison(
+    market: MarketData,
+    config: RunConfig | None = None,
+    *,
+    strategies: Sequence[str] | None = None,
+    out_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    extra_info: Mapping[str, Any] | None = None,
+    after_write: Callable[[Path, int], None] | None = None,
+    print_health: bool = True,
+    report: bool = False,
+) -> ComparisonResult:
+    """Run every strategy on ``market`` and (optionally) write the output folder.
+
+    Parameters
+    ----------
+    market : MarketData
+    config : RunConfig, optional
+        Broker, execution, per-strategy parameters, benchmark and risk-free rate.
+    strategies : sequence of str, optional
+        Names (default: ``config.strategies`` or all of :data:`runners.backtest.STRATEGY_NAMES`).
+    out_dir : path, optional
+        Where to write the outputs (``docs/outputs.md``); nothing written when None.
+    workers : int, optional
+        Parallel processes (default: ``config.workers`` or the number of cores); 1 runs in-process.
+    progress : bool
+        Show a progress bar on stderr.
+    extra_info : mapping, optional
+        Added to ``run.json`` (e.g. the seed of the synthetic market).
+    after_write : callable, optional
+        ``after_write(folder, workers)``, called once the outputs are written into the run's
+        temporary folder and before it is swapped in for ``out_dir`` (the CLI builds the report
+        there with :func:`runners.report.build_report`, so a failed report leaves ``out_dir`` as it was).
+    print_health : bool
+        Print the run's warning summary on stderr at the end (the CLI prints it itself, after the
+        metrics table, with :func:`print_health_summary`).
+    report : bool
+        Deprecated, kept for one release: must be False (this function no longer builds the
+        report; pass ``after_write``).
+    """
+    if report:
+        raise TypeError("run_comparison(report=True) no longer builds the report: pass after_write (see runners.cli)")
+    config = config or RunConfig(source="<defaults>")
+    names = list(strategies or config.strategies or STRATEGY_NAMES)
+    bench = _check_comparison(market, config, names)
+    tasks = [(market, n, strategy_params_for(n, config), dict(config.broker)) for n in names]
+    for _, n, params, _ in tasks:
+        check_floors(market, n, params)
+    final = _check_out_dir(out_dir)
+    n_workers = workers or config.workers or os.cpu_count() or 1
+    n_workers = max(1, min(n_workers, len(tasks)))
+    t0 = time.perf_counter()
+    results = _run_all(tasks, n_workers, progress)
+    results = {n: results[n] for n in names}
+    wall = time.perf_counter() - t0
+    metrics = compute_comparison_metrics(results, market, benchmark=bench, risk_free=config.risk_free)
+    timings = {"wall_seconds": round(wall, 3), "backtest_s": round(wall, 3), "workers": n_workers}
+    timings.update({f"{n}_seconds": r.info.get("seconds", float("nan")) for n, r in results.items()})
+    health = _run_health(results, market)
+    out_path = None
+    if final is not None:
+        stage = _begin_run_folder(final)
+        extra = {**dict(extra_info or {}), "health": health}
+        write_outputs(stage, results, metrics, market, config, timings=timings, benchmark=bench, extra_info=extra)
+        if after_write is not None:
+            after_write(stage, n_workers)
+        out_path = _finish_run_folder(stage, final)
+    if print_health:
+        print_health_summary(health)
+    return ComparisonResult(results=results, metrics=metrics, out_dir=out_path, timings=timings, health=health)
+
+
+def _run_health(results: Mapping[str, StrategyResult], market: MarketData) -> dict[str, Any]:
+    """The run's health summary (``runners.health``), stored as ``health`` in run.json."""
+    from runners.health import run_health
+
+    return run_health(results, list(market.notes))
+
+
+def print_health_summary(health: Mapping[str, Any]) -> None:
+    """The run's one warning summary on stderr, after everything else."""
+    from runners.health import console_lines
+
+    sys.stdout.flush()
+    print("\n".join(console_lines(health)), file=sys.stderr)
+
+
+def _check_out_dir(out_dir: str | Path | None) -> Path | None:
+    """The absolute ``--out`` after checking, before any backtest, that a run may replace it."""
+    if out_dir is None:
+        return None
+    from runners.run_folder import check_target
+
+    final = Path(out_dir).expanduser().resolve()
+    check_target(final)
+    return final
+
+
+def _begin_run_folder(final: Path) -> Path:
+    """Clean what killed runs left beside ``final`` and create this run's temporary folder."""
+    from runners.run_folder import clean_leftovers, make_staging
+
+    for name in clean_leftovers(final):
+        print(f"note: cleaned up {name}, left by an interrupted run", file=sys.stderr)
+    return make_staging(final)
+
+
+def _finish_run_folder(stage: Path, final: Path) -> Path:
+    """Swap the complete run folder in (the previous run's folder is removed only now)."""
+    from runners.run_folder import swap_in
+
+    return swap_in(stage, final)
+
+
+def _returns_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:
+    return pd.DataFrame({n: r.returns for n, r in results.items()}).sort_index()
+
+
+def _rebalances_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:
+    frames = [r.rebalances for r in results.values() if len(r.rebalances)]
+    if not frames:
+        return pd.DataFrame(columns=["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"])
+    return pd.concat(frames, ignore_index=True).sort_values(["date", "strategy"], kind="stable").reset_index(drop=True)
+
+
+def compute_comparison_metrics(
+    results: Mapping[str, StrategyResult], market: MarketData, *, benchmark: str | None, risk_free: float = 0.0
+) -> pd.DataFrame:
+    """The metrics table of a comparison (``runners.metrics.compute_metrics``)."""
+    from runners.metrics import annualized_turnover, compute_metrics, extreme_months
+
+    returns = _returns_frame(results)
+    turnover = annualized_turnover(_rebalances_frame(results), returns)
+    eq = [a for a, c in market.asset_classes.items() if c == "equity"]
+    mask = extreme_months(market.prices[eq[0]]) if eq else None
+    return compute_metrics(returns, turnover=turnover, benchmark=benchmark, extreme_mask=mask, risk_free=risk_free)
+
+
+def time_risk_contributions_by_strategy(
+    results: Mapping[str, StrategyResult], market: MarketData, *, lam: float = 0.94
+) -> dict[str, pd.DataFrame]:
+    """Time-axis risk contributions of each strategy's realized policy (seed 003, issue 9).
+
+    ``c_{i,t+1} = w_{i,t} (Sigma_t w_t)_i / 252`` with the end-of-day weights ``w_t`` (weight scale,
+    so the years are comparable as the portfolio grows) and ``Sigma_t`` the causal EWMA covariance
+    (decay ``lam``, annualized) of daily asset returns up to ``t``: the ex-ante variance each day adds
+    to the variance of the cumulative return, by asset. Contributions sum exactly to the total.
+    """
+    from strategies.time_axis import ewma_covariances, time_risk_contributions
+
+    rets = market.prices.pct_change().iloc[1:]
+    covs = ewma_covariances(rets.to_numpy(dtype=float), lam=lam) * 252.0  # row k: returns up to dates[k+1]
+    cov_dates = rets.index
+    out: dict[str, pd.DataFrame] = {}
+    for name, r in results.items():
+        if not len(r.returns):
+            continue
+        w = r.weights.reindex(cov_dates).loc[r.returns.index[0] :]
+        w = w.iloc[:-1]  # weights at close t are held over t -> t+1
+        if w.empty:
+            continue
+        pos = cov_dates.get_indexer(w.index)
+        c = time_risk_contributions(w.to_numpy(dtype=float), covs[pos], dt=1.0 / 252.0)
+        out[name] = pd.DataFrame(c, index=cov_dates[pos + 1], columns=w.columns).rename_axis("date")
+    return out
+
+
+def time_risk_table(contributions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per strategy: variance shares by year and asset, and time concentration (HHI), one column each."""
+    from runners.time_risk import time_risk_summary
+
+    frames = {n: time_risk_summary(c)["value"] for n, c in contributions.items() if len(c)}
+    return pd.DataFrame(frames)
+
+
+def _trigger_summary(res: StrategyResult) -> dict[str, dict]:
+    """Per trigger: executed rebalances it was part of, their one-way turnover, skipped ones."""
+    from indicators.triggers import trigger_summary
+
+    return trigger_summary(res.rebalances, res.info.get("skipped"))
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if np.isfinite(f) else None
+    if isinstance(obj, (pd.Timestamp,)):
+        return str(obj.date())
+    if isinstance(obj, (pd.DataFrame, pd.Series)):
+        return f"<{type(obj).__name__} {getattr(obj, 'shape', '')}>"
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return repr(obj)
+
+
+def write_outputs(
+    out: Path,
+    results: Mapping[str, StrategyResult],
+    metrics: pd.DataFrame,
+    market: MarketData,
+    config: RunConfig,
+    *,
+    timings: Mapping[str, Any],
+    benchmark: str | None,
+    extra_info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the run folder (``docs/outputs.md``); ``run.json`` last."""
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("weights", "risk_contributions", "positions", "transactions"):
+        (out / sub).mkdir(exist_ok=True)
+    from runners.tables import metrics_markdown
+
+    atomic_to_csv(metrics, out / "metrics.csv", float_format="%.6f")
+    atomic_write_text(out / "metrics.md", metrics_markdown(metrics))
+    atomic_to_csv(_returns_frame(results), out / "returns.csv", float_format="%.10g")
+    atomic_to_csv(pd.DataFrame({n: r.values for n, r in results.items()}), out / "values.csv", float_format="%.6f")
+    for n, r in results.items():
+        start = r.returns.index[0] if len(r.returns) else None
+        w = r.weights.loc[start:] if start is not None else r.weights
+        atomic_to_csv(w, out / "weights" / f"{n}.csv", float_format="%.8f")
+        atomic_to_csv(r.risk_contributions, out / "risk_contributions" / f"{n}.csv", float_format="%.8f")
+        pos = r.positions.loc[start:] if start is not None else r.positions
+        atomic_to_csv(pos, out / "positions" / f"{n}.csv", float_format="%.6f")
+        atomic_to_csv(r.transactions, out / "transactions" / f"{n}.csv", index=False, float_format="%.10g")
+    atomic_to_csv(_rebalances_frame(results), out / "rebalances.csv", index=False, float_format="%.8g")
+    contributions = time_risk_contributions_by_strategy(results, market)
+    if contributions:
+        atomic_to_csv(time_risk_table(contributions), out / "time_risk.csv", float_format="%.8g")
+        from runners.time_risk import plot_time_risk
+
+        (out / "figures").mkdir(exist_ok=True)
+        plot_time_risk(contributions, out / "figures" / "time_risk.png", freq="year")
+    dyn = results.get("DynamicRiskBudget")
+    fallbacks: dict[str, Any] = {}
+    if dyn is not None and len(dyn.budgets):
+        b = dyn.budgets
+        atomic_to_csv(b.drop(columns=["cycle_source", "vol_source"], errors="ignore"), out / "budgets.csv", float_format="%.8f")
+        reg = b[["phase", "vol_state", "regime", "cycle_source", "vol_source"]]
+        atomic_to_csv(reg, out / "regimes.csv")
+        from indicators import REGIMES, transition_matrix
+
+        known = reg["regime"].dropna()
+        atomic_to_csv(transition_matrix(known.to_numpy(), labels=list(REGIMES)), out / "transition_matrix.csv", float_format="%.6f")
+        fallbacks = {
+            "cycle_source": sorted(set(reg["cycle_source"].dropna())),
+            "vol_source": sorted(set(reg["vol_source"].dropna())),
+        }
+    run = {
+        "created": pd.Timestamp.now().isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+        "strategies": list(results),
+        "benchmark": benchmark,
+        "parameters": {n: effective_params(market, n, strategy_params_for(n, config), config.broker) for n in results},
+        "parameter_overrides": {n: strategy_params_for(n, config) for n in results},
+        "data": {
+            "start": str(market.prices.index[0].date()),
+            "end": str(market.prices.index[-1].date()),
+            "bars": len(market.prices),
+            "assets": market.asset_classes,
+            "sources": market.sources,
+            "notes": market.notes,
+            "signals": {
+                "vol_index": market.vol_index is not None,
+                "macro": market.macro is not None,
+            },
+            "first_investment": str(min(r.returns.index[0] for r in results.values() if len(r.returns)).date())
+            if any(len(r.returns) for r in results.values())
+            else None,
+        },
+        "fallbacks": fallbacks,
+        "strategy_info": {n: r.info for n, r in results.items()},
+        "triggers": {n: _trigger_summary(r) for n, r in results.items()},
+        "order_issues": {n: len(r.order_issues) for n, r in results.items()},
+        "timings": dict(timings),
+        "versions": package_versions(),
+    }
+    run.update(dict(extra_info or {}))
+    from runners.experiments.evidence_outputs import write_evidence_for_run  # issue 15
+
+    run["evidence"] = write_evidence_for_run(out, results, market, config, benchmark)
+    atomic_write_text(out / "run.json", json.dumps(_to_jsonable(run), indent=2))
+    return out
