@@ -165,7 +165,7 @@ def test_time_risk_tables_and_figure(tmp_path):
 def _time_risk_section(run_dir) -> str:
     """The markdown of the report's time-risk section, from the run folder as it is now (what
     build_report writes under its heading, without rebuilding the figures)."""
-    from runners.report import _md, _time_risk_blocks
+    from runners.report.build import _md, _time_risk_blocks
 
     return _md(_time_risk_blocks(load_run(run_dir)), "t").split("\n", 2)[2]
 
@@ -261,7 +261,7 @@ def test_equity_asset_found_by_class(tmp_path):
     info["data"]["assets"] = {"equity": "bond", "bond": "equity", "commodity": "commodity",
                               "real_estate": "real_estate"}
     (run_dir / "run.json").write_text(json.dumps(info))
-    from runners.report import _equity_asset
+    from runners.report.build import _equity_asset
 
     assert _equity_asset(load_run(run_dir)) == "bond"  # the asset whose class is equity
 
@@ -339,8 +339,8 @@ def test_warnings_of_the_run_are_listed(small):
 
 
 def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
-    from runners.report import _Block, _html, _md
-    from runners.tables import FormattedTable
+    from runners.report.build import _Block, _html, _md
+    from runners.report.tables import FormattedTable
 
     table = FormattedTable(("Year", "DynamicRiskBudget"), (False, True), (("2024", "1.0%"),) * 50)
     page = _html([_Block("table", "Budget adjustment log, window start to end", table=table,
@@ -407,7 +407,7 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
     # so the report's handling of them (arguments, links, embedding) is tested quickly
     from matplotlib.figure import Figure
 
-    import runners.tearsheets as ts
+    import runners.report.tearsheets as ts
 
     calls = {}
 

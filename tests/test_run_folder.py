@@ -13,7 +13,7 @@ from drb.errors import ConfigError
 from feeds import MarketData, synthetic_market
 from runners.compare import run_comparison
 from runners.config import RunConfig
-from runners.run_folder import clean_leftovers, swap_in
+from runners.rundir import clean_leftovers, swap_in
 
 
 @pytest.fixture(scope="module")

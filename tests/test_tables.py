@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DataError
-from runners import tables as T
+from runners.report import tables as T
 from runners.metrics import METRIC_COLUMNS, compute_metrics
 
 
