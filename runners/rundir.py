@@ -580,17 +580,18 @@ def load_strategy_inputs(
 # ----------------------------------------------------------------------------- writers
 
 
-def _csv(frame: pd.DataFrame, path: Path, kind: str, *, index: bool = True) -> Path:
-    """Write one run CSV in its layout's number format; an unnamed index is labelled ``date``."""
+def _csv(frame: pd.DataFrame, path: Path, kind: str, *, index: bool = True, exact: bool = False) -> Path:
+    """Write one run CSV in its layout's number format (``exact``: full precision); an unnamed
+    index is labelled ``date``."""
     kwargs: dict[str, Any] = {"index": index}
-    if FLOAT_FORMATS.get(kind) is not None:
+    if not exact and FLOAT_FORMATS.get(kind) is not None:
         kwargs["float_format"] = FLOAT_FORMATS[kind]
     if index and kind not in _UNDATED and frame.index.name is None:
         kwargs["index_label"] = "date"
     return atomic_to_csv(frame, path, **kwargs)
 
 
-def write_table_csv(out: str | os.PathLike[str], name: str, frame: pd.DataFrame) -> Path:
+def write_table_csv(out: str | os.PathLike[str], name: str, frame: pd.DataFrame, *, exact: bool = False) -> Path:
     """Write one top-level file of the run folder (``returns.csv``, ``values.csv``,
     ``rebalances.csv``, ``budgets.csv``, ``regimes.csv``, ``transition_matrix.csv``,
     ``time_risk.csv``) in its layout (:data:`FLOAT_FORMATS`; ``rebalances.csv`` without index).
@@ -603,10 +604,12 @@ def write_table_csv(out: str | os.PathLike[str], name: str, frame: pd.DataFrame)
         One of the file-name constants of this module.
     frame : pandas.DataFrame
         Dated frames carry their dates as the index (``rebalances.csv``: as a ``date`` column).
+    exact : bool, default False
+        Full precision instead of the layout's number format (test fixtures).
     """
     if name not in FLOAT_FORMATS or name in (METRICS_CSV, *PER_STRATEGY):
         raise ValueError(f"not a top-level table of the run folder: {name!r}")
-    return _csv(frame, Path(out) / name, name, index=name != REBALANCES_CSV)
+    return _csv(frame, Path(out) / name, name, index=name != REBALANCES_CSV, exact=exact)
 
 
 def write_strategy_frames(
@@ -617,13 +620,15 @@ def write_strategy_frames(
     risk_contributions: pd.DataFrame,
     positions: pd.DataFrame,
     transactions: pd.DataFrame,
+    exact: bool = False,
 ) -> dict[str, Path]:
     """Write one strategy's ``weights/``, ``risk_contributions/``, ``positions/`` and
     ``transactions/`` files (dated index; transactions with a ``date`` column,
-    :data:`TRANSACTION_COLUMNS`); returns folder -> path."""
+    :data:`TRANSACTION_COLUMNS`; ``exact``: full precision); returns folder -> path."""
     frames = {WEIGHTS: weights, RISK_CONTRIBUTIONS: risk_contributions, POSITIONS: positions,
               TRANSACTIONS: transactions}
-    return {folder: _csv(frame, strategy_file(out, folder, strategy), folder, index=folder != TRANSACTIONS)
+    return {folder: _csv(frame, strategy_file(out, folder, strategy), folder, index=folder != TRANSACTIONS,
+                         exact=exact)
             for folder, frame in frames.items()}
 
 

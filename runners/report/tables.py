@@ -112,13 +112,9 @@ def write_metrics_table(metrics: pd.DataFrame, out_dir: str | os.PathLike[str]) 
     dict
         ``{"metrics.csv": path, "metrics.md": path}``.
     """
-    out = Path(out_dir)
-    table = metrics[list(METRIC_COLUMNS)].copy()
-    table.index.name = "strategy"
-    return {
-        "metrics.csv": atomic_to_csv(table, out / "metrics.csv"),
-        "metrics.md": atomic_write_text(out / "metrics.md", metrics_markdown(table)),
-    }
+    from runners.rundir import write_metrics_csv
+
+    return write_metrics_csv(out_dir, metrics, metrics_markdown(metrics[list(METRIC_COLUMNS)]), exact=True)
 
 
 # ----------------------------------------------------------------------------- budget log
