@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import backtrader as bt
 import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DataError
+from runners.io import atomic_savefig
 from strategies.time_axis import (
     ZhouLiMarket,
     ewma_covariances,
@@ -335,36 +336,42 @@ def plot_mean_variance_contributions(
     Path
         The written file.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    from matplotlib.figure import Figure
 
     m = market or ZhouLiMarket()
     if not times or not all(0.0 <= t < m.horizon for t in times):
         raise ConfigError(f"times must lie in [0, T), got {times!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(14, 5.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    _wealth_panel(axes[0], m, times[0])
+    _price_panel(axes[1], m, times)
+    fig.suptitle(
+        f"Zhou-Li mean-variance policy: r={m.r:g}, b={m.b:g}, sigma={m.sigma:g}, x0={m.x0:g}, "
+        f"T={m.horizon:g} y, aversion {m.risk_aversion:g}; Var(x_T)={m.terminal_variance:.4f}"
+    )
+    return atomic_savefig(fig, path, dpi=110)
 
-    def wealth_grid(mk: ZhouLiMarket, t: float) -> np.ndarray:
-        # both zeros of the stock's contribution: y = b K / (r E_t) (far below) and y = 0 (bliss)
-        low = mk.bliss_wealth(t) + (mk.b / mk.r) * (mk.mean_wealth(t) - mk.bliss_wealth(t))
-        span = mk.bliss_wealth(t) - low
-        return np.linspace(low - 0.15 * span, mk.bliss_wealth(t) + 0.15 * span, 400)
 
-    def wealth_band(mk: ZhouLiMarket, t: float, z: float = 2.326) -> tuple[float, float]:
-        # y_t = y0 exp((r - 1.5 rho) t - sqrt(rho) W_t): 1%-99% quantiles of x_t
-        q = mk.y0 * np.exp((mk.r - 1.5 * mk.rho) * t + np.array([z, -z]) * np.sqrt(mk.rho * t))
-        return float(mk.bliss_wealth(t) + q[0]), float(mk.bliss_wealth(t) + q[1])
+def _wealth_grid(mk: ZhouLiMarket, t: float) -> np.ndarray:
+    """Spot wealths around both zeros of the stock's contribution: ``y = b K / (r E_t)`` (far
+    below) and ``y = 0`` (bliss), 400 points."""
+    low = mk.bliss_wealth(t) + (mk.b / mk.r) * (mk.mean_wealth(t) - mk.bliss_wealth(t))
+    span = mk.bliss_wealth(t) - low
+    return np.linspace(low - 0.15 * span, mk.bliss_wealth(t) + 0.15 * span, 400)
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.8), constrained_layout=True)
-    t0 = times[0]
+
+def _wealth_band(mk: ZhouLiMarket, t: float, z: float = 2.326) -> tuple[float, float]:
+    """1%-99% quantiles of ``x_t``, from ``y_t = y0 exp((r - 1.5 rho) t - sqrt(rho) W_t)``."""
+    q = mk.y0 * np.exp((mk.r - 1.5 * mk.rho) * t + np.array([z, -z]) * np.sqrt(mk.rho * t))
+    return float(mk.bliss_wealth(t) + q[0]), float(mk.bliss_wealth(t) + q[1])
+
+
+def _wealth_panel(ax: Any, m: ZhouLiMarket, t0: float) -> None:
+    """Left panel: contributions against the spot wealth at ``t0``, two aversion levels."""
     styles = {"solid": m, "dashed": ZhouLiMarket(m.r, m.b, m.sigma, m.x0, m.horizon,
                                                   2.0 * m.risk_aversion)}
-    x = wealth_grid(m, t0)
-    ax = axes[0]
-    ax.axvspan(*wealth_band(m, t0), color="tab:green", alpha=0.08,
+    x = _wealth_grid(m, t0)
+    ax.axvspan(*_wealth_band(m, t0), color="tab:green", alpha=0.08,
                label=f"1%-99% range of x_t (aversion {m.risk_aversion:g})")
     ax.axvspan(float(m.bliss_wealth(t0)), float(x[-1]), color="grey", alpha=0.15,
                label="above the bliss wealth: stock shorted (not reached from x0)")
@@ -383,8 +390,13 @@ def plot_mean_variance_contributions(
     ax.set_ylabel("contribution density (currency$^2$ / year)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
 
-    ax = axes[1]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+def _price_panel(ax: Any, m: ZhouLiMarket, times: tuple[float, ...]) -> None:
+    """Right panel: contributions against the stock's spot price at each of ``times``."""
+    import matplotlib
+    import matplotlib.ticker
+
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     s_lo = 0.8 * float(np.min(zhou_li_sign_change_price(m, np.asarray(times))))
     s_grid = np.exp(np.linspace(np.log(s_lo), np.log(2.5), 400))
     for t, col in zip(times, colours):
@@ -411,13 +423,6 @@ def plot_mean_variance_contributions(
     ax.set_xlabel("stock price S_t (s0 = 1, log scale)")
     ax.set_ylabel("contribution density (currency$^2$ / year)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
-    fig.suptitle(
-        f"Zhou-Li mean-variance policy: r={m.r:g}, b={m.b:g}, sigma={m.sigma:g}, x0={m.x0:g}, "
-        f"T={m.horizon:g} y, aversion {m.risk_aversion:g}; Var(x_T)={m.terminal_variance:.4f}"
-    )
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_time_risk(
@@ -461,12 +466,7 @@ def plot_time_risk(
     -------
     Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.figure import Figure
 
     if freq not in ("year", "month"):
         raise ConfigError(f"freq must be 'year' or 'month', got {freq!r}")
@@ -476,8 +476,26 @@ def plot_time_risk(
     frames = {n: c for n, c in frames.items() if len(c)}
     if not frames:
         raise DataError("plot_time_risk: no contributions to plot")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    share_tab, inten_tab, labels = _bucket_shares(frames, freq, periods_per_year)
+    assets = pd.DataFrame({n: c.sum(axis=0) / c.to_numpy().sum() for n, c in frames.items()}).T
+
+    k = len(frames)
+    heights = [3.2, 0.5 * k + 0.9, 0.5 * k + 0.9]
+    width = max(13.0, min(22.0, 6.0 + 0.9 * share_tab.shape[1])) if freq == "year" else 14.0
+    fig = Figure(figsize=(width, sum(heights) + 0.8), layout="constrained")
+    axes = fig.subplots(3, 1, gridspec_kw={"height_ratios": heights})
+    _vol_panel(axes[0], frames, periods_per_year, units)
+    _share_panel(fig, axes[1], share_tab, inten_tab, labels, freq)
+    _asset_panel(fig, axes[2], assets, list(frames))
+    return atomic_savefig(fig, path, dpi=100)
+
+
+def _bucket_shares(
+    frames: dict[str, pd.DataFrame], freq: str, periods_per_year: float
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Per strategy (rows) and year or month (columns): the share of the total variance, that share
+    over the bucket's share of bars, and the row labels with the HHIs (years folded by
+    :func:`year_layout`)."""
 
     def key(c: pd.DataFrame) -> pd.Index:
         return pd.Index(c.index.year.astype(str) if freq == "year" else c.index.to_period("M").astype(str))
@@ -499,16 +517,13 @@ def plot_time_risk(
         counts = pd.DataFrame({n: c.sum(axis=1).groupby(key(c)).size() for n, c in frames.items()})
         layout = year_layout(counts.max(axis=1).sort_index(), periods_per_year=periods_per_year)
         share_tab, bar_tab = fold_years(share_tab, layout), fold_years(bar_tab, layout)
-    inten_tab = share_tab / bar_tab
-    assets = pd.DataFrame({n: c.sum(axis=0) / c.to_numpy().sum() for n, c in frames.items()}).T
+    return share_tab, share_tab / bar_tab, labels
 
-    k = len(frames)
-    n_buckets = share_tab.shape[1]
-    heights = [3.2, 0.5 * k + 0.9, 0.5 * k + 0.9]
-    width = max(13.0, min(22.0, 6.0 + 0.9 * n_buckets)) if freq == "year" else 14.0
-    fig, axes = plt.subplots(3, 1, figsize=(width, sum(heights) + 0.8),
-                             gridspec_kw={"height_ratios": heights}, constrained_layout=True)
-    ax = axes[0]
+
+def _vol_panel(ax: Any, frames: dict[str, pd.DataFrame], periods_per_year: float, units: str) -> None:
+    """Panel 1: annualized ex-ante volatility of the next bar, monthly mean, log scale."""
+    import matplotlib.ticker
+
     scale = 100.0 if units == "return" else 1.0
     for name, c in frames.items():
         vol = np.sqrt(np.clip(c.sum(axis=1), 0.0, None) * periods_per_year) * scale
@@ -526,12 +541,18 @@ def plot_time_risk(
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
               frameon=False)
 
-    ax = axes[1]
+
+def _share_panel(fig: Any, ax: Any, share_tab: pd.DataFrame, inten_tab: pd.DataFrame,
+                 labels: list[str], freq: str) -> None:
+    """Panel 2: share of the variance by year or month (cells), coloured by share / share of bars."""
+    from matplotlib.colors import TwoSlopeNorm
+
     vals = inten_tab.to_numpy(dtype=float)
+    n_buckets = share_tab.shape[1]
     norm = TwoSlopeNorm(vcenter=1.0, vmin=min(0.0, float(np.nanmin(vals))),
                         vmax=max(2.0, float(np.nanmax(vals))))
     im = ax.imshow(vals, aspect="auto", cmap="RdBu_r", norm=norm)
-    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
     cols = [str(c) for c in share_tab.columns]
     if freq == "year":
         ax.set_xticks(range(n_buckets), [c.replace(" (", "\n(") for c in cols], fontsize=8)
@@ -550,11 +571,13 @@ def plot_time_risk(
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="share / share of bars", shrink=0.9)
 
-    ax = axes[2]
+
+def _asset_panel(fig: Any, ax: Any, assets: pd.DataFrame, names: list[str]) -> None:
+    """Panel 3: share of the variance by asset (Euler split; negative = hedge)."""
     av = assets.to_numpy(dtype=float)
     lim = max(0.5, float(np.nanmax(np.abs(av))))
     im2 = ax.imshow(av, aspect="auto", cmap="PuOr_r", vmin=-lim, vmax=lim)
-    ax.set_yticks(range(k), list(frames), fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_xticks(range(av.shape[1]), [str(a) for a in assets.columns])
     for (r, cidx), v in np.ndenumerate(av):
         ax.text(cidx, r, f"{100 * v:.1f}%" if np.isfinite(v) else "not held", ha="center",
@@ -562,9 +585,6 @@ def plot_time_risk(
     ax.set_title("Share of each strategy's total ex-ante variance by asset\n(Euler split over the "
                  "whole run; negative = hedge)")
     fig.colorbar(im2, ax=ax, label="share of total variance", shrink=0.9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 _TIME_RISK_HELP = ("write the section 4.3 figure (mean_variance_contributions.png) with the default "
