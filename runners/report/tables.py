@@ -303,7 +303,20 @@ def budget_adjustment_log(
     lo = lo if lo is not None else b.index[0]
     hi = hi if hi is not None else b.index[-1]
     columns = ["date", "executed", "event", "regime", *assets]
+    decided = _decisions(b, rebalances, strategy, int(decision_lag))
+    inside = np.flatnonzero((b.index >= lo) & (b.index <= hi))
+    if inside.size == 0:
+        return pd.DataFrame(columns=columns)
+    rows = _log_rows(b, assets, decided, inside, include_regime_events)
+    out = pd.DataFrame(rows, columns=columns)
+    out["executed"] = pd.to_datetime(out["executed"])
+    return out.reset_index(drop=True)
 
+
+def _decisions(b: pd.DataFrame, rebalances: pd.DataFrame, strategy: str,
+               decision_lag: int) -> dict[int, tuple[pd.Timestamp, str]]:
+    """Decision bar (position in ``b``) -> (fill day, trigger(s)) of ``strategy``'s rebalances:
+    the recorded decision date (``decided``), else ``decision_lag`` bars before the fill."""
     reb = rebalances[rebalances["strategy"].astype(str) == strategy].copy()
     reb["date"] = pd.DatetimeIndex(pd.to_datetime(reb["date"])).normalize()
     if "decided" in reb.columns:  # the decision date, as the runners record it
@@ -314,29 +327,39 @@ def budget_adjustment_log(
         trigger=("trigger", lambda s: "+".join(dict.fromkeys(t for x in s for t in str(x).split("+")))),
         decided=("decided", "min"),
     )
-    # decision bar of each executed rebalance: the recorded decision date, else ``decision_lag``
-    # bars before its fill
     decided: dict[int, tuple[pd.Timestamp, str]] = {}
     for day, (trig, when) in by_exec.iterrows():
         if pd.notna(when):
             p = int(b.index.searchsorted(when, side="right")) - 1
         else:
-            p = int(b.index.searchsorted(day, side="right")) - 1 - int(decision_lag)
+            p = int(b.index.searchsorted(day, side="right")) - 1 - decision_lag
         p = max(p, 0)
         if p in decided:  # two fills mapped to one decision (e.g. a retried order): keep both
             first_day, first_trig = decided[p]
             trig = "+".join(dict.fromkeys([*first_trig.split("+"), *str(trig).split("+")]))
             day = first_day
         decided[p] = (day, str(trig))
+    return decided
 
+
+def _earlier_regime_change(b: pd.DataFrame, regimes: list[str | None], p: int, last_decision: int) -> str | None:
+    """Text of the last regime change after the previous decision and before bar ``p``, if any."""
+    q = p - 1
+    while q > last_decision and not (
+            regimes[q] is not None and regimes[q - 1] is not None and regimes[q] != regimes[q - 1]):
+        q -= 1
+    if q > last_decision and q >= 1:
+        return f"regime change {regimes[q - 1]} → {regimes[q]} (on {b.index[q].date()})"
+    return None
+
+
+def _log_rows(b: pd.DataFrame, assets: list[str], decided: dict[int, tuple[pd.Timestamp, str]],
+              inside: np.ndarray, include_regime_events: bool) -> list[dict]:
+    """Rows of :func:`budget_adjustment_log` for the bars ``inside`` the window."""
     # missing regime = estimator warm-up; keep it missing (the end of the warm-up is no "change")
     regimes = [None if pd.isna(v) else str(v) for v in b["regime"].tolist()]
     changed = _budget_changed(b, assets)
     smoothed = 100.0 * b[[f"smoothed_{a}" for a in assets]].astype(float).to_numpy()
-
-    inside = np.flatnonzero((b.index >= lo) & (b.index <= hi))
-    if inside.size == 0:
-        return pd.DataFrame(columns=columns)
     rows = []
     first = int(inside[0])
     anchor = first - 1 if first > 0 else first
@@ -345,8 +368,7 @@ def budget_adjustment_log(
                      "regime": regimes[anchor] or WARMUP, **dict(zip(assets, smoothed[anchor]))})
     earlier = [d for d in decided if d < first]
     last_decision = max(earlier) if earlier else 0
-    for p in inside:
-        p = int(p)
+    for p in map(int, inside):
         prev = regimes[p - 1] if p > 0 else None
         reg = regimes[p]
         regime_changed = prev is not None and reg is not None and prev != reg
@@ -356,14 +378,9 @@ def budget_adjustment_log(
             event = _describe_trigger(trig, prev, reg)
             if "regime" in trig.split("+") and not regime_changed:
                 # the change came on an earlier bar (e.g. inside the cooldown): name it
-                q = p - 1
-                while q > last_decision and not (
-                        regimes[q] is not None and regimes[q - 1] is not None and regimes[q] != regimes[q - 1]):
-                    q -= 1
-                if q > last_decision and q >= 1:
-                    event = event.replace(
-                        _TRIGGER_TEXT["regime"],
-                        f"regime change {regimes[q - 1]} → {regimes[q]} (on {b.index[q].date()})", 1)
+                before = _earlier_regime_change(b, regimes, p, last_decision)
+                if before is not None:
+                    event = event.replace(_TRIGGER_TEXT["regime"], before, 1)
             last_decision = p
             if "regime" not in trig.split("+") and regime_changed:
                 event += f" (regime {prev} → {reg})"
@@ -377,9 +394,7 @@ def budget_adjustment_log(
             continue
         rows.append({"date": b.index[p], "executed": executed, "event": event, "regime": reg or WARMUP,
                      **dict(zip(assets, smoothed[p]))})
-    out = pd.DataFrame(rows, columns=columns)
-    out["executed"] = pd.to_datetime(out["executed"])
-    return out.reset_index(drop=True)
+    return rows
 
 
 def budget_log_formatted(log: pd.DataFrame) -> FormattedTable:
