@@ -223,18 +223,17 @@ def _draw_monthly_heatmap(ax, table: pd.DataFrame, *, annot_size: float | None) 
 
 
 def _txn_figure(returns: pd.Series, positions: pd.DataFrame, transactions: pd.DataFrame):
-    import matplotlib.pyplot as plt
     import pyfolio as pf
     import seaborn as sns
-    from matplotlib import gridspec
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     with pf.plotting.plotting_context(), pf.plotting.axes_style():
-        fig = plt.figure(figsize=(14, 3 * 6))
-        gs = gridspec.GridSpec(3, 3, wspace=0.5, hspace=0.5)
-        ax_turnover = plt.subplot(gs[0, :])
-        ax_volume = plt.subplot(gs[1, :], sharex=ax_turnover)
-        ax_hist = plt.subplot(gs[2, :])
+        fig = Figure(figsize=(14, 3 * 6))
+        gs = fig.add_gridspec(3, 3, wspace=0.5, hspace=0.5)
+        ax_turnover = fig.add_subplot(gs[0, :])
+        ax_volume = fig.add_subplot(gs[1, :], sharex=ax_turnover)
+        ax_hist = fig.add_subplot(gs[2, :])
         pf.plotting.plot_turnover(returns, transactions, positions, ax=ax_turnover)
         pf.plotting.plot_daily_volume(returns, transactions, ax=ax_volume)
         # pyfolio's turnover: traded value / average gross book (two-way); the initial
@@ -642,8 +641,9 @@ def render_tearsheet(
 ) -> Path:
     """Render one strategy's full tear sheet to a single tall PNG, in this process.
 
-    Uses ``matplotlib.pyplot`` with whatever backend is active (workers of
-    :func:`write_tearsheets` use Agg). Python-level stdout/stderr and warnings are silenced while
+    pyfolio draws its sheets with ``matplotlib.pyplot`` in whatever backend is active (workers of
+    :func:`write_tearsheets` use Agg); the header and transactions sheets are plain
+    :class:`~matplotlib.figure.Figure` objects. Python-level stdout/stderr and warnings are silenced while
     it runs; figures are closed afterwards.
 
     Parameters
@@ -661,9 +661,8 @@ def render_tearsheet(
     dpi : int, default 72
         Resolution (pyfolio's figures are 14 in wide: 1008 px at 72 dpi).
     fast_axes : bool, default False
-        Temporarily skip pandas' shared-axis label pruning (about 2x faster; patches a pandas
-        internal for the duration of the call, so not thread-safe). The workers of
-        :func:`write_tearsheets` use it.
+        Skip pandas' shared-axis label pruning (about 2x faster; patches a pandas internal during
+        the call, so not thread-safe); the workers of :func:`write_tearsheets` use it.
     benchmark_rets : pandas.Series, optional
         Daily returns of the benchmark strategy (named), reindexed to ``returns`` (days it has
         no return count as 0).
@@ -680,7 +679,7 @@ def render_tearsheet(
     TearsheetError
         pyfolio failed; the message names the strategy and the section.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # pyfolio draws its sheets with pyplot: closed after each
 
     name = strategy or str(returns.name)
     parts: list[np.ndarray] = []
@@ -691,49 +690,17 @@ def render_tearsheet(
         _skip_pandas_shared_axes() if fast_axes else contextlib.nullcontext(),
         _fast_pyfolio() if returns.notna().all() else contextlib.nullcontext(),
     ):
-        # x_compat: pyfolio mixes pandas and matplotlib date plotting on shared axes; pandas'
-        # period-based x axis (used for business-day indexes) would put matplotlib's fills
-        # (e.g. the exposure plot) off-screen.
-        import pyfolio as pf
-
-        bench = None
-        if benchmark_rets is not None:
-            bench = benchmark_rets.reindex(returns.index).fillna(0.0)
-            bench.name = benchmark_rets.name
+        # x_compat: pyfolio mixes pandas and matplotlib dates on shared axes; pandas' period axis
+        # (business-day indexes) would put matplotlib's fills (e.g. the exposure plot) off-screen.
+        bench = _aligned_benchmark(benchmark_rets, returns)
         try:
-            fig = _header_figure(name, returns, positions, transactions, bench)
-            parts.append(_figure_rgb(fig, dpi))
-            section = "returns"
-            fig = pf.create_returns_tear_sheet(
-                returns, positions=positions, transactions=transactions, benchmark_rets=bench,
-                return_fig=True,
-            )
-            with pf.plotting.plotting_context(), pf.plotting.axes_style():
-                _tidy_axes(fig, returns)
-            parts.append(_figure_rgb(fig, dpi))
-            plt.close(fig)
-            if interesting_times:
-                section = "interesting times"
-                fig = pf.create_interesting_times_tear_sheet(
-                    returns, benchmark_rets=bench, periods=_stress_periods(), return_fig=True)
+            for part, draw in _sheet_sections(name, returns, positions, transactions, bench,
+                                              interesting_times=interesting_times):
+                section = part  # named in the error
+                fig = draw()
                 if fig is not None:
-                    _tidy_axes(fig, returns, narrow_dates=True)
                     parts.append(_figure_rgb(fig, dpi))
                     plt.close(fig)
-            section = "positions"
-            fig = pf.create_position_tear_sheet(
-                returns, positions, transactions=transactions, estimate_intraday=False,
-                return_fig=True,
-            )
-            _tidy_axes(fig, returns, assets=[c for c in positions.columns if c != "cash"])
-            parts.append(_figure_rgb(fig, dpi))
-            plt.close(fig)
-            if transactions is not None:
-                section = "transactions"
-                fig = _txn_figure(returns, positions, transactions)
-                _tidy_axes(fig, returns)
-                parts.append(_figure_rgb(fig, dpi))
-                plt.close(fig)
         except Exception as exc:  # pyfolio raises anything from KeyError to ValueError
             raise TearsheetError(
                 f"tear sheet of {name!r} failed in the {section} section: {type(exc).__name__}: {exc}"
@@ -742,6 +709,64 @@ def render_tearsheet(
             plt.close("all")
         png = _stack_png(parts)
     return atomic_write_bytes(out_path, png)
+
+
+def _aligned_benchmark(benchmark_rets: pd.Series | None, returns: pd.Series) -> pd.Series | None:
+    """The benchmark's returns on the strategy's days (0 where it has none), keeping its name."""
+    if benchmark_rets is None:
+        return None
+    bench = benchmark_rets.reindex(returns.index).fillna(0.0)
+    bench.name = benchmark_rets.name
+    return bench
+
+
+def _sheet_sections(
+    name: str,
+    returns: pd.Series,
+    positions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
+    bench: pd.Series | None,
+    *,
+    interesting_times: bool,
+) -> list[tuple[str, Callable[[], object]]]:
+    """The sections of a tear sheet in page order: (name, draw() -> Figure or None)."""
+    import pyfolio as pf
+
+    def header() -> object:
+        return _header_figure(name, returns, positions, transactions, bench)
+
+    def returns_sheet() -> object:
+        fig = pf.create_returns_tear_sheet(returns, positions=positions, transactions=transactions,
+                                           benchmark_rets=bench, return_fig=True)
+        with pf.plotting.plotting_context(), pf.plotting.axes_style():
+            _tidy_axes(fig, returns)
+        return fig
+
+    def stress_sheet() -> object:
+        fig = pf.create_interesting_times_tear_sheet(returns, benchmark_rets=bench,
+                                                     periods=_stress_periods(), return_fig=True)
+        if fig is not None:
+            _tidy_axes(fig, returns, narrow_dates=True)
+        return fig
+
+    def positions_sheet() -> object:
+        fig = pf.create_position_tear_sheet(returns, positions, transactions=transactions,
+                                            estimate_intraday=False, return_fig=True)
+        _tidy_axes(fig, returns, assets=[c for c in positions.columns if c != "cash"])
+        return fig
+
+    def transactions_sheet() -> object:
+        fig = _txn_figure(returns, positions, transactions)
+        _tidy_axes(fig, returns)
+        return fig
+
+    sections: list[tuple[str, Callable[[], object]]] = [("header", header), ("returns", returns_sheet)]
+    if interesting_times:
+        sections.append(("interesting times", stress_sheet))
+    sections.append(("positions", positions_sheet))
+    if transactions is not None:
+        sections.append(("transactions", transactions_sheet))
+    return sections
 
 
 # --------------------------------------------------------------------------- worker processes
