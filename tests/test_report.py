@@ -532,3 +532,32 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
 def test_assets_from_run_json(built):
     run_dir, *_ = built
     assert load_run(run_dir).assets == ["equity", "bond", "commodity", "real_estate"]
+
+
+def test_report_and_time_risk_register_with_argparse(tmp_path, capsys):
+    """`drb report` / `drb time-risk` are ordinary argparse commands: register_cli adds them with
+    the report's options; the handler raises typed errors for the CLI's one handler to print."""
+    import argparse
+
+    from runners.report import register_cli
+
+    commands: dict = {}
+    register_cli(commands)
+    assert set(commands) == {"report", "time-risk"}
+    parser = argparse.ArgumentParser(prog="drb")
+    sub = parser.add_subparsers(dest="command")
+    for name, (help_, build, handler) in commands.items():
+        p = sub.add_parser(name, help=help_)
+        build(p)
+        p.set_defaults(handler=handler)
+    args = parser.parse_args(["report", "RUN", "--window", "2021-01-01:", "--jobs", "3", "--no-tearsheets",
+                              "--benchmark", "X", "--embed-tearsheets", "--quiet"])
+    assert (args.run_dir, args.window, args.jobs, args.no_tearsheets, args.benchmark) == ("RUN", "2021-01-01:", 3,
+                                                                                          True, "X")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["report", "RUN", "--jobs", "0"])
+    with pytest.raises(DataError, match="run directory not found"):
+        args.handler(parser.parse_args(["report", str(tmp_path / "nowhere"), "--quiet"]))
+    args = parser.parse_args(["time-risk", "--out", str(tmp_path)])
+    assert args.handler(args) == 0 and (tmp_path / "mean_variance_contributions.png").is_file()
+    assert "stock contribution < 0 below (s0 = 1): S*(0) = " in capsys.readouterr().out
