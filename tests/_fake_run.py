@@ -10,16 +10,15 @@ from that sequence.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
 
-from runners.io import atomic_to_csv, atomic_write_text
+from runners import rundir
 from runners.metrics import annualized_turnover, compute_metrics, extreme_months
-from runners.tables import write_metrics_table
+from runners.report.tables import metrics_markdown
 
 ASSETS: tuple[str, ...] = ("equity", "bond", "commodity", "real_estate")
 PHASES = ("recovery", "expansion", "deceleration", "recession")
@@ -225,15 +224,14 @@ def write_fake_run(
             var = float(w @ sw)
             rcs.append(w * sw / var if var > 0 else np.zeros_like(w))  # all cash: no risk
         rc = pd.DataFrame(rcs, index=idx, columns=list(ASSETS))
-        for sub, frame in (("weights", weights), ("positions", positions), ("risk_contributions", rc)):
-            atomic_to_csv(frame, out / sub / f"{name}.csv", index_label="date")
-        txns = pd.DataFrame(txn_rows, columns=["date", "symbol", "amount", "price", "commission"])
-        atomic_to_csv(txns, out / "transactions" / f"{name}.csv", index=False)
+        txns = pd.DataFrame(txn_rows, columns=list(rundir.TRANSACTION_COLUMNS))
+        rundir.write_strategy_frames(out, name, weights=weights, risk_contributions=rc, positions=positions,
+                                     transactions=txns, exact=True)
 
-    atomic_to_csv(returns, out / "returns.csv", index_label="date")
-    atomic_to_csv(values, out / "values.csv", index_label="date")
+    rundir.write_table_csv(out, rundir.RETURNS_CSV, returns, exact=True)
+    rundir.write_table_csv(out, rundir.VALUES_CSV, values, exact=True)
     rebalances = pd.DataFrame(rebal_rows).sort_values(["date", "strategy"], kind="stable")
-    atomic_to_csv(rebalances, out / "rebalances.csv", index=False)
+    rundir.write_table_csv(out, rundir.REBALANCES_CSV, rebalances, exact=True)
 
     phases = [r.split("/")[0] for r in regime_seq]
     vols = [r.split("/")[1] for r in regime_seq]
@@ -242,12 +240,12 @@ def write_fake_run(
          **{f"target_{a}": targets[:, i] for i, a in enumerate(ASSETS)},
          **{f"smoothed_{a}": smoothed[:, i] for i, a in enumerate(ASSETS)}}
     )
-    atomic_to_csv(budgets, out / "budgets.csv", index=False)
+    rundir.write_table_csv(out, rundir.BUDGETS_CSV, budgets.set_index("date"), exact=True)
     regimes = pd.DataFrame(
         {"date": dates, "phase": phases, "vol_state": vols, "regime": regime_seq,
          "cycle_source": "price_proxy", "vol_source": "egarch_equity"}
     )
-    atomic_to_csv(regimes, out / "regimes.csv", index=False)
+    rundir.write_table_csv(out, rundir.REGIMES_CSV, regimes.set_index("date"), exact=True)
 
     counts = pd.DataFrame(0.0, index=list(REGIMES), columns=list(REGIMES))
     for a, b_ in zip(regime_seq[:-1], regime_seq[1:]):
@@ -255,9 +253,9 @@ def write_fake_run(
     rows = counts.sum(axis=1)
     trans = counts.div(rows.where(rows > 0), axis=0).fillna(1.0 / len(REGIMES))
     trans.index.name = "from"
-    atomic_to_csv(trans, out / "transition_matrix.csv")
+    rundir.write_table_csv(out, rundir.TRANSITION_CSV, trans, exact=True)
 
-    # run.json in the shape runners.compare.write_outputs writes it
+    # run.json in the shape runners.rundir.write_run writes it
     run = {
         "created": "2024-01-01T00:00:00",
         "config": {"data": {"kind": "synthetic"}, "commission": commission, "turnover_cap": 0.15},
@@ -292,12 +290,12 @@ def write_fake_run(
         "versions": {"python": "3.11", "backtrader": "1.9.78.123", "dynamic-risk-budget": "0.1.0"},
         "seed": seed,
     }
-    atomic_write_text(out / "run.json", json.dumps(run, indent=2))
+    rundir.write_run_json(out, run)
 
     if with_metrics:
         mask = extreme_months(prices["equity"])
         turnover = annualized_turnover(rebalances, returns)
         metrics = compute_metrics(returns, turnover, benchmark="EqualWeight" if "EqualWeight" in strategies else None,
                                   extreme_mask=mask)
-        write_metrics_table(metrics, out)
+        rundir.write_metrics_csv(out, metrics, metrics_markdown(metrics), exact=True)
     return out

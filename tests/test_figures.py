@@ -9,8 +9,8 @@ from _fake_run import ASSETS, write_fake_run
 from matplotlib.figure import Figure
 
 from drb.errors import DataError
-from runners import figures as F
-from runners.report import load_run
+from runners.report import figures as F
+from runners.rundir import load_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -14,6 +14,7 @@ import pytest
 from _fake_run import write_fake_run
 
 from drb.errors import ConfigError, DataError
+from runners import rundir
 from runners.io import atomic_savefig, atomic_to_csv, atomic_write_bytes, atomic_write_text
 from runners.metrics import METRIC_COLUMNS
 from runners.report import (
@@ -30,10 +31,19 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    run_dir = write_fake_run(tmp_path_factory.mktemp("rep"), n_days=300)
+    """The full report of a 300-day run, built once: 7 days of 2020 after the first investment
+    (RiskParity starts in 2021), 2021, 43 days of 2022; with the run's time_risk.csv and
+    figures/time_risk.png (a stand-in picture) as drb compare writes them."""
+    from matplotlib.figure import Figure
+
+    run_dir = write_fake_run(tmp_path_factory.mktemp("rep"), n_days=300, start="2020-12-21")
+    table = _write_time_risk(run_dir)
+    fig = Figure(figsize=(3, 2))
+    fig.text(0.5, 0.5, "time risk")
+    atomic_savefig(fig, run_dir / "figures" / "time_risk.png")
     timings: dict[str, float] = {}
     written = build_report(run_dir, tearsheets=False, window="2021-04-01:2021-08-31", timings=timings)
-    return run_dir, written, timings
+    return run_dir, written, timings, table
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +71,15 @@ def small(tmp_path_factory):
 
 
 def test_every_file_exists_and_is_not_empty(built):
-    run_dir, written, _ = built
+    run_dir, written, *_ = built
     for key, path in written.items():
         assert path == run_dir / key
         assert path.is_file() and path.stat().st_size > 0, key
     figs = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
+    assert figs == sorted(name for name, _ in FIGURE_FILES.values())
     # every figure but time_risk.png, which the run writes (its per-bar inputs are not saved)
-    assert figs == sorted(name for key, (name, _) in FIGURE_FILES.items() if key != "time_risk")
+    assert sorted(k for k in written if k.startswith("figures/")) == sorted(
+        f"figures/{name}" for key, (name, _) in FIGURE_FILES.items() if key != "time_risk")
     for name in figs:
         assert (run_dir / "figures" / name).read_bytes().startswith(PNG)
     for stem in ("per_year_returns", "budget_log", "triggers"):
@@ -105,7 +117,7 @@ def _write_time_risk(run_dir, *, drop_sections=()):
         contributions[s] = pd.DataFrame(c, index=days[1:], columns=w.columns)
     table = time_risk_table(contributions)
     table = table.drop(index=[k for k in table.index if k[0] in drop_sections or k[1] in drop_sections])
-    atomic_to_csv(table, run_dir / "time_risk.csv", float_format="%.8g")
+    rundir.write_table_csv(run_dir, rundir.TIME_RISK_CSV, table)
     return table
 
 
@@ -113,18 +125,12 @@ def _section_of(md: str, heading: str) -> str:
     return md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
 
 
-def test_time_risk_tables_and_figure(tmp_path):
-    from matplotlib.figure import Figure
+def test_time_risk_tables_and_figure(built, tmp_path):
+    import shutil
 
-    # 7 days of 2020 after the first investment (RiskParity starts in 2021), 2021, 43 days of 2022
-    run_dir = write_fake_run(tmp_path / "r", n_days=300, start="2020-12-21")
-    table = _write_time_risk(run_dir)
+    built_dir, _, _, table = built
     assert table.loc[("bars", "2020"), "DynamicRiskBudget"] == 7
-    fig = Figure(figsize=(3, 2))
-    fig.text(0.5, 0.5, "time risk")
-    atomic_savefig(fig, run_dir / "figures" / "time_risk.png")
-    build_report(run_dir, tearsheets=False)
-    md = (run_dir / "report.md").read_text()
+    md = (built_dir / "report.md").read_text()
     sec = _section_of(md, "Risk over time (time-axis risk contributions)")
     assert "Other figures of the run" not in md  # time_risk.png has its own section and caption
     assert "](figures/time_risk.png)" in sec and FIGURE_FILES["time_risk"][1] in sec
@@ -150,12 +156,13 @@ def test_time_risk_tables_and_figure(tmp_path):
     assert f"| RiskParity | {100 * rp['year', '2021']:.1f}% |" in sec
     assert "2020 (7 d) into 2021" in sec and "2022 (43 d)" in sec
     assert "- [time_risk.csv](time_risk.csv)" in md
-    page = (run_dir / "report.html").read_text()
+    page = (built_dir / "report.html").read_text()
     assert "<h2>Risk over time (time-axis risk contributions)</h2>" in page
     assert "2021 (+7 d of 2020)</th>" in page and "HHI years (equal risk)</th>" in page
     assert 'data-figure="figures/time_risk.png"' in page
 
-    # the tables come from the saved csv (what drb report reads again)
+    # the tables come from the saved csv (what drb report reads again); on a copy of the run
+    run_dir = shutil.copytree(built_dir, tmp_path / "r")
     tr = pd.read_csv(run_dir / "time_risk.csv", index_col=[0, 1])
     tr.loc[("concentration", "hhi_years"), "DynamicRiskBudget"] = 0.5
     tr.to_csv(run_dir / "time_risk.csv")
@@ -165,7 +172,7 @@ def test_time_risk_tables_and_figure(tmp_path):
 def _time_risk_section(run_dir) -> str:
     """The markdown of the report's time-risk section, from the run folder as it is now (what
     build_report writes under its heading, without rebuilding the figures)."""
-    from runners.report import _md, _time_risk_blocks
+    from runners.report.build import _md, _time_risk_blocks
 
     return _md(_time_risk_blocks(load_run(run_dir)), "t").split("\n", 2)[2]
 
@@ -182,8 +189,8 @@ def test_time_risk_csv_of_older_runs(tmp_path):
     assert old.replace("returns.csv, this time_risk.csv has none", "time_risk.csv") == new
 
 
-def test_run_without_time_risk_csv(built):
-    run_dir, written, _ = built
+def test_run_without_time_risk_csv(small):
+    run_dir, written, _ = small
     assert "time_risk.csv" not in written and not (run_dir / "time_risk.csv").exists()
     md = (run_dir / "report.md").read_text()
     sec = _section_of(md, "Risk over time (time-axis risk contributions)")
@@ -193,7 +200,7 @@ def test_run_without_time_risk_csv(built):
 
 
 def test_html_embeds_every_figure(built):
-    run_dir, _, _ = built
+    run_dir, *_ = built
     page = (run_dir / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     embedded = re.findall(r'<figure data-figure="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
@@ -208,7 +215,7 @@ def test_html_embeds_every_figure(built):
 
 
 def test_markdown_links_every_figure_and_tables(built):
-    run_dir, _, _ = built
+    run_dir, *_ = built
     md = (run_dir / "report.md").read_text()
     for png in (run_dir / "figures").glob("*.png"):
         assert f"](figures/{png.name})" in md
@@ -219,9 +226,9 @@ def test_markdown_links_every_figure_and_tables(built):
 
 
 def test_run_description(built):
-    run_dir, _, _ = built
+    run_dir, *_ = built
     md = (run_dir / "report.md").read_text()
-    assert "- **Data span:** 2021-01-04 to " in md and "(300 bars)" in md
+    assert "- **Data span:** 2020-12-21 to " in md and "(300 bars)" in md
     assert "- **Assets:** equity, bond, commodity, real_estate" in md
     # signals and their stand-ins, from run.json and regimes.csv
     assert "implied-volatility index: missing" in md
@@ -235,7 +242,7 @@ def test_run_description(built):
 
 
 def test_results_first_configuration_last_and_folded(built):
-    run_dir, _, _ = built
+    run_dir, *_ = built
     md = (run_dir / "report.md").read_text()
     heads = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     assert heads[0] == "Performance comparison"  # results open the report
@@ -261,13 +268,13 @@ def test_equity_asset_found_by_class(tmp_path):
     info["data"]["assets"] = {"equity": "bond", "bond": "equity", "commodity": "commodity",
                               "real_estate": "real_estate"}
     (run_dir / "run.json").write_text(json.dumps(info))
-    from runners.report import _equity_asset
+    from runners.report.build import _equity_asset
 
     assert _equity_asset(load_run(run_dir)) == "bond"  # the asset whose class is equity
 
 
 def test_budget_log_window(built):
-    run_dir, _, _ = built
+    run_dir, *_ = built
     log = pd.read_csv(run_dir / "tables" / "budget_log.csv")
     assert log["date"].iloc[0] < "2021-04-01" <= log["date"].iloc[1]
     assert log["date"].iloc[-1] <= "2021-08-31"
@@ -290,7 +297,7 @@ def test_budget_log_of_next_bar_fills(tmp_path):
 
 
 def test_existing_metrics_are_kept(built):
-    run_dir, written, timings = built
+    run_dir, written, timings, _ = built
     assert "metrics.csv" not in written  # the run's own metrics.csv is the source of truth
     assert set(timings) >= {"load", "metrics", "tables", "figures", "report"}
 
@@ -339,8 +346,8 @@ def test_warnings_of_the_run_are_listed(small):
 
 
 def test_folded_table_keeps_its_caption_and_wide_headers_wrap(tmp_path):
-    from runners.report import _Block, _html, _md
-    from runners.tables import FormattedTable
+    from runners.report.build import _Block, _html, _md
+    from runners.report.tables import FormattedTable
 
     table = FormattedTable(("Year", "DynamicRiskBudget"), (False, True), (("2024", "1.0%"),) * 50)
     page = _html([_Block("table", "Budget adjustment log, window start to end", table=table,
@@ -407,7 +414,7 @@ def test_cli_end_to_end_links_tearsheets(tmp_path, capfd, monkeypatch):
     # so the report's handling of them (arguments, links, embedding) is tested quickly
     from matplotlib.figure import Figure
 
-    import runners.tearsheets as ts
+    import runners.report.tearsheets as ts
 
     calls = {}
 
@@ -523,5 +530,34 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
 
 
 def test_assets_from_run_json(built):
-    run_dir, _, _ = built
+    run_dir, *_ = built
     assert load_run(run_dir).assets == ["equity", "bond", "commodity", "real_estate"]
+
+
+def test_report_and_time_risk_register_with_argparse(tmp_path, capsys):
+    """`drb report` / `drb time-risk` are ordinary argparse commands: register_cli adds them with
+    the report's options; the handler raises typed errors for the CLI's one handler to print."""
+    import argparse
+
+    from runners.report import register_cli
+
+    commands: dict = {}
+    register_cli(commands)
+    assert set(commands) == {"report", "time-risk"}
+    parser = argparse.ArgumentParser(prog="drb")
+    sub = parser.add_subparsers(dest="command")
+    for name, (help_, build, handler) in commands.items():
+        p = sub.add_parser(name, help=help_)
+        build(p)
+        p.set_defaults(handler=handler)
+    args = parser.parse_args(["report", "RUN", "--window", "2021-01-01:", "--jobs", "3", "--no-tearsheets",
+                              "--benchmark", "X", "--embed-tearsheets", "--quiet"])
+    assert (args.run_dir, args.window, args.jobs, args.no_tearsheets, args.benchmark) == ("RUN", "2021-01-01:", 3,
+                                                                                          True, "X")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["report", "RUN", "--jobs", "0"])
+    with pytest.raises(DataError, match="run directory not found"):
+        args.handler(parser.parse_args(["report", str(tmp_path / "nowhere"), "--quiet"]))
+    args = parser.parse_args(["time-risk", "--out", str(tmp_path)])
+    assert args.handler(args) == 0 and (tmp_path / "mean_variance_contributions.png").is_file()
+    assert "stock contribution < 0 below (s0 = 1): S*(0) = " in capsys.readouterr().out

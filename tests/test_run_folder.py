@@ -13,7 +13,7 @@ from drb.errors import ConfigError
 from feeds import MarketData, synthetic_market
 from runners.compare import run_comparison
 from runners.config import RunConfig
-from runners.run_folder import clean_leftovers, swap_in
+from runners.rundir import clean_leftovers, swap_in
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,59 @@ def test_a_folder_that_is_not_a_run_folder_is_refused_before_any_backtest(run_ma
         run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=tmp_path,
                        workers=1, progress=False, report=False)
     assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+# ----------------------------------------------------------------------------- reader and writer
+
+
+def _frames():
+    import numpy as np
+    import pandas as pd
+
+    days = pd.bdate_range("2021-01-04", periods=5, name="date")
+    w = pd.DataFrame({"equity": [0.6, 0.61, 0.123456789, 0.6, 0.6], "bond": 0.4}, index=days)
+    pos = pd.DataFrame({"equity": 600.0, "bond": 400.0, "cash": 1.0}, index=days)
+    txns = pd.DataFrame({"date": [days[0]], "symbol": ["equity"], "amount": [6.0], "price": [100.0],
+                         "commission": [0.3]})
+    rets = pd.DataFrame({"A": [np.nan, 0.01, -0.02, 0.0, 0.005]}, index=days)
+    return days, w, pos, txns, rets
+
+
+def test_rundir_writes_what_it_reads(tmp_path):
+    """Every file written through runners.rundir comes back through its readers: the same names,
+    columns and dates, numbers at the layout's precision (weights: 8 decimals)."""
+    import pandas as pd
+
+    from runners import rundir
+
+    days, w, pos, txns, rets = _frames()
+    rundir.write_table_csv(tmp_path, rundir.RETURNS_CSV, rets)
+    rundir.write_strategy_frames(tmp_path, "A", weights=w, risk_contributions=w, positions=pos, transactions=txns)
+    reb = pd.DataFrame({"date": [days[0]], "strategy": ["A"], "trigger": ["initial"], "turnover": [0.5]})
+    rundir.write_table_csv(tmp_path, rundir.REBALANCES_CSV, reb)
+    rundir.write_run_json(tmp_path, {"benchmark": None, "x": float("nan"), "assets": ["equity", "bond"]})
+    run = rundir.load_run(tmp_path)
+    assert run.strategies == ["A"] and run.assets == ["equity", "bond"]
+    assert run.run_info["x"] is None  # non-finite numbers are null in run.json
+    pd.testing.assert_frame_equal(run.returns, rets, check_freq=False)
+    assert run.weights["A"].loc[days[2], "equity"] == 0.12345679  # FLOAT_FORMATS["weights"]: %.8f
+    assert list(run.rebalances.columns) == list(rundir.REBALANCE_COLUMNS)
+    assert set(run.missing) == {"budgets.csv", "regimes.csv", "transition_matrix.csv", "time_risk.csv"}
+    # the tear sheets' reader of the same folder: UTC dates, the same numbers
+    r, p, t = rundir.load_strategy_inputs(tmp_path, "A")
+    assert str(r.index.tz) == "UTC" and len(r) == 4 and r.iloc[0] == 0.01
+    assert list(p.columns) == ["equity", "bond", "cash"] and list(t.columns) == ["symbol", "amount", "price", "commission"]
+    with pytest.raises(ValueError, match="not a top-level table"):
+        rundir.write_table_csv(tmp_path, rundir.WEIGHTS, w)
+
+
+def test_readers_share_one_csv_check(tmp_path):
+    """Both readers refuse the same malformed file with the same one-line DataError."""
+    from drb.errors import DataError
+    from runners import rundir
+
+    (tmp_path / rundir.RETURNS_CSV).write_text("day,A\n2021-01-04,0.1\n")
+    with pytest.raises(DataError, match=r"returns\.csv: no 'date' column"):
+        rundir.load_run(tmp_path)
+    with pytest.raises(DataError, match=r"^returns: .*returns\.csv: no 'date' column$"):
+        rundir.load_strategy_inputs(tmp_path, "A")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DataError
-from runners import tables as T
 from runners.metrics import METRIC_COLUMNS, compute_metrics
+from runners.report import tables as T
 
 
 def test_format_value_edge_cases():

@@ -7,7 +7,7 @@ import pytest
 from _fake_run import ASSETS, write_fake_run
 
 from drb.errors import DataError
-from runners.tearsheets import load_tearsheet_inputs, write_tearsheets
+from runners.report.tearsheets import load_tearsheet_inputs, write_tearsheets
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -75,7 +75,7 @@ def test_worker_errors_come_back_typed_and_quiet(tmp_path, capfd):
 
 @pytest.mark.slow  # worker subprocesses import pyfolio and render
 def test_workers_started_ahead_render_and_are_all_shut_down(short_run, tmp_path, capfd):
-    from runners.tearsheets import TearsheetWorkers
+    from runners.report.tearsheets import TearsheetWorkers
 
     with pytest.raises(ValueError, match="n_jobs"):
         TearsheetWorkers(0)
@@ -98,7 +98,7 @@ def test_unknown_benchmark_is_a_data_error(short_run):
 
 
 def test_monthly_table_leaves_months_outside_the_run_blank():
-    from runners.tearsheets import _monthly_table
+    from runners.report.tearsheets import _monthly_table
 
     idx = pd.DatetimeIndex(["2023-11-29", "2023-11-30", "2024-01-02"], tz="UTC")
     t = _monthly_table(pd.Series([0.01, 0.02, -0.03], index=idx))
@@ -113,7 +113,7 @@ def test_covid_is_the_crash_not_everything_since_2020():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from runners.tearsheets import _stress_periods
+        from runners.report.tearsheets import _stress_periods
 
         periods = _stress_periods()
     assert "Covid" not in periods
@@ -127,7 +127,7 @@ def test_pyfolio_panels_are_relabelled_readably(short_run):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from runners.tearsheets import _quiet, _tidy_axes, _txn_figure
+    from runners.report.tearsheets import _quiet, _tidy_axes, _txn_figure
 
     rets, pos, txns = load_tearsheet_inputs(short_run, "DynamicRiskBudget")
     with _quiet(), pd.plotting.plot_params.use("x_compat", True):
@@ -174,7 +174,7 @@ def test_rolling_beta_matches_pyfolio():
     import numpy as np
     import pyfolio.timeseries as pft
 
-    from runners.tearsheets import rolling_beta
+    from runners.report.tearsheets import rolling_beta
 
     rng = np.random.default_rng(3)
     idx = pd.bdate_range("2020-01-01", periods=330, tz="UTC")
@@ -197,7 +197,7 @@ def test_long_runs_keep_year_labels_apart_and_legends_off_the_bars():
     import numpy as np
     import pyfolio as pf
 
-    from runners.tearsheets import _draw_monthly_heatmap, _monthly_table, _quiet, _tidy_axes
+    from runners.report.tearsheets import _draw_monthly_heatmap, _monthly_table, _quiet, _tidy_axes
 
     rng = np.random.default_rng(5)
     idx = pd.bdate_range("2006-01-02", "2024-12-31", tz="UTC")  # 19 calendar years
@@ -227,8 +227,8 @@ def test_asset_lines_take_the_report_palette():
     from matplotlib import colors as mcolors
     from matplotlib.figure import Figure
 
-    from runners.figures import asset_colors
-    from runners.tearsheets import _tidy_axes
+    from runners.report.figures import asset_colors
+    from runners.report.tearsheets import _tidy_axes
 
     assets = [f"A{k}" for k in range(12)]
     fig = Figure()
@@ -253,7 +253,7 @@ def test_utc_dates_plot_at_the_same_place_without_object_conversion(monkeypatch)
     import numpy as np
     from matplotlib.figure import Figure
 
-    from runners.tearsheets import _naive_utc_date_conversion, naive_utc_dates
+    from runners.report.tearsheets import _naive_utc_date_conversion, naive_utc_dates
 
     idx = pd.bdate_range("2021-03-01", periods=60, tz="UTC")
     series = pd.Series(np.linspace(1.0, 2.0, len(idx)), idx)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DataError
-from runners.time_risk import (
+from runners.report.time_risk import (
     TimeRiskContribution,
     fold_years,
     plot_mean_variance_contributions,
@@ -254,7 +254,7 @@ def test_figures_are_written(tmp_path: Path) -> None:
 
 
 def test_mean_variance_figure_from_the_command_line(tmp_path: Path, capsys) -> None:
-    from runners.time_risk import main
+    from runners.report.time_risk import main
 
     assert main(["--out", str(tmp_path)]) == 0
     assert (tmp_path / "mean_variance_contributions.png").stat().st_size > 20_000
@@ -288,10 +288,18 @@ def test_year_layout_marks_partial_years_and_folds_stubs() -> None:
 
 
 def test_time_risk_figure_folds_a_stub_year_and_keeps_the_legend_off_the_lines(monkeypatch, tmp_path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import runners.report.time_risk as tr
 
     figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to inspect it
+    save = tr.atomic_savefig
+
+    def keep(fig, path, **kw):  # keep the figure to inspect it
+        figures.append(fig)
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(tr, "atomic_savefig", keep)
     idx = pd.bdate_range("2019-12-24", "2021-06-30")  # 6 days of 2019, all 2020, half of 2021
     rng = np.random.default_rng(1)
     frames = {f"S{k}": pd.DataFrame(rng.uniform(1e-6, 4e-6, size=(len(idx), 2)), index=idx,
@@ -307,8 +315,7 @@ def test_time_risk_figure_folds_a_stub_year_and_keeps_the_legend_off_the_lines(m
     assert len(cells) == 10 * 2 and cells[0] == f"{100 * first:.1f}%"
     # the legend of the ten lines sits outside the axes, right of them
     legend = vol_ax.get_legend()
-    renderer = fig.canvas.get_renderer()
+    renderer = FigureCanvasAgg(fig).get_renderer()
     assert len(legend.get_texts()) == 10
     assert legend.get_window_extent(renderer).x0 >= vol_ax.get_window_extent(renderer).x1
-    monkeypatch.undo()
-    plt.close(fig)
+    assert not hasattr(fig, "number")  # a bare Figure: no pyplot state

@@ -11,8 +11,8 @@ writes, all atomically:
   ``triggers`` (trigger log summary), each as ``.csv`` and ``.md``;
 - the time-axis risk tables (concentration over years and months, asset split, share by year) from
   the run's ``time_risk.csv``, shown next to the run's ``figures/time_risk.png``;
-- ``figures/*.png`` (see :mod:`runners.figures`) and ``tearsheets/<strategy>.png``
-  (see :mod:`runners.tearsheets`);
+- ``figures/*.png`` (see :mod:`runners.report.figures`) and ``tearsheets/<strategy>.png``
+  (see :mod:`runners.report.tearsheets`);
 - ``report.md`` (figures linked by relative path) and ``report.html`` (figures embedded as base64
   PNG; tear sheets linked, or embedded with ``embed_tearsheets=True`` -- they are large).
 
@@ -22,10 +22,6 @@ run) are left out and the report says so. :func:`report_main` is ``drb report RU
 
 from __future__ import annotations
 
-import argparse
-import base64
-import datetime as _dt
-import html
 import json
 import os
 import sys
@@ -39,18 +35,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from drb.errors import ConfigError, DataError, DRBError
-from runners import figures as F
-from runners import tables as T
+from drb.errors import ConfigError, DRBError
 from runners.io import atomic_write_text
 from runners.metrics import (
-    METRIC_COLUMNS,
     annualized_turnover,
     compute_metrics,
     extreme_months,
     monthly_returns,
 )
-from runners.time_risk import fold_years, year_layout
+from runners.report import figures as F
+from runners.report import tables as T
+from runners.report.document import Block as _Block
+from runners.report.document import html_document as _html
+from runners.report.document import markdown_document as _md
+from runners.report.time_risk import fold_years, year_layout
+from runners.rundir import RunData, load_run
 
 __all__ = [
     "RunData",
@@ -58,7 +57,6 @@ __all__ = [
     "implied_prices",
     "run_metrics",
     "build_report",
-    "report_main",
     "FIGURE_FILES",
 ]
 
@@ -97,197 +95,6 @@ FIGURE_FILES: dict[str, tuple[str, str]] = {
                   "into its neighbour, (+n d of YYYY). Bottom: share by asset over the whole run "
                   "(Euler split, %; negative = hedge)."),
 }
-
-
-@dataclass
-class RunData:
-    """Everything the report reads from a run directory (frames have DatetimeIndexes)."""
-
-    run_dir: Path
-    returns: pd.DataFrame
-    strategies: list[str]
-    assets: list[str]
-    run_info: dict[str, Any]
-    weights: dict[str, pd.DataFrame] = field(default_factory=dict)
-    risk_contributions: dict[str, pd.DataFrame] = field(default_factory=dict)
-    positions: dict[str, pd.DataFrame] = field(default_factory=dict)
-    transactions: dict[str, pd.DataFrame] = field(default_factory=dict)
-    rebalances: pd.DataFrame | None = None
-    budgets: pd.DataFrame | None = None
-    regimes: pd.DataFrame | None = None
-    transition: pd.DataFrame | None = None
-    metrics: pd.DataFrame | None = None
-    time_risk: pd.DataFrame | None = None  # time_risk.csv: (section, item) x strategy
-    missing: list[str] = field(default_factory=list)
-
-
-def _read_csv(path: Path, *, index_date: bool = True, required: bool = True) -> pd.DataFrame | None:
-    if not path.is_file():
-        if required:
-            raise DataError(f"missing file: {path}")
-        return None
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}".splitlines()[0]) from None
-    if "date" not in frame.columns:
-        if index_date:
-            raise DataError(f"{path}: no 'date' column")
-        return frame
-    try:
-        frame["date"] = pd.to_datetime(frame["date"])
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: column 'date' is not made of dates ({exc})".splitlines()[0]) from None
-    if index_date:
-        frame = frame.set_index("date")
-        if frame.index.has_duplicates:
-            raise DataError(f"{path}: duplicate date {frame.index[frame.index.duplicated()][0].date()}")
-        frame = frame.sort_index()
-    return frame
-
-
-def _numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    out = frame.apply(pd.to_numeric, errors="coerce")
-    bad = out.isna() & frame.notna()
-    if bad.to_numpy().any():
-        r, c = np.argwhere(bad.to_numpy())[0]
-        raise DataError(f"{path}: non-numeric value {frame.iat[r, c]!r} in column {frame.columns[c]!r}")
-    return out.astype(float)
-
-
-def load_run(run_dir: str | os.PathLike[str]) -> RunData:
-    """Read a run directory (docs/outputs.md). Only ``returns.csv`` is required.
-
-    Parameters
-    ----------
-    run_dir : str or PathLike
-
-    Returns
-    -------
-    RunData
-        ``missing`` lists the optional inputs that were not found.
-
-    Raises
-    ------
-    DataError
-        The folder or ``returns.csv`` is missing, or a present file is malformed.
-    """
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise DataError(f"run directory not found: {root}")
-    returns_path = root / "returns.csv"
-    returns = _numeric(_read_csv(returns_path), returns_path)  # type: ignore[arg-type]
-    if returns.shape[1] == 0 or returns.dropna(how="all").empty:
-        raise DataError(f"{returns_path}: no strategy returns")
-    strategies = [str(c) for c in returns.columns]
-    missing: list[str] = []
-
-    info: dict[str, Any] = {}
-    run_json = root / "run.json"
-    if run_json.is_file():
-        try:
-            info = json.loads(run_json.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{run_json}: not valid JSON ({exc})") from None
-        if not isinstance(info, dict):
-            raise DataError(f"{run_json}: expected a JSON object")
-    else:
-        missing.append("run.json")
-
-    run = RunData(run_dir=root, returns=returns, strategies=strategies, assets=[], run_info=info,
-                  missing=missing)
-    for sub, store in (("weights", run.weights), ("risk_contributions", run.risk_contributions),
-                       ("positions", run.positions)):
-        for s in strategies:
-            p = root / sub / f"{s}.csv"
-            f = _read_csv(p, required=False)
-            if f is None:
-                missing.append(f"{sub}/{s}.csv")
-            else:
-                store[s] = _numeric(f, p)
-    for s in strategies:
-        p = root / "transactions" / f"{s}.csv"
-        f = _read_csv(p, index_date=False, required=False)
-        if f is None:
-            missing.append(f"transactions/{s}.csv")
-        else:
-            run.transactions[s] = f
-
-    assets: list[str] = []
-    declared = info.get("assets")
-    if declared is None and isinstance(info.get("data"), dict):
-        declared = info["data"].get("assets")
-    if isinstance(declared, dict):
-        assets = [str(a) for a in declared]
-    elif isinstance(declared, list):
-        assets = [str(a) if not isinstance(a, dict) else str(a.get("name")) for a in declared]
-    for frames in (run.weights, run.positions):
-        for f in frames.values():
-            for c in f.columns:
-                if c != "cash" and c not in assets:
-                    assets.append(str(c))
-    run.assets = assets
-
-    reb = _read_csv(root / "rebalances.csv", index_date=False, required=False)
-    if reb is None:
-        missing.append("rebalances.csv")
-    else:
-        need = {"date", "strategy", "trigger", "turnover"} - set(reb.columns)
-        if need:
-            raise DataError(f"{root / 'rebalances.csv'}: missing column(s) {sorted(need)}")
-        run.rebalances = reb
-    for name, attr in (("budgets.csv", "budgets"), ("regimes.csv", "regimes")):
-        f = _read_csv(root / name, required=False)
-        if f is None:
-            missing.append(name)
-        else:
-            setattr(run, attr, f)
-    tm_path = root / "transition_matrix.csv"
-    if tm_path.is_file():
-        try:
-            tm = pd.read_csv(tm_path, index_col=0)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DataError(f"cannot read {tm_path}: {exc}".splitlines()[0]) from None
-        run.transition = _numeric(tm, tm_path)
-    else:
-        missing.append("transition_matrix.csv")
-    mpath = root / "metrics.csv"
-    if mpath.is_file():
-        try:
-            m = pd.read_csv(mpath, index_col=0)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DataError(f"cannot read {mpath}: {exc}".splitlines()[0]) from None
-        lacking = [c for c in METRIC_COLUMNS if c not in m.columns]
-        if lacking:
-            raise DataError(f"{mpath}: missing column(s) {lacking}")
-        m.index = m.index.astype(str)
-        m.index.name = "strategy"
-        run.metrics = _numeric(m[list(METRIC_COLUMNS)], mpath)
-    tr_path = root / "time_risk.csv"
-    if tr_path.is_file():
-        run.time_risk = _read_time_risk(tr_path)
-    else:
-        missing.append("time_risk.csv")
-    return run
-
-
-def _read_time_risk(path: Path) -> pd.DataFrame:
-    """``time_risk.csv`` (``runners.compare.time_risk_table``): index ``(section, item)`` as
-    strings, one float column per strategy."""
-    frame: pd.DataFrame = _read_csv(path, index_date=False)  # type: ignore[assignment]
-    if not {"section", "item"} <= set(frame.columns):
-        raise DataError(f"{path}: expected columns 'section' and 'item'")
-    frame["section"] = frame["section"].astype(str)
-    frame["item"] = frame["item"].astype(str)
-    frame = frame.set_index(["section", "item"])
-    if frame.shape[1] == 0:
-        raise DataError(f"{path}: no strategy columns")
-    if frame.index.has_duplicates:
-        raise DataError(f"{path}: duplicate row {frame.index[frame.index.duplicated()][0]}")
-    if "year" not in frame.index.get_level_values("section"):
-        raise DataError(f"{path}: no 'year' rows")
-    frame.columns = [str(c) for c in frame.columns]
-    return _numeric(frame, path)
 
 
 def implied_prices(positions: pd.DataFrame, transactions: pd.DataFrame, asset: str) -> pd.Series:
@@ -660,7 +467,7 @@ def _equal_risk_hhi(counts: pd.Series) -> float:
 def _time_risk_blocks(run: RunData) -> list[_Block]:
     """Two tables from time_risk.csv: concentration over time next to the asset split, and the
     share of the ex-ante variance by year (partial years marked, stubs folded; see
-    :func:`runners.time_risk.year_layout`)."""
+    :func:`runners.report.time_risk.year_layout`)."""
     tr = run.time_risk
     assert tr is not None
     years = _section(tr, "year").sort_index()  # "YYYY": calendar order
@@ -731,140 +538,11 @@ def _time_risk_blocks(run: RunData) -> list[_Block]:
     return [_Block("table", conc_text, table=conc_table), _Block("table", year_text, table=year_table)]
 
 
-# ----------------------------------------------------------------------------- document model
-# A report is a list of blocks rendered twice, to Markdown and to HTML.
-
-
-@dataclass
-class _Block:
-    kind: str  # "h2", "p", "facts", "table", "figure", "pre", "links", "items"
-    text: str = ""
-    table: T.FormattedTable | None = None
-    facts: list[tuple[str, str]] = field(default_factory=list)
-    path: str = ""  # relative path of a figure
-    links: list[tuple[str, str]] = field(default_factory=list)
-    collapsed: bool = False
-    summary: str = "show"  # text of the disclosure widget of a collapsed block (HTML)
-
-
 def _evidence_blocks(root: Path) -> list[_Block]:
-    """The "Is it better?" section (issue 15, runners.evidence_report)."""
-    from runners.evidence_report import evidence_parts
+    """The "Is it better?" section (issue 15, runners.report.evidence)."""
+    from runners.report.evidence import evidence_parts
 
     return [_Block(kind, text, table=table) for kind, text, table in evidence_parts(root)]
-
-
-def _md_fold(block: _Block, lines: list[str]) -> list[str]:
-    """``lines`` inside ``<details>`` when the block is collapsed (GitHub and most markdown
-    viewers fold it; the blank lines keep the markdown inside rendered)."""
-    if not block.collapsed:
-        return lines
-    summary = html.escape(block.summary or "show")
-    return [f"<details><summary>{summary}</summary>", "", *lines, "", "</details>", ""]
-
-
-def _md(blocks: Sequence[_Block], title: str) -> str:
-    out = [f"# {title}", ""]
-    for b in blocks:
-        if b.kind == "h2":
-            out += [f"## {b.text}", ""]
-        elif b.kind == "p":
-            out += [b.text, ""]
-        elif b.kind == "facts":
-            out += [f"- **{k}:** {v}" for k, v in b.facts] + [""]
-        elif b.kind == "table" and b.table is not None:
-            if b.text:
-                out += [f"*{b.text}*", ""]
-            out += _md_fold(b, [b.table.markdown()])
-        elif b.kind == "figure":
-            out += [f"![{Path(b.path).stem}]({b.path})", "", f"*{b.text}*", ""]
-        elif b.kind == "pre":
-            out += _md_fold(b, ["```", b.text, "```", ""])
-        elif b.kind == "links":
-            out += [f"- [{name}]({href})" for name, href in b.links] + [""]
-        elif b.kind == "items":
-            out += ([b.text, ""] if b.text else []) + [f"- {item}" for item, _ in b.links] + [""]
-    return "\n".join(out).rstrip() + "\n"
-
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
-main{max-width:1200px;margin:0 auto;padding:24px 32px;background:#fff}
-h1{font-size:1.7em;border-bottom:2px solid #333;padding-bottom:.3em}
-h2{font-size:1.3em;margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
-table.table{border-collapse:collapse;font-size:.8em;margin:.6em 0 1.2em;display:block;overflow-x:auto}
-table.table th,table.table td{border:1px solid #ddd;padding:3px 6px;white-space:nowrap}
-table.table th{white-space:normal;vertical-align:bottom}
-table.table th{background:#f0f0f0;position:sticky;top:0}
-table.table td.num,table.table th.num{text-align:right;font-variant-numeric:tabular-nums}
-table.table tbody tr:nth-child(even){background:#fafafa}
-figure{margin:1em 0 2em}
-figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.9em;color:#555;margin-top:.3em}
-dl.facts{display:grid;grid-template-columns:max-content auto;gap:4px 16px}
-dl.facts dt{font-weight:600}
-dl.facts dd{margin:0}
-pre{background:#f5f5f5;padding:8px;overflow-x:auto;font-size:.85em}
-p.caption{font-style:italic;color:#555;margin-bottom:.2em}
-.muted{color:#777;font-size:.85em}
-"""
-
-
-def _html(blocks: Sequence[_Block], title: str, root: Path, *, embed_tearsheets: bool) -> str:
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
-    for b in blocks:
-        inner: str
-        if b.kind == "h2":
-            parts.append(f"<h2>{html.escape(b.text)}</h2>")
-            continue
-        if b.kind == "p":
-            inner = f"<p>{html.escape(b.text)}</p>"
-        elif b.kind == "facts":
-            inner = '<dl class="facts">' + "".join(
-                f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in b.facts) + "</dl>"
-        elif b.kind == "table" and b.table is not None:
-            cap = f'<p class="caption">{html.escape(b.text)}</p>' if b.text else ""
-            if b.collapsed:  # the caption stays visible, the rows fold away
-                parts.append(cap + f"<details><summary>{html.escape(b.summary)}</summary>"
-                             f"{b.table.html()}</details>")
-                continue
-            inner = cap + b.table.html()
-        elif b.kind == "figure":
-            data = base64.b64encode((root / b.path).read_bytes()).decode("ascii")
-            inner = (f'<figure data-figure="{html.escape(b.path)}"><img alt="{html.escape(b.text)}" '
-                     f'src="data:image/png;base64,{data}"><figcaption>{html.escape(b.text)} '
-                     f'<span class="muted">({html.escape(b.path)})</span></figcaption></figure>')
-        elif b.kind == "pre":
-            inner = f"<pre>{html.escape(b.text)}</pre>"
-        elif b.kind == "items":
-            head = f"<p>{html.escape(b.text)}</p>" if b.text else ""
-            inner = head + "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item, _ in b.links) + "</ul>"
-        elif b.kind == "links":
-            items = []
-            for name, href in b.links:
-                link = f'<a href="{html.escape(href)}">{html.escape(name)}</a>'
-                if embed_tearsheets and href.endswith(".png") and (root / href).is_file():
-                    data = base64.b64encode((root / href).read_bytes()).decode("ascii")
-                    link = (f'<details><summary>{html.escape(name)}</summary>'
-                            f'<figure data-figure="{html.escape(href)}"><img alt="{html.escape(name)}" '
-                            f'src="data:image/png;base64,{data}"></figure></details>')
-                items.append(f"<li>{link}</li>")
-            inner = "<ul>" + "".join(items) + "</ul>"
-        else:
-            continue
-        if b.collapsed:
-            inner = f"<details><summary>{html.escape(b.summary)}</summary>{inner}</details>"
-        parts.append(inner)
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(f'<p class="muted">Generated {stamp} by runners.report from the saved outputs of '
-                 f"{html.escape(str(root))}.</p></main></body></html>")
-    return "\n".join(parts) + "\n"
 
 
 def _run_blocks(run: RunData, benchmark: str | None) -> list[_Block]:
@@ -922,7 +600,7 @@ def _draw_figures(
 ) -> tuple[dict[str, Path], int | None]:
     """Draw and save the figures of ``plan`` under ``fdir`` (one ``bar`` step each); return
     figure key -> path and the number of extreme months in the run (None without a mask).
-    Every asset keeps the colour :func:`runners.figures.asset_colors` gives it for the run's
+    Every asset keeps the colour :func:`runners.report.figures.asset_colors` gives it for the run's
     full asset list, in every figure."""
     n_extreme, counts = _extreme_counts(run, mask)
     assets = list(run.assets)
@@ -1025,7 +703,7 @@ def build_report(
         Missing ``returns.csv`` / folder, or malformed files.
     ConfigError
         Bad window or benchmark.
-    runners.tearsheets.TearsheetError
+    runners.report.tearsheets.TearsheetError
         pyfolio failed for a strategy.
     """
     started = time.perf_counter()
@@ -1044,7 +722,7 @@ def _start_tearsheet_workers(run_dir: str | os.PathLike[str], n_jobs: int) -> An
     """Start the tear sheet workers now, so that their pyfolio imports run while the report
     reads the run and draws its tables (at most one per strategy of ``returns.csv``'s header;
     None when that header cannot be read: loading the run reports the problem)."""
-    from runners.tearsheets import TearsheetWorkers
+    from runners.report.tearsheets import TearsheetWorkers
 
     try:
         with open(Path(run_dir) / "returns.csv", encoding="utf-8") as fh:
@@ -1053,6 +731,317 @@ def _start_tearsheet_workers(run_dir: str | os.PathLike[str], n_jobs: int) -> An
         return None
     n = min(n_jobs, n_strategies)
     return TearsheetWorkers(n) if n >= 1 else None
+
+
+@dataclass
+class _Build:
+    """State of one report build, filled step by step (load, metrics, tables, figures, sheets)."""
+
+    run: RunData
+    tearsheets: bool
+    window: object
+    lo: pd.Timestamp | None
+    hi: pd.Timestamp | None
+    benchmark: str | None
+    clock: float
+    stamps: dict[str, float] = field(default_factory=dict)
+    written: dict[str, Path] = field(default_factory=dict)
+    mask: pd.Series | None = None
+    mask_note: str = ""
+    metrics_note: str = "from metrics.csv written by the run"
+    metrics_files: list[str] = field(default_factory=lambda: ["metrics.csv", "metrics.md"])
+    effective_bench: str | None = None
+    per_year: pd.DataFrame | None = None
+    budget_log: pd.DataFrame | None = None
+    budget_lag: int = 0
+    triggers: pd.DataFrame | None = None
+    figs: dict[str, Path] = field(default_factory=dict)
+    n_extreme: int | None = None
+    sheets: dict[str, Path] = field(default_factory=dict)
+    sheet_times: dict[str, float] = field(default_factory=dict)
+    sheet_bench: str | None = None
+    synthetic: bool = False
+    previous_sheets: bool = False
+
+    @property
+    def root(self) -> Path:
+        return self.run.run_dir
+
+    def rel(self, p: Path) -> str:
+        """``p`` relative to the run folder, with forward slashes."""
+        return p.relative_to(self.root).as_posix()
+
+    def lap(self, stage: str) -> None:
+        """Record the seconds since the previous lap as ``stage``."""
+        now = time.perf_counter()
+        self.stamps[stage] = now - self.clock
+        self.clock = now
+
+
+def _check_window(run: RunData, window: object, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> None:
+    """Refuse a budget-log window that does not overlap the run's budgets."""
+    if run.budgets is None or not len(run.budgets) or (lo is None and hi is None):
+        return
+    bdays = pd.DatetimeIndex(run.budgets.index)
+    if (lo is not None and lo > bdays[-1]) or (hi is not None and hi < bdays[0]):
+        raise ConfigError(f"window {window!r} does not overlap the run's budgets "
+                          f"({bdays[0].date()} to {bdays[-1].date()})")
+
+
+def _metrics_step(b: _Build) -> None:
+    """Metrics: the run's ``metrics.csv``, or computed (absent, or another benchmark)."""
+    run, root = b.run, b.root
+    b.mask, b.mask_note = _extreme_mask(run)
+    run_bench = run.run_info.get("benchmark")
+    b.effective_bench = b.benchmark if b.benchmark is not None else run_bench
+    if run.metrics is None:
+        run.metrics, b.metrics_note = run_metrics(run, benchmark=b.benchmark)
+        b.written.update(T.write_metrics_table(run.metrics, root))
+    elif b.benchmark is not None and b.benchmark != run_bench:
+        # another benchmark than the run's: recompute from the saved outputs (the same numbers
+        # as the run's metrics.csv but the information ratio) and keep the run's file intact
+        run.metrics, b.metrics_note = run_metrics(run, benchmark=b.benchmark)
+        stem = f"metrics_vs_{b.benchmark}"
+        for k, p in T.write_table(run.metrics, T.metrics_markdown, root / "tables", stem).items():
+            b.written[f"tables/{k}"] = p
+        b.metrics_note += (f"; written to tables/{stem}.csv, the run's metrics.csv (information ratio "
+                           f"against {run_bench or 'no benchmark'}) is kept")
+        b.metrics_files = [f"tables/{stem}.csv", f"tables/{stem}.md", *b.metrics_files]
+    elif not (root / "metrics.md").is_file():
+        b.written["metrics.md"] = atomic_write_text(root / "metrics.md", T.metrics_markdown(run.metrics))
+    b.lap("metrics")
+
+
+def _tables_step(b: _Build) -> None:
+    """``tables/``: per-year returns, the budget adjustment log and the trigger summary."""
+    run, tdir = b.run, b.root / "tables"
+
+    def write(frame: pd.DataFrame, markdown: Any, stem: str, **kw: Any) -> None:
+        for k, p in T.write_table(frame, markdown, tdir, stem, **kw).items():
+            b.written[f"tables/{k}"] = p
+
+    b.per_year = T.per_year_returns(run.returns)
+    write(b.per_year, T.per_year_markdown, "per_year_returns")
+    if run.budgets is not None and run.rebalances is not None:
+        b.budget_lag = T.infer_decision_lag(run.budgets, run.rebalances, DYNAMIC)
+        b.budget_log = T.budget_adjustment_log(run.budgets, run.rebalances, start=b.lo, end=b.hi,
+                                               strategy=DYNAMIC, decision_lag=b.budget_lag)
+        write(b.budget_log, T.budget_log_markdown, "budget_log", index=False)
+    if run.rebalances is not None:
+        b.triggers = T.trigger_summary(run.rebalances, run.strategies)
+        write(b.triggers, T.trigger_markdown, "triggers")
+    b.lap("tables")
+
+
+def _figures_step(b: _Build, *, n_jobs: int, progress: bool, workers: Any) -> None:
+    """Figures, drawn while the tear sheets render in worker processes."""
+    run, root = b.run, b.root
+    have = [s for s in run.strategies if s in run.positions and s in run.transactions] if b.tearsheets else []
+    plans = _figure_plan(run)
+    bar = _progress_bar(len(plans) + len(have), progress)
+    b.sheet_bench = b.effective_bench if b.effective_bench in run.strategies else None
+    b.synthetic = _is_synthetic(run) if b.tearsheets else False
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        if have:
+            from runners.report.tearsheets import write_tearsheets
+
+            pending = pool.submit(write_tearsheets, root, have, n_jobs=n_jobs, timings=b.sheet_times,
+                                  benchmark=b.sheet_bench, interesting_times=not b.synthetic,
+                                  on_done=lambda s: bar.update(1), workers=workers)
+        try:
+            b.figs, b.n_extreme = _draw_figures(run, plans, b.mask, root / "figures", bar)
+            b.written.update({b.rel(path): path for path in b.figs.values()})
+            b.lap("figures")
+            b.sheets = pending.result() if pending is not None else {}
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            bar.close()
+    _collect_sheets(b)
+
+
+def _collect_sheets(b: _Build) -> None:
+    """Record the tear sheets written, or link those of an earlier report."""
+    if not b.tearsheets:
+        # keep linking tear sheets rendered by an earlier run of the report
+        b.sheets = {s: b.root / "tearsheets" / f"{s}.png" for s in b.run.strategies
+                    if (b.root / "tearsheets" / f"{s}.png").is_file()}
+        b.previous_sheets = bool(b.sheets)
+    else:
+        for s, p in b.sheets.items():
+            b.written[b.rel(p)] = p
+            b.stamps[f"tearsheet:{s}"] = b.sheet_times.get(s, float("nan"))
+    b.lap("tearsheets")  # the wait for the tear sheets after the figures were drawn
+
+
+# ----------------------------------------------------------------------------- sections
+
+_METRIC_DEFINITIONS = (
+    "Definitions: Ann. return is the CAGR; Ann. vol the annualized standard deviation of daily "
+    "returns; Sharpe and Sortino are annualized against the risk-free rate; Max DD the deepest "
+    "fall from a running peak; Calmar = Ann. return / |Max DD|; Info ratio the annualized mean "
+    "over the standard deviation of daily returns in excess of the benchmark strategy; Win months "
+    "the share of calendar months with a gain; Monthly P/L the mean winning month over the "
+    "absolute mean losing month (inf: no losing month); Turnover /yr the annualized one-way "
+    "turnover (0.5·Σ|Δw| per rebalance); Extreme months the average monthly return in months "
+    "where the equity asset fell by more than 5%; CVaR 95 the mean of the worst 5% of daily "
+    "returns. n/a: not defined for this run.")
+
+
+def _figure_block(b: _Build, key: str, extra: str = "") -> _Block:
+    """The figure ``key`` of :data:`FIGURE_FILES` with its caption (+ ``extra``)."""
+    return _Block("figure", FIGURE_FILES[key][1] + extra, path=b.rel(b.figs[key]))
+
+
+def _performance_section(b: _Build) -> list[_Block]:
+    """"Performance comparison": metrics, their definitions, equity and drawdowns."""
+    return [
+        _Block("h2", "Performance comparison"),
+        _Block("table", f"Metrics {b.metrics_note}. Daily returns after costs; "
+               "drawdowns, worst month and CVaR are negative returns.",
+               table=T.metrics_formatted(b.run.metrics)),
+        _Block("p", _METRIC_DEFINITIONS),
+        _figure_block(b, "equity_drawdown"),
+    ]
+
+
+def _calendar_sections(b: _Build) -> list[_Block]:
+    """"Returns per calendar year" and "Extreme months"."""
+    extra = (f" {b.n_extreme} extreme months in the run." if b.n_extreme is not None else f" ({b.mask_note})")
+    return [
+        _Block("h2", "Returns per calendar year"),
+        _Block("table", "Compounded daily returns; years with fewer trading days are partial.",
+               table=T.per_year_formatted(b.per_year)),
+        _Block("h2", "Extreme months"),
+        _figure_block(b, "extreme_months", extra),
+    ]
+
+
+def _budget_log_block(b: _Build, log: pd.DataFrame) -> _Block:
+    """The budget adjustment log (folded when longer than 40 rows)."""
+    wtxt = f"{b.lo.date() if b.lo is not None else 'start'} to {b.hi.date() if b.hi is not None else 'end'}"
+    when = ("the next bar" if b.budget_lag == 1 else
+            "the same bar" if b.budget_lag == 0 else f"{b.budget_lag} bars later")
+    n_reb = int(log["executed"].notna().sum())
+    return _Block("table", f"Budget adjustment log of {DYNAMIC} (shape of the paper's Table 1), "
+                  f"window {wtxt}, {n_reb} rebalances: Date is the close at which the budget "
+                  f"was decided, Executed the day its trades filled ({when}); budgets are the "
+                  "smoothed budgets b(t) in force at the end of Date, in %. Regime changes "
+                  "that did not lead to a rebalance (e.g. inside the cooldown) are listed too. "
+                  "Choose the window with drb report --window START:END.",
+                  table=T.budget_log_formatted(log), collapsed=len(log) > 40,
+                  summary=f"show the {len(log)} rows")
+
+
+def _budget_sections(b: _Build) -> list[_Block]:
+    """"Dynamic risk budgets" (figure, adjustment log), "Regimes", "Risk contributions and weights"."""
+    blocks = [_Block("h2", "Dynamic risk budgets")]
+    if "budgets" in b.figs:
+        blocks.append(_figure_block(b, "budgets"))
+    else:
+        blocks.append(_Block("p", "No budgets.csv in this run (the dynamic model was not run)."))
+    if b.budget_log is not None:
+        blocks.append(_budget_log_block(b, b.budget_log))
+    if "regimes" in b.figs:
+        blocks += [_Block("h2", "Regimes"), _figure_block(b, "regimes")]
+    blocks.append(_Block("h2", "Risk contributions and weights"))
+    blocks += [_figure_block(b, key) for key in ("risk_contributions", "weights") if key in b.figs]
+    return blocks
+
+
+def _time_risk_section(b: _Build) -> list[_Block]:
+    """"Risk over time": the run's time-axis tables and figure."""
+    blocks = [_Block("h2", "Risk over time (time-axis risk contributions)")]
+    if b.run.time_risk is not None:
+        blocks += _time_risk_blocks(b.run)
+    else:
+        blocks.append(_Block("p", "No time_risk.csv in this run (drb compare writes it), so no "
+                             "time-axis risk tables."))
+    png = b.root / "figures" / FIGURE_FILES["time_risk"][0]
+    if png.is_file():
+        blocks.append(_Block("figure", FIGURE_FILES["time_risk"][1], path=b.rel(png)))
+    return blocks
+
+
+def _turnover_section(b: _Build) -> list[_Block]:
+    """"Turnover and triggers", then "Other figures of the run" (PNGs the report did not draw)."""
+    blocks = [_Block("h2", "Turnover and triggers")]
+    if "turnover_per_year" in b.figs:
+        blocks.append(_figure_block(b, "turnover_per_year"))
+    if b.triggers is not None:
+        blocks.append(_Block("table", "Trigger log: executed rebalances per strategy and trigger (a "
+                             "rebalance fired by several triggers counts under each).",
+                             table=T.trigger_formatted(b.triggers)))
+    fdir = b.root / "figures"
+    ours = {name for name, _ in FIGURE_FILES.values()}
+    others = sorted(p for p in fdir.glob("*.png") if p.name not in ours) if fdir.is_dir() else []
+    if others:
+        blocks.append(_Block("h2", "Other figures of the run"))
+        blocks += [_Block("figure", f"{p.stem.replace('_', ' ')} (written by the run)", path=b.rel(p))
+                   for p in others]
+    return blocks
+
+
+def _tearsheet_section(b: _Build) -> list[_Block]:
+    """"pyfolio tear sheets": what they show and links to them."""
+    blocks = [_Block("h2", "pyfolio tear sheets")]
+    if not b.sheets:
+        blocks.append(_Block("p", "Not rendered (run `drb report RUN_DIR` without --no-tearsheets)."
+                             if not b.tearsheets else "No strategy has positions and transactions files."))
+        return blocks
+    text = ("One tall PNG per strategy: pyfolio performance statistics and monthly returns, "
+            "returns, positions (every asset and cash) and transactions sheets")
+    if b.tearsheets and b.sheet_bench:
+        text += f", every other strategy against {b.sheet_bench} (alpha, beta, rolling beta)"
+    if b.tearsheets and b.synthetic:
+        text += ("; pyfolio's historical stress periods are left out (synthetic market: its "
+                 "dates are not history)")
+    blocks.append(_Block("p", text + "." + (" Rendered by an earlier report (not regenerated this time)."
+                                            if b.previous_sheets else "")))
+    blocks.append(_Block("links", links=[(s, b.rel(p)) for s, p in b.sheets.items()]))
+    return blocks
+
+
+def _closing_sections(b: _Build) -> list[_Block]:
+    """"Tables as files", "The run", "Inputs not found" and "Configuration"."""
+    run, blocks = b.run, []
+    files = [(k, k) for k in b.metrics_files if (b.root / k).is_file()]
+    if run.time_risk is not None:
+        files.append(("time_risk.csv", "time_risk.csv"))
+    files += [(k, k) for k in sorted(b.written) if k.startswith("tables/") and k not in b.metrics_files]
+    if files:
+        blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]
+    blocks += _run_blocks(run, b.effective_bench)
+    if run.missing:
+        blocks += [_Block("h2", "Inputs not found"),
+                   _Block("p", "These optional files are not in the run directory, so the parts that "
+                          "need them are left out: " + ", ".join(run.missing) + ".")]
+    other = _other_info(run)
+    if other:
+        blocks += [_Block("h2", "Configuration"),
+                   _Block("p", "Configuration and other run information (run.json):"),
+                   _Block("pre", other, collapsed=True, summary="show the configuration")]
+    return blocks
+
+
+def _report_blocks(b: _Build) -> list[_Block]:
+    """The whole document: results first (flagged strategies above them); the run, its
+    diagnostics and configuration at the end."""
+    return [
+        *_health_blocks(b.run),
+        *_performance_section(b),
+        *_evidence_blocks(b.root),
+        *_calendar_sections(b),
+        *_budget_sections(b),
+        *_time_risk_section(b),
+        *_turnover_section(b),
+        *_tearsheet_section(b),
+        *_closing_sections(b),
+    ]
+
+
+_TITLE = "Dynamic risk budgeting: comparison report"
 
 
 def _build_report(
@@ -1070,285 +1059,20 @@ def _build_report(
     workers: Any,
     started: float,
 ) -> dict[str, Path]:
-    clock = started
-    stamps: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        stamps[stage] = now - clock
-        clock = now
-
     run = load_run(run_dir)
-    if run.budgets is not None and len(run.budgets) and (lo is not None or hi is not None):
-        bdays = pd.DatetimeIndex(run.budgets.index)
-        if (lo is not None and lo > bdays[-1]) or (hi is not None and hi < bdays[0]):
-            raise ConfigError(f"window {window!r} does not overlap the run's budgets "
-                              f"({bdays[0].date()} to {bdays[-1].date()})")
-    root = run.run_dir
-    written: dict[str, Path] = {}
-
-    def rel(p: Path) -> str:
-        return p.relative_to(root).as_posix()
-
-    lap("load")
-
-    # ---- metrics -------------------------------------------------------------------------
-    mask, mask_note = _extreme_mask(run)
-    metrics_note = "from metrics.csv written by the run"
-    run_bench = run.run_info.get("benchmark")
-    effective_bench = benchmark if benchmark is not None else run_bench
-    metrics_files = ["metrics.csv", "metrics.md"]
-    if run.metrics is None:
-        run.metrics, metrics_note = run_metrics(run, benchmark=benchmark)
-        for name, p in T.write_metrics_table(run.metrics, root).items():
-            written[name] = p
-    elif benchmark is not None and benchmark != run_bench:
-        # another benchmark than the run's: recompute from the saved outputs (the same numbers
-        # as the run's metrics.csv but the information ratio) and keep the run's file intact
-        run.metrics, metrics_note = run_metrics(run, benchmark=benchmark)
-        stem = f"metrics_vs_{benchmark}"
-        for k, p in T.write_table(run.metrics, T.metrics_markdown, root / "tables", stem).items():
-            written[f"tables/{k}"] = p
-        metrics_note += (f"; written to tables/{stem}.csv, the run's metrics.csv (information ratio "
-                         f"against {run_bench or 'no benchmark'}) is kept")
-        metrics_files = [f"tables/{stem}.csv", f"tables/{stem}.md", *metrics_files]
-    elif not (root / "metrics.md").is_file():
-        written["metrics.md"] = atomic_write_text(root / "metrics.md", T.metrics_markdown(run.metrics))
-    lap("metrics")
-
-    # ---- tables --------------------------------------------------------------------------
-    tdir = root / "tables"
-    per_year = T.per_year_returns(run.returns)
-    for k, p in T.write_table(per_year, T.per_year_markdown, tdir, "per_year_returns").items():
-        written[f"tables/{k}"] = p
-    budget_log = None
-    budget_lag = 0
-    if run.budgets is not None and run.rebalances is not None:
-        budget_lag = T.infer_decision_lag(run.budgets, run.rebalances, DYNAMIC)
-        budget_log = T.budget_adjustment_log(run.budgets, run.rebalances, start=lo, end=hi, strategy=DYNAMIC,
-                                             decision_lag=budget_lag)
-        for k, p in T.write_table(budget_log, T.budget_log_markdown, tdir, "budget_log", index=False).items():
-            written[f"tables/{k}"] = p
-    triggers = None
-    if run.rebalances is not None:
-        triggers = T.trigger_summary(run.rebalances, run.strategies)
-        for k, p in T.write_table(triggers, T.trigger_markdown, tdir, "triggers").items():
-            written[f"tables/{k}"] = p
-    lap("tables")
-
-    # ---- figures, while the tear sheets render in worker processes ------------------------
-    have = [s for s in run.strategies if s in run.positions and s in run.transactions] if tearsheets else []
-    plans = _figure_plan(run)
-    bar = _progress_bar(len(plans) + len(have), progress)
-    sheet_bench = effective_bench if effective_bench in run.strategies else None
-    synthetic = _is_synthetic(run) if tearsheets else False
-    sheet_times: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
-        if have:
-            from runners.tearsheets import write_tearsheets
-
-            pending = pool.submit(write_tearsheets, root, have, n_jobs=n_jobs, timings=sheet_times,
-                                  benchmark=sheet_bench, interesting_times=not synthetic,
-                                  on_done=lambda s: bar.update(1), workers=workers)
-        try:
-            fdir = root / "figures"
-            figs, n_extreme = _draw_figures(run, plans, mask, fdir, bar)
-            written.update({rel(path): path for path in figs.values()})
-            lap("figures")
-            sheets: dict[str, Path] = pending.result() if pending is not None else {}
-        finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-            bar.close()
-    previous_sheets = False
-    if not tearsheets:
-        # keep linking tear sheets rendered by an earlier run of the report
-        sheets = {s: root / "tearsheets" / f"{s}.png" for s in run.strategies
-                  if (root / "tearsheets" / f"{s}.png").is_file()}
-        previous_sheets = bool(sheets)
-    for s, p in sheets.items():
-        if tearsheets:
-            written[rel(p)] = p
-            stamps[f"tearsheet:{s}"] = sheet_times.get(s, float("nan"))
-    lap("tearsheets")  # the wait for the tear sheets after the figures were drawn
-
-    # ---- the document --------------------------------------------------------------------
-    # results first (flagged strategies above them); the run, its diagnostics and configuration at the end
-    blocks: list[_Block] = [
-        *_health_blocks(run),
-        _Block("h2", "Performance comparison"),
-        _Block("table", f"Metrics {metrics_note}. Daily returns after costs; "
-               "drawdowns, worst month and CVaR are negative returns.", table=T.metrics_formatted(run.metrics)),
-        _Block("p", "Definitions: Ann. return is the CAGR; Ann. vol the annualized standard deviation of daily "
-               "returns; Sharpe and Sortino are annualized against the risk-free rate; Max DD the deepest "
-               "fall from a running peak; Calmar = Ann. return / |Max DD|; Info ratio the annualized mean "
-               "over the standard deviation of daily returns in excess of the benchmark strategy; Win months "
-               "the share of calendar months with a gain; Monthly P/L the mean winning month over the "
-               "absolute mean losing month (inf: no losing month); Turnover /yr the annualized one-way "
-               "turnover (0.5·Σ|Δw| per rebalance); Extreme months the average monthly return in months "
-               "where the equity asset fell by more than 5%; CVaR 95 the mean of the worst 5% of daily "
-               "returns. n/a: not defined for this run."),
-        _Block("figure", FIGURE_FILES["equity_drawdown"][1], path=rel(figs["equity_drawdown"])),
-        *_evidence_blocks(root),
-        _Block("h2", "Returns per calendar year"),
-        _Block("table", "Compounded daily returns; years with fewer trading days are partial.",
-               table=T.per_year_formatted(per_year)),
-        _Block("h2", "Extreme months"),
-        _Block("figure", FIGURE_FILES["extreme_months"][1]
-               + (f" {n_extreme} extreme months in the run." if n_extreme is not None else f" ({mask_note})"),
-               path=rel(figs["extreme_months"])),
-    ]
-    blocks.append(_Block("h2", "Dynamic risk budgets"))
-    if "budgets" in figs:
-        blocks.append(_Block("figure", FIGURE_FILES["budgets"][1], path=rel(figs["budgets"])))
-    else:
-        blocks.append(_Block("p", "No budgets.csv in this run (the dynamic model was not run)."))
-    if budget_log is not None:
-        wtxt = (f"{lo.date() if lo is not None else 'start'} to {hi.date() if hi is not None else 'end'}")
-        when = ("the next bar" if budget_lag == 1 else
-                "the same bar" if budget_lag == 0 else f"{budget_lag} bars later")
-        n_reb = int(budget_log["executed"].notna().sum())
-        blocks.append(_Block("table", f"Budget adjustment log of {DYNAMIC} (shape of the paper's Table 1), "
-                             f"window {wtxt}, {n_reb} rebalances: Date is the close at which the budget "
-                             f"was decided, Executed the day its trades filled ({when}); budgets are the "
-                             "smoothed budgets b(t) in force at the end of Date, in %. Regime changes "
-                             "that did not lead to a rebalance (e.g. inside the cooldown) are listed too. "
-                             "Choose the window with drb report --window START:END.",
-                             table=T.budget_log_formatted(budget_log),
-                             collapsed=len(budget_log) > 40,
-                             summary=f"show the {len(budget_log)} rows"))
-    if "regimes" in figs:
-        blocks += [_Block("h2", "Regimes"),
-                   _Block("figure", FIGURE_FILES["regimes"][1], path=rel(figs["regimes"]))]
-    blocks.append(_Block("h2", "Risk contributions and weights"))
-    for key in ("risk_contributions", "weights"):
-        if key in figs:
-            blocks.append(_Block("figure", FIGURE_FILES[key][1], path=rel(figs[key])))
-    blocks.append(_Block("h2", "Risk over time (time-axis risk contributions)"))
-    time_risk_png = fdir / FIGURE_FILES["time_risk"][0]
-    if run.time_risk is not None:
-        blocks += _time_risk_blocks(run)
-    else:
-        blocks.append(_Block("p", "No time_risk.csv in this run (drb compare writes it), so no "
-                             "time-axis risk tables."))
-    if time_risk_png.is_file():
-        blocks.append(_Block("figure", FIGURE_FILES["time_risk"][1], path=rel(time_risk_png)))
-    blocks.append(_Block("h2", "Turnover and triggers"))
-    if "turnover_per_year" in figs:
-        blocks.append(_Block("figure", FIGURE_FILES["turnover_per_year"][1], path=rel(figs["turnover_per_year"])))
-    if triggers is not None:
-        blocks.append(_Block("table", "Trigger log: executed rebalances per strategy and trigger (a "
-                             "rebalance fired by several triggers counts under each).",
-                             table=T.trigger_formatted(triggers)))
-    ours = {name for name, _ in FIGURE_FILES.values()}
-    others = sorted(p for p in fdir.glob("*.png") if p.name not in ours) if fdir.is_dir() else []
-    if others:
-        blocks.append(_Block("h2", "Other figures of the run"))
-        for p in others:
-            blocks.append(_Block("figure", f"{p.stem.replace('_', ' ')} (written by the run)", path=rel(p)))
-    blocks.append(_Block("h2", "pyfolio tear sheets"))
-    if sheets:
-        sheet_text = ("One tall PNG per strategy: pyfolio performance statistics and monthly returns, "
-                      "returns, positions (every asset and cash) and transactions sheets")
-        if tearsheets and sheet_bench:
-            sheet_text += f", every other strategy against {sheet_bench} (alpha, beta, rolling beta)"
-        if tearsheets and synthetic:
-            sheet_text += ("; pyfolio's historical stress periods are left out (synthetic market: its "
-                           "dates are not history)")
-        blocks.append(_Block("p", sheet_text + "."
-                             + (" Rendered by an earlier report (not regenerated this time)."
-                                if previous_sheets else "")))
-        blocks.append(_Block("links", links=[(s, rel(p)) for s, p in sheets.items()]))
-    else:
-        blocks.append(_Block("p", "Not rendered (run `drb report RUN_DIR` without --no-tearsheets)."
-                             if not tearsheets else "No strategy has positions and transactions files."))
-    files = [(k, k) for k in metrics_files if (root / k).is_file()]
-    if run.time_risk is not None:
-        files.append(("time_risk.csv", "time_risk.csv"))
-    files += [(k, k) for k in sorted(written) if k.startswith("tables/") and k not in metrics_files]
-    if files:
-        blocks += [_Block("h2", "Tables as files"), _Block("links", links=files)]
-    blocks += _run_blocks(run, effective_bench)
-    if run.missing:
-        blocks += [_Block("h2", "Inputs not found"),
-                   _Block("p", "These optional files are not in the run directory, so the parts that "
-                          "need them are left out: " + ", ".join(run.missing) + ".")]
-    other = _other_info(run)
-    if other:
-        blocks += [_Block("h2", "Configuration"),
-                   _Block("p", "Configuration and other run information (run.json):"),
-                   _Block("pre", other, collapsed=True, summary="show the configuration")]
-
-    title = "Dynamic risk budgeting: comparison report"
-    written["report.md"] = atomic_write_text(root / "report.md", _md(blocks, title))
-    written["report.html"] = atomic_write_text(
-        root / "report.html", _html(blocks, title, root, embed_tearsheets=embed_tearsheets))
-    lap("report")
+    _check_window(run, window, lo, hi)
+    b = _Build(run=run, tearsheets=tearsheets, window=window, lo=lo, hi=hi, benchmark=benchmark, clock=started)
+    b.lap("load")
+    _metrics_step(b)
+    _tables_step(b)
+    _figures_step(b, n_jobs=n_jobs, progress=progress, workers=workers)
+    blocks = _report_blocks(b)
+    root = b.root
+    b.written["report.md"] = atomic_write_text(root / "report.md", _md(blocks, _TITLE))
+    b.written["report.html"] = atomic_write_text(
+        root / "report.html", _html(blocks, _TITLE, root, embed_tearsheets=embed_tearsheets))
+    b.lap("report")
     _record_report_seconds(root, time.perf_counter() - started)
     if timings is not None:
-        timings.update(stamps)
-    return written
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _ArgumentParser(
-        prog="drb report",
-        description="Regenerate report.md and report.html (metrics, tables, figures, pyfolio tear "
-                    "sheets) of a run directory from its saved outputs, without rerunning the backtest.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by drb compare / drb demo")
-    p.add_argument("--window", metavar="START:END", default=None,
-                   help="window of the budget adjustment log, ISO dates, either end may be empty "
-                        "(default: whole run)")
-    p.add_argument("--no-tearsheets", action="store_true", help="skip the pyfolio tear sheets")
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="tear sheet worker processes (default 2)")
-    p.add_argument("--benchmark", default=None,
-                   help="benchmark strategy of the information ratio (default: the run's); another "
-                        "one than the run's recomputes the metrics into tables/metrics_vs_NAME.csv "
-                        "and keeps the run's metrics.csv")
-    p.add_argument("--embed-tearsheets", action="store_true",
-                   help="embed the tear sheet PNGs in report.html too (large)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def report_main(argv: list[str] | None = None) -> int:
-    """``drb report RUN_DIR``: rebuild the report; return the exit code.
-
-    Prints the path of ``report.html`` on success (exit 0). Every error is one line on stderr,
-    ``drb report: error: ...``, with exit code 2 and no traceback.
-    """
-    try:
-        args = _parser().parse_args(argv)
-        if args.jobs < 1:
-            raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
-        written = build_report(args.run_dir, tearsheets=not args.no_tearsheets, window=args.window,
-                               benchmark=args.benchmark, n_jobs=args.jobs,
-                               embed_tearsheets=args.embed_tearsheets, progress=not args.quiet)
-    except SystemExit as exc:  # -h / --help
-        return int(exc.code or 0) if isinstance(exc.code, int) else 0
-    except (DRBError, OSError) as exc:
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"drb report: error: {msg}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
-        msg = " ".join(str(exc).split())
-        print(f"drb report: error: unexpected {type(exc).__name__}: {msg}", file=sys.stderr)
-        return 2
-    print(f"report written: {written['report.html']} ({len(written)} files)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(report_main())
+        timings.update(b.stamps)
+    return b.written
