@@ -26,6 +26,7 @@ from runners.config import positive_int  # noqa: E402
 from runners.experiments import commands as experiment_commands  # noqa: E402
 from runners.live import paper as live_paper  # noqa: E402
 from runners.live import replay as live_replay  # noqa: E402
+from runners.report import commands as report_commands  # noqa: E402
 
 __all__ = ["COMMANDS", "main", "build_parser", "positive_int", "register_commands"]
 
@@ -49,29 +50,6 @@ def _build_report(folder: Path, *, n_jobs: int, progress: bool) -> None:
     build_report(folder, n_jobs=n_jobs, progress=progress)  # adds timings.report_s
 
 
-def _report_parser(p: argparse.ArgumentParser) -> None:
-    # runners.report.report_main parses RUN_DIR and the options (see `drb report --help`): this
-    # parser has no option of its own (no prefix character), so every word, --help included, goes there.
-    p.prefix_chars = "\x00"
-    p.add_argument("report_args", nargs="*", metavar="RUN_DIR [options]")
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from runners.report import report_main
-
-    return report_main(list(args.report_args))
-
-
-def _register_report(commands: dict[str, Command]) -> None:
-    """Add ``drb report`` (regenerate the report of a run folder)."""
-    commands["report"] = ("regenerate report.md/report.html from a run folder", _report_parser, _cmd_report)
-
-
-def _register_replay(commands: dict[str, Command]) -> None:
-    """Add ``drb replay`` (:data:`runners.live.replay.COMMAND`)."""
-    commands["replay"] = live_replay.COMMAND
-
-
 #: name -> (help, parser builder, handler), filled by :func:`register_commands`.
 COMMANDS: dict[str, Command] = {}
 
@@ -79,9 +57,9 @@ COMMANDS: dict[str, Command] = {}
 def register_commands(commands: dict[str, Command]) -> dict[str, Command]:
     """Fill ``commands`` with every ``drb`` command, each module's ``register_cli`` in help order."""
     experiment_commands.register_comparison(commands, report=_build_report)
-    _register_report(commands)
+    report_commands.register_cli(commands)
     live_paper.register_cli(commands)
-    _register_replay(commands)
+    live_replay.register_cli(commands)
     experiment_commands.register_sweep(commands)
     experiment_commands.register_montecarlo(commands)
     return commands

@@ -11,8 +11,7 @@ backtrader.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from drb.lazy import lazy_exports
 
 #: Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -25,7 +24,7 @@ _EXPORTS: dict[str, str] = {
             "risk_contributions",
             "risk_budget_error",
         ),
-        "strategies.risk",
+        "strategies.core.risk",
     ),
     # solvers
     **dict.fromkeys(
@@ -38,7 +37,7 @@ _EXPORTS: dict[str, str] = {
             "risk_budget_ccd",
             "sharpe_risk_budget_weights",
         ),
-        "strategies.solvers",
+        "strategies.core.solvers",
     ),
     # baseline weight rules
     **dict.fromkeys(
@@ -53,10 +52,10 @@ _EXPORTS: dict[str, str] = {
             "volatility_managed_weight",
             "target_volatility_scale",
         ),
-        "strategies.weights",
+        "strategies.core.weights",
     ),
     # turnover
-    **dict.fromkeys(("one_way_turnover", "project_turnover"), "strategies.turnover"),
+    **dict.fromkeys(("one_way_turnover", "project_turnover"), "strategies.core.turnover"),
     # backtrader strategy classes (the only names here that load backtrader)
     **dict.fromkeys(
         (
@@ -80,15 +79,5 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """The public name ``name``, imported from its module on first use (then cached here)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'strategies' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -375,5 +375,5 @@ COMMAND: tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpars
 
 
 def register_cli(commands: dict[str, Any]) -> None:
-    """Add ``paper`` to a ``drb`` command table (:mod:`runners.cli` registers :data:`COMMAND` itself)."""
+    """Add ``paper`` to a ``drb`` command table (name -> (help, parser builder, handler))."""
     commands["paper"] = COMMAND

@@ -33,7 +33,7 @@ import pandas as pd
 from drb.errors import ConfigError
 from runners.io import atomic_to_csv, atomic_write_bytes, atomic_write_text
 
-__all__ = ["COMMAND", "ReplayPlan", "market_table", "prepare_replay", "ReplayWriter", "last_written_date"]
+__all__ = ["COMMAND", "register_cli", "ReplayPlan", "market_table", "prepare_replay", "ReplayWriter", "last_written_date"]
 
 log = logging.getLogger("drb.replay")
 
@@ -273,3 +273,8 @@ COMMAND: tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpars
     add_arguments,
     run_command,
 )
+
+
+def register_cli(commands: dict[str, tuple]) -> None:
+    """Add ``replay`` to a ``drb`` command table (name -> (help, parser builder, handler))."""
+    commands["replay"] = COMMAND

@@ -10,23 +10,15 @@
 
 from __future__ import annotations
 
-from runners.report.build import (
-    FIGURE_FILES,
-    RunData,
-    build_report,
-    implied_prices,
-    load_run,
-    run_metrics,
-)
-from runners.report.commands import register_cli, report_main
+from drb.lazy import lazy_exports
 
-__all__ = [
-    "RunData",
-    "load_run",
-    "implied_prices",
-    "run_metrics",
-    "build_report",
-    "report_main",
-    "register_cli",
-    "FIGURE_FILES",
-]
+#: Public name -> module that defines it (imported on first use: ``drb --help`` loads no matplotlib).
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("FIGURE_FILES", "RunData", "build_report", "implied_prices", "load_run", "run_metrics"),
+                    "runners.report.build"),
+    **dict.fromkeys(("register_cli", "report_main"), "runners.report.commands"),
+}
+
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

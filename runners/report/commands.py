@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 from drb.errors import ConfigError, DRBError
 from runners.config import positive_int
-from runners.report import time_risk
-from runners.report.build import build_report
 
-__all__ = ["register_cli", "report_main", "build_report_parser", "report_command"]
+__all__ = ["register_cli", "report_main", "build_report_parser", "report_command", "build_time_risk_parser",
+           "time_risk_command"]
 
 #: A command: (help, build_parser(parser), handler(args) -> exit code).
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -53,6 +52,8 @@ def report_command(args: argparse.Namespace) -> int:
     DRBError
         Missing or malformed run files, a bad window or benchmark, a failed tear sheet.
     """
+    from runners.report.build import build_report  # matplotlib/pyfolio only when the command runs
+
     written = build_report(args.run_dir, tearsheets=not args.no_tearsheets, window=args.window,
                            benchmark=args.benchmark, n_jobs=args.jobs,
                            embed_tearsheets=args.embed_tearsheets, progress=not args.quiet)
@@ -60,10 +61,28 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+_TIME_RISK_HELP = ("write the section 4.3 figure (mean_variance_contributions.png) with the default "
+                   "market and print the sign-change prices")
+
+
+def build_time_risk_parser(p: argparse.ArgumentParser) -> None:
+    """Options of ``drb time-risk``: ``--out DIR``."""
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+
+
+def time_risk_command(args: argparse.Namespace) -> int:
+    """``drb time-risk [--out DIR]``: write ``mean_variance_contributions.png`` (Zhou-Li market,
+    default parameters) under ``--out`` and print its path and the sign-change prices; returns 0."""
+    from runners.report.time_risk import write_time_risk_figure
+
+    print(write_time_risk_figure(args.out))
+    return 0
+
+
 def register_cli(commands: dict[str, Command]) -> None:
     """Register ``report`` and ``time-risk`` in ``commands`` (name -> (help, build_parser, handler))."""
     commands["report"] = (_REPORT_HELP, build_report_parser, report_command)
-    time_risk.register_cli(commands)
+    commands["time-risk"] = (_TIME_RISK_HELP, build_time_risk_parser, time_risk_command)
 
 
 class _LegacyParser(argparse.ArgumentParser):

@@ -37,7 +37,7 @@ from strategies.time_axis import (
 )
 
 __all__ = ["TimeRiskContribution", "time_risk_summary", "YearColumn", "year_layout", "fold_years",
-           "plot_mean_variance_contributions", "plot_time_risk", "register_cli", "main"]
+           "plot_mean_variance_contributions", "plot_time_risk", "write_time_risk_figure", "main"]
 
 CovarianceFn = Callable[[np.ndarray], np.ndarray]
 """``f(returns_so_far (t, n)) -> (n, n)`` per-bar covariance of the next bar's simple returns."""
@@ -587,35 +587,22 @@ def _asset_panel(fig: Any, ax: Any, assets: pd.DataFrame, names: list[str]) -> N
     fig.colorbar(im2, ax=ax, label="share of total variance", shrink=0.9)
 
 
-_TIME_RISK_HELP = ("write the section 4.3 figure (mean_variance_contributions.png) with the default "
-                   "market and print the sign-change prices")
-
-
-def build_time_risk_parser(p: argparse.ArgumentParser) -> None:
-    """Options of ``drb time-risk``: ``--out DIR``."""
-    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
-
-
-def time_risk_command(args: argparse.Namespace) -> int:
-    """``drb time-risk [--out DIR]``: write ``mean_variance_contributions.png`` (Zhou-Li market,
-    default parameters) under ``--out`` and print its path and the sign-change prices; returns 0."""
+def write_time_risk_figure(out: Path) -> str:
+    """Write ``mean_variance_contributions.png`` (Zhou-Li market, default parameters) under ``out``
+    and return its path and the sign-change prices as two printable lines (``drb time-risk``)."""
     m = ZhouLiMarket()
-    path = plot_mean_variance_contributions(Path(args.out) / "mean_variance_contributions.png", m)
+    path = plot_mean_variance_contributions(Path(out) / "mean_variance_contributions.png", m)
     stars = ", ".join(f"S*({t:g}) = {float(zhou_li_sign_change_price(m, t)):.4f}"
                       for t in (0.0, 0.25, 0.5, 0.75, 1.0))
-    print(f"{path}\nstock contribution < 0 below (s0 = 1): {stars}")
-    return 0
-
-
-def register_cli(commands: dict) -> None:
-    """Register ``time-risk`` in ``commands`` (name -> (help, build_parser, handler))."""
-    commands["time-risk"] = (_TIME_RISK_HELP, build_time_risk_parser, time_risk_command)
+    return f"{path}\nstock contribution < 0 below (s0 = 1): {stars}"
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m runners.report.time_risk [--out DIR]`` (wrapper of ``drb time-risk``, kept for one
     release): write the section 4.3 figure (``mean_variance_contributions.png``) with the default
     market and print the sign-change prices."""
+    from runners.report.commands import build_time_risk_parser, time_risk_command
+
     parser = argparse.ArgumentParser(prog="python -m runners.report.time_risk", description=main.__doc__)
     build_time_risk_parser(parser)
     return time_risk_command(parser.parse_args(argv))
