@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import backtrader as bt  # noqa: E402
 
 from feeds import MarketData, add_feeds, synthetic_market  # noqa: E402
-from runners.analyzers import ALL_ANALYZERS  # noqa: E402
-from runners.backtest import STRATEGY_NAMES, build_cerebro, strategy_class  # noqa: E402
-from runners.compare import run_comparison  # noqa: E402
-from runners.fastpath import run_fast  # noqa: E402
+from runners.engine.cerebro import STRATEGY_NAMES, build_cerebro, strategy_class  # noqa: E402
+from runners.engine.fastpath import run_fast  # noqa: E402
+from runners.experiments.compare import run_comparison  # noqa: E402
+from strategies.bt.analyzers import ALL_ANALYZERS  # noqa: E402
 
 
 class _Noop(bt.Strategy):

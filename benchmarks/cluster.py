@@ -7,12 +7,12 @@ one BLAS thread) at >= 85% parallel efficiency, where::
 
 Measured in one run, side by side:
 
-1. **Serial baseline**: the same 24 paths through :func:`runners.montecarlo.run_montecarlo` with
+1. **Serial baseline**: the same 24 paths through :func:`runners.experiments.montecarlo.run_montecarlo` with
    ``client=None`` (default settings: the dynamic model on EWMA and the nine baselines, fast path,
    alternating synthetic / bootstrap paths of 2018-01-02 .. 2025-06-30), in this process after one
    untimed warm-up path (imports, numba caches). Its *CPU time* (``time.process_time``) is the
    work; on this shared machine CPU time is what other jobs do not inflate.
-2. **LocalCluster(2)**: a fresh cluster from :func:`runners.distributed.dask_client` (``start-up``:
+2. **LocalCluster(2)**: a fresh cluster from :func:`runners.parallel.dask_client` (``start-up``:
    entering the context, i.e. scheduler, two worker processes and their pre-imports, until the
    client is usable), then the same call with the client (``wall``: the whole ``run_montecarlo``
    call, cold workers, first-task warm-up included, part files, ``paths.csv`` and summaries
@@ -57,9 +57,9 @@ sys.path.insert(0, str(REPO))
 
 from feeds import MarketData, synthetic_market  # noqa: E402
 from runners.config import RunConfig  # noqa: E402
-from runners.distributed import dask_client  # noqa: E402
-from runners.montecarlo import run_montecarlo  # noqa: E402
-from runners.sweep import WORKER_WARM_UP  # noqa: E402
+from runners.experiments.montecarlo import run_montecarlo  # noqa: E402
+from runners.experiments.sweep import WORKER_WARM_UP  # noqa: E402
+from runners.parallel import dask_client  # noqa: E402
 
 START, END = "2018-01-02", "2025-06-30"
 TARGET = 0.85

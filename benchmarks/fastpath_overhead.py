@@ -4,7 +4,7 @@ On the embedded synthetic market of 2018-01-02 .. 2025-06-30 (one path), times i
 (CPU time, one BLAS thread):
 
 * **bare**: :class:`indicators.risk_model.RiskModel` fed the path's daily returns, nothing else;
-* **fast**: the dynamic allocator on the fast path (:func:`runners.fastpath.run_fast`, no
+* **fast**: the dynamic allocator on the fast path (:func:`runners.engine.fastpath.run_fast`, no
   recording), which feeds the same returns to the same risk model and adds the regimes, triggers,
   budgets, solver calls, execution and bookkeeping.
 
@@ -59,7 +59,7 @@ def measure(market: MarketData, risk_model: str, repeats: int) -> dict[str, floa
         ``bare_best``, ``bare_median``, ``fast_best``, ``fast_median`` (CPU s) and ``refits``.
     """
     from indicators.risk_model import RiskModel
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     rets = market.prices.pct_change().iloc[1:].to_numpy()
     n = market.prices.shape[1]

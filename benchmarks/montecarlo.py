@@ -4,7 +4,7 @@ Measures, in this process (one core, CPU time of the process so other load on th
 count against us):
 
 1. **Paths per second per core** with the default Monte Carlo settings (the dynamic model with
-   the default risk model of :data:`runners.montecarlo.MC_DYNAMIC_DEFAULTS` and the default
+   the default risk model of :data:`runners.experiments.montecarlo.MC_DYNAMIC_DEFAULTS` and the default
    baselines, metrics included) for the fast path and the backtrader path, on alternating synthetic
    and bootstrap paths of 2018-01-02 .. 2025-06-30; and the same path with the dynamic model on
    EGARCH-DCC (refit every 21 bars). Target: 10,000 EGARCH-DCC paths in at most 4 core-hours.
@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from drb.errors import DRBWarning  # noqa: E402
 from feeds import MarketData, synthetic_market  # noqa: E402
 from runners.config import RunConfig  # noqa: E402
-from runners.montecarlo import mc_runs, path_market, run_path  # noqa: E402
+from runners.experiments.montecarlo import mc_runs, path_market, run_path  # noqa: E402
 
 START, END = "2018-01-02", "2025-06-30"
 TARGET_PATHS = 10_000
@@ -93,7 +93,7 @@ def risk_model_ratio(market: MarketData, risk_model: str, *, backtrader: bool, r
     """CPU seconds (best of ``repeats``, the two alternated): bare RiskModel over the path vs the
     dynamic model on the fast (and bt) path."""
     from indicators.risk_model import RiskModel
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     rets = market.prices.pct_change().iloc[1:].to_numpy()
     out: dict = {"risk_model": risk_model}
@@ -131,7 +131,7 @@ def risk_model_ratio(market: MarketData, risk_model: str, *, backtrader: bool, r
         out["risk_model_cpu"] = min(p[0] for p in pairs)
         out["fast_cpu"] = min(p[1] for p in pairs)
         if backtrader:
-            from runners.backtest import run_backtest
+            from runners.engine.cerebro import run_backtest
 
             out["bt_cpu"] = cpu(lambda: run_backtest(market, "DynamicRiskBudget", {"risk_model": risk_model}))
     return out
@@ -139,8 +139,8 @@ def risk_model_ratio(market: MarketData, risk_model: str, *, backtrader: bool, r
 
 def cluster_run(n: int, tmp: Path) -> dict:
     """Wall time of ``n`` default paths on a warm 2-worker LocalCluster (startup and warm-up apart)."""
-    from runners.distributed import dask_client
-    from runners.montecarlo import run_montecarlo
+    from runners.experiments.montecarlo import run_montecarlo
+    from runners.parallel import dask_client
 
     base = MarketData.from_synthetic(synthetic_market(seed=0, start=START, end=END))
     cfg = RunConfig(source="bench", seed=0)
@@ -158,7 +158,7 @@ def cluster_run(n: int, tmp: Path) -> dict:
 
 def compare_risk_models(n: int) -> pd.DataFrame:
     """Dynamic model with EGARCH-DCC vs EWMA on synthetic paths 0..n-1 (fast path)."""
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
     from runners.metrics import annualized_turnover, compute_metrics
 
     rows = []
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {r['path']} | {r['risk_model']} | {r['sharpe']:.3f} | {r['turnover']:.2f} | {r['rebalances']} |")
         lines.append("")
     text = "\n".join(lines)
-    from runners.io import atomic_write_text
+    from drb.io import atomic_write_text
 
     atomic_write_text(args.out, text)
     print(text)

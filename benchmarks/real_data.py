@@ -83,7 +83,7 @@ def load(data_dir: Path, end: str, assets: dict[str, str] | None = None):
 
 def dynamic_params(overrides: dict) -> dict:
     """The dynamic model's parameters: the macro transforms when the strategy takes them."""
-    from strategies.bt_strategies import DynamicRiskBudget
+    from strategies.bt.strategies import DynamicRiskBudget
 
     params = {}
     if "macro_transforms" in DynamicRiskBudget.params._getkeys():
@@ -130,8 +130,8 @@ def _in(day: str, lo: str | None, hi: str | None) -> bool:
 def run_all(market, overrides: dict, names: list[str] | None = None) -> dict:
     """Fast-path results of every strategy and of the dynamic model with its conditional triggers
     on (the default model is periodic-only: the triggers did not earn their place, README)."""
-    from runners.fastpath import run_fast
-    from strategies.bt_strategies import STRATEGIES
+    from runners.engine.fastpath import run_fast
+    from strategies.bt.strategies import STRATEGIES
 
     results = {}
     for name in names or [*STRATEGIES, WITH_TRIGGERS]:
@@ -189,7 +189,7 @@ def tracking(res) -> pd.DataFrame:
 
 def run_eight(data_dir: Path, overrides: dict) -> int:
     """The dynamic model on eight assets (several per class): risk contributions against budget."""
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     market = load(data_dir, END, EIGHT)
     if market is None:

@@ -42,7 +42,7 @@ import json, sys, time
 import matplotlib
 matplotlib.use("Agg")
 t0 = time.process_time()
-from runners.tearsheets import _quiet, load_tearsheet_inputs, render_tearsheet
+from runners.report.tearsheets import _quiet, load_tearsheet_inputs, render_tearsheet
 with _quiet():
     import pyfolio  # noqa: F401
 imports = time.process_time() - t0

@@ -33,7 +33,7 @@ Delivering several assets
 owns one :class:`BarSource` and one backtrader feed (:class:`LiveData`, ``islive()`` True) per asset,
 plus one per signal (named ``vol_index``, level in ``close``). When a poll yields a bar, the bar is
 pushed to every feed's queue at once, so all feeds of one cerebro always advance together and the
-strategies of :mod:`strategies.bt_strategies` run unchanged. The ``open`` of a bar is the previous
+strategies of :mod:`strategies.bt.strategies` run unchanged. The ``open`` of a bar is the previous
 bar's close (as :func:`feeds.bt_feeds.price_frame` does for close-only data): pass the last history
 closes as ``last_closes`` so the first live bar opens at the last known close.
 

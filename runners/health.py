@@ -65,7 +65,7 @@ def _stand_in_days(result: Any) -> dict[str, int]:
 
 
 def strategy_health(result: Any) -> dict[str, Any]:
-    """Health counters and flags of one :class:`runners.backtest.StrategyResult`."""
+    """Health counters and flags of one :class:`runners.engine.cerebro.StrategyResult`."""
     info = result.info
     refits = int(info.get("risk_model_refits", 0) or 0)
     failed = int(info.get("risk_model_failed_fits", 0) or 0)

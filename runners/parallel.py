@@ -52,7 +52,7 @@ from typing import Any
 import pandas as pd
 
 from drb.errors import ConfigError, DataError, DRBError
-from runners.io import atomic_write_bytes, atomic_write_text
+from drb.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "ExecutionInfo",

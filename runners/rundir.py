@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DataError
-from runners.io import atomic_to_csv, atomic_write_text
+from drb.io import atomic_to_csv, atomic_write_text
 from runners.metrics import METRIC_COLUMNS
 
 __all__ = [
@@ -224,7 +224,7 @@ RESUMABLE_OUTPUTS: dict[str, tuple[str, ...]] = {
 def prepare_resumable(out: Path, kinds: tuple[str, ...], *, restart: bool) -> None:
     """Make sure a sweep / Monte Carlo folder holds nothing but this run (same settings or resumable).
 
-    Resumable runs keep their parts (``runners.distributed.PartStore`` refuses a rerun with other
+    Resumable runs keep their parts (``runners.parallel.PartStore`` refuses a rerun with other
     settings). What this adds: a folder holding a compare run or a resumable run of another kind
     than ``kinds`` is refused, and ``restart`` deletes every output, part and manifest of every
     kind (and ``figures/``) first, so no figure or table of the earlier run survives.
@@ -439,7 +439,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 
 def _read_time_risk(path: Path) -> pd.DataFrame:
-    """``time_risk.csv`` (``runners.compare.time_risk_table``): index ``(section, item)`` as
+    """``time_risk.csv`` (``runners.experiments.compare.time_risk_table``): index ``(section, item)`` as
     strings, one float column per strategy."""
     frame: pd.DataFrame = read_dated_csv(path, index_date=False)  # type: ignore[assignment]
     if not set(TIME_RISK_INDEX) <= set(frame.columns):
@@ -731,7 +731,7 @@ def _write_strategies(out: Path, results: Mapping[str, Any]) -> None:
 
 def _write_time_risk(out: Path, results: Mapping[str, Any], market: Any) -> None:
     """``time_risk.csv`` and ``figures/time_risk.png`` when some strategy has contributions."""
-    from runners.compare import time_risk_contributions_by_strategy, time_risk_table
+    from runners.experiments.compare import time_risk_contributions_by_strategy, time_risk_table
     from runners.report.time_risk import plot_time_risk
 
     contributions = time_risk_contributions_by_strategy(results, market)
@@ -776,8 +776,8 @@ def _run_info(results: Mapping[str, Any], market: Any, config: Any, *, fallbacks
               timings: Mapping[str, Any], benchmark: str | None) -> dict[str, Any]:
     """``run.json`` of a compare run (without ``extra_info`` and ``evidence``)."""
     from indicators.triggers import trigger_summary
-    from runners.backtest import effective_params
-    from runners.compare import strategy_params_for
+    from runners.engine.cerebro import effective_params
+    from runners.experiments.compare import strategy_params_for
 
     return {
         "created": pd.Timestamp.now().isoformat(timespec="seconds"),
@@ -814,7 +814,7 @@ def write_run(
     ----------
     out : pathlib.Path
         The (staging) folder; created.
-    results : mapping of str to runners.backtest.StrategyResult
+    results : mapping of str to runners.engine.cerebro.StrategyResult
         Strategy name -> its backtest result.
     metrics : pandas.DataFrame
         ``metrics.csv`` (index ``strategy``).
@@ -833,7 +833,7 @@ def write_run(
     pathlib.Path
         ``out``.
     """
-    from runners.evidence_outputs import write_evidence_for_run  # issue 15
+    from runners.experiments.evidence_outputs import write_evidence_for_run  # issue 15
     from runners.report.tables import metrics_markdown
 
     out.mkdir(parents=True, exist_ok=True)

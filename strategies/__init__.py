@@ -1,8 +1,8 @@
 """strategies: allocation math (pure numpy/scipy), the allocators, and the backtrader strategies.
 
-Risk decomposition (:mod:`strategies.risk`), risk-budget solvers (:mod:`strategies.solvers`),
-baseline weight rules (:mod:`strategies.weights`), the turnover-cap projection
-(:mod:`strategies.turnover`), the pure allocators (:mod:`strategies.allocators`), the execution
+Risk decomposition (:mod:`strategies.core.risk`), risk-budget solvers (:mod:`strategies.core.solvers`),
+baseline weight rules (:mod:`strategies.core.weights`), the turnover-cap projection
+(:mod:`strategies.core.turnover`), the pure allocators (:mod:`strategies.allocators`), the execution
 model and record layouts (:mod:`strategies.execution`) and the backtrader adapters
 (:mod:`strategies.bt`). Every name below is imported on first use (PEP 562), so importing one
 submodule (``strategies.allocators``, ``strategies.execution``) loads neither the others nor

@@ -5,7 +5,7 @@ desired weights (scaled to leave ``cash_buffer`` in cash) are reached within the
 two moves that together satisfy one-way turnover ``0.5 * sum |dw_i| <= total_cap`` and
 ``|dw_i| <= asset_cap`` exactly: the invested level moves pro rata first (restoring the cash buffer,
 or changing a volatility-managed exposure), then the exact Euclidean projection
-(:func:`strategies.turnover.project_turnover`) of the reshaping at constant level uses what is
+(:func:`strategies.core.turnover.project_turnover`) of the reshaping at constant level uses what is
 left of the caps.
 The first investment out of cash is the one uncapped trade. Orders are sized at the fill price,
 sells before buys, in fractional units; with proportional slippage buys are sized at the worst fill
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strategies.turnover import one_way_turnover, project_turnover
+from strategies.core.turnover import one_way_turnover, project_turnover
 
 __all__ = [
     "TradePlan",

@@ -36,7 +36,7 @@ def small_market():
     """A short synthetic ``MarketData`` (seed 3, 2018-01-02 to 2019-06-28, 1.5 years) shared by
     the sweep and Monte Carlo tests; run it with :func:`config` (60-bar warm-up)."""
     from feeds import synthetic_market
-    from runners.backtest import MarketData
+    from runners.engine.cerebro import MarketData
 
     return MarketData.from_synthetic(synthetic_market(seed=3, start="2018-01-02", end="2019-06-28"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import strategies.solvers as solvers
+import strategies.core.solvers as solvers
 from drb.errors import SolverError, SolverFallbackWarning
 from feeds import synthetic_market
 from strategies.allocators import RiskParityAllocator

@@ -127,7 +127,7 @@ def test_factor_parity_descent_matches_the_former_kernel_bit_for_bit():
 
 def test_bar_date_is_num2date_date(small_market):
     from feeds import add_feeds
-    from strategies.bt_strategies import EqualWeight
+    from strategies.bt.strategies import EqualWeight
 
     seen: list[tuple[pd.Timestamp, pd.Timestamp]] = []
 
@@ -147,7 +147,7 @@ def test_bar_date_is_num2date_date(small_market):
 
 
 def test_budget_frame_of_a_baseline(small_market):
-    from runners.backtest import run_backtest
+    from runners.engine.cerebro import run_backtest
 
     res = run_backtest(small_market, "StaticRiskBudget", {"warmup": 60})
     b = res.budgets

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from drb.errors import ConfigError
-from runners.backtest import validate_strategy_params
 from runners.config import load_config
+from runners.engine.cerebro import validate_strategy_params
 
 
 def _cfg(tmp_path, text):

@@ -10,8 +10,8 @@ import pytest
 from drb.errors import ConfigError
 from feeds import synthetic_market
 from strategies.allocators.dynamic import DynamicParams, DynamicRiskBudgetAllocator
-from strategies.budget import DEFAULT_BUDGET_MATRIX, REGIMES, smooth_budget
-from strategies.risk import portfolio_volatility, risk_contributions
+from strategies.core.budget import DEFAULT_BUDGET_MATRIX, REGIMES, smooth_budget
+from strategies.core.risk import portfolio_volatility, risk_contributions
 
 M = synthetic_market(seed=3, start="2018-01-02", end="2020-06-30")
 ASSETS = list(M.prices.columns)

@@ -150,7 +150,7 @@ def test_sweep_writes_deflated_sharpe_and_pbo(tmp_path):
 
 
 def test_plain_words():
-    from runners.evidence_report import plain_words
+    from runners.report.evidence import plain_words
 
     sig = pd.DataFrame({"versus": ["A", "B", "C"], "sharpe_diff": [0.5, -0.8, 0.1], "p_value": [0.01, 0.03, 0.6]})
     text = plain_words(sig, "P")

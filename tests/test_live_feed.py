@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DataError
+from drb.io import atomic_write_text
 from feeds.live import BarSource, LiveMarket
-from runners.io import atomic_write_text
 
 ASSETS = ["equity", "bond"]
 HEADER = "date,equity,bond,vol_index\n"
@@ -299,8 +299,8 @@ def test_live_run_equals_the_backtest_on_the_same_bars(tmp_path):
     """EqualWeight through the live feed (rows arriving while it runs) = the PandasData backtest."""
     from feeds.market import MarketData
     from feeds.synthetic import synthetic_market
-    from runners.backtest import build_cerebro
-    from strategies.bt_strategies import STRATEGIES
+    from runners.engine.cerebro import build_cerebro
+    from strategies.bt.strategies import STRATEGIES
 
     m = synthetic_market(seed=2, start="2022-01-03", end="2022-09-30")
     table = m.prices.round(6)

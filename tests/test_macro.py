@@ -236,8 +236,8 @@ def _prices(days):
 
 
 def test_allocator_takes_the_mapping_and_reports_stale_series():
-    from strategies.bt_strategies import DynamicRiskBudget
-    from strategies.dynamic import DynamicRiskBudgetAllocator
+    from strategies.allocators.dynamic import DynamicRiskBudgetAllocator
+    from strategies.bt.strategies import DynamicRiskBudget
 
     assert DynamicRiskBudget.params.macro_stale_months == 3
     assert DynamicRiskBudget.params.macro_transforms is None
@@ -351,7 +351,7 @@ def test_readme_python_example_runs(real_data_dir, monkeypatch, capsys):
 def test_embedded_market_carries_its_own_table():
     """The demo's indicators document their transforms: no stationarity warning, claims flipped."""
     from feeds import MarketData, synthetic_market
-    from strategies.dynamic import DynamicRiskBudgetAllocator
+    from strategies.allocators.dynamic import DynamicRiskBudgetAllocator
 
     market = MarketData.from_synthetic(synthetic_market(seed=0, start="2018-01-02", end="2018-12-31"))
     table = market.macro.attrs["macro_transforms"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import runners.compare as compare
+import runners.experiments.compare as compare
 from drb.errors import ConfigError
-from runners.compare import run_comparison
 from runners.config import RunConfig
+from runners.experiments.compare import run_comparison
 from tests.test_many_assets import many_asset_market
 
 
@@ -48,7 +48,7 @@ def test_dynamic_budget_floor_refused_before_any_backtest_on_sixty_assets(monkey
 
 
 def test_sweep_checks_the_floor_before_running(tmp_path):
-    from runners.sweep import GridSpec, run_sweep
+    from runners.experiments.sweep import GridSpec, run_sweep
 
     market = many_asset_market(60, bars=150)
     spec = GridSpec(strategy="DynamicRiskBudget", axes={"smoothing": [0.1, 0.2]}, params={"risk_model": "ewma"})

@@ -738,7 +738,7 @@ def test_default_egarch_dcc_model_resumes_exactly(tmp_path):
 
 
 # ================================================================================== state as data
-@pytest.mark.parametrize("name", sorted(__import__("strategies.bt_strategies", fromlist=["STRATEGIES"]).STRATEGIES))
+@pytest.mark.parametrize("name", sorted(__import__("strategies.bt.strategies", fromlist=["STRATEGIES"]).STRATEGIES))
 def test_allocator_state_round_trips_as_data_and_continues_identically(name):
     """Every strategy's allocator, saved as JSON data after 200 bars and loaded back, takes the
     same decisions on the next 40 bars as the original, and ends in the same state."""
@@ -748,9 +748,9 @@ def test_allocator_state_round_trips_as_data_and_continues_identically(name):
 
     from feeds.market import MarketData
     from feeds.synthetic import synthetic_market
-    from runners.backtest import build_cerebro
+    from runners.engine.cerebro import build_cerebro
     from runners.live.state_codec import decode, encode
-    from strategies.bt_strategies import STRATEGIES
+    from strategies.bt.strategies import STRATEGIES
 
     m = synthetic_market(seed=3, start="2019-01-01", end="2019-12-31")
     cut = 200

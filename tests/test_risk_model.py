@@ -137,7 +137,7 @@ def test_bad_input_and_state():
 
 def test_run_info_reports_boundary_fits_beside_failed_fits():
     from feeds import MarketData, synthetic_market
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     mk = MarketData.from_synthetic(synthetic_market(seed=1, start="2018-01-02", end="2019-12-31"))
     with warnings.catch_warnings():

@@ -11,8 +11,8 @@ import pytest
 
 from drb.errors import ConfigError
 from feeds import MarketData, synthetic_market
-from runners.compare import run_comparison
 from runners.config import RunConfig
+from runners.experiments.compare import run_comparison
 from runners.rundir import clean_leftovers, swap_in
 
 

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pandas as pd
 
-import strategies.solvers as solvers
+import strategies.core.solvers as solvers
 from drb.errors import SolverError
 from feeds import MarketData, synthetic_market
 from runners.config import RunConfig

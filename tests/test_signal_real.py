@@ -30,7 +30,7 @@ def _bench():
 
 
 def test_four_asset_turnover_regime_changes_and_failed_fits(real_data_dir):
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     rd = _bench()
     market = rd.load(real_data_dir, rd.END)
@@ -45,7 +45,7 @@ def test_four_asset_turnover_regime_changes_and_failed_fits(real_data_dir):
 
 
 def test_eight_assets_track_their_budget(real_data_dir):
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     rd = _bench()
     market = rd.load(real_data_dir, rd.END, rd.EIGHT)

@@ -23,8 +23,8 @@ from indicators.triggers import (
     relative_risk_contribution,
     trigger_summary,
 )
-from strategies.budget import CLASSES, REGIMES
-from strategies.dynamic import DynamicRiskBudgetAllocator
+from strategies.allocators.dynamic import DynamicRiskBudgetAllocator
+from strategies.core.budget import CLASSES, REGIMES
 
 M = synthetic_market(seed=3, start="2018-01-02", end="2020-06-30")
 ASSETS = list(M.prices.columns)
@@ -232,8 +232,8 @@ def test_trigger_summary_counts_firings_and_turnover():
 
 def test_run_json_counts_triggers(tmp_path):
     from feeds.market import MarketData
-    from runners.compare import run_comparison
     from runners.config import RunConfig
+    from runners.experiments.compare import run_comparison
 
     market = MarketData.from_synthetic(M).truncate("2019-12-31")
     cfg = RunConfig()
@@ -277,8 +277,8 @@ def test_class_budget_split_equally_within_class_and_met_by_the_weights():
 
 def test_fast_path_equals_backtrader_with_conditional_triggers_and_skips():
     from feeds.market import MarketData
-    from runners.backtest import run_backtest
-    from runners.fastpath import run_fast
+    from runners.engine.cerebro import run_backtest
+    from runners.engine.fastpath import run_fast
 
     market = MarketData.from_synthetic(synthetic_market(seed=1, start="2018-01-02", end="2020-12-31"))
     params = {

@@ -12,7 +12,7 @@ import pytest
 from feeds import MarketData, synthetic_market
 from runners.engine.cerebro import STRATEGY_NAMES, run_backtest
 from runners.engine.fastpath import run_fast
-from strategies.budget import DEFAULT_BUDGET_MATRIX
+from strategies.core.budget import DEFAULT_BUDGET_MATRIX
 
 BASELINES = [n for n in STRATEGY_NAMES if n != "DynamicRiskBudget"]
 FAST_DYN = {"risk_model": "ewma"}

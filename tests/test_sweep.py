@@ -149,8 +149,8 @@ def test_perturb_market_bounds_and_determinism(small_market):
 
 
 def test_evaluate_matches_direct_run(small_market):
+    from runners.engine.fastpath import run_fast
     from runners.experiments.compare import compute_comparison_metrics
-    from runners.fastpath import run_fast
 
     params = {"risk_model": "ewma", **WARM}
     table, secs = evaluate_strategies(
@@ -230,7 +230,7 @@ def test_sweep_folder_never_mixes_kinds(small_market, config, tmp_path):
 
 
 def _bench(market):
-    from runners.fastpath import run_fast
+    from runners.engine.fastpath import run_fast
 
     return run_fast(market, "EqualWeight", {**WARM, "total_cap": 0.15, "asset_cap": 0.08}, record=False)
 

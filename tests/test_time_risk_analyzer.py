@@ -211,8 +211,8 @@ def test_volatility_managed_baseline_is_time_axis_parity() -> None:
     the turnover caps off and a target below the calm volatility (so that the no-borrowing cap does not
     bind), every month carries the same ex-ante variance per bar: its HHI is the equal-risk HHI.
     Equal weight puts the risk into turbulent months; the Moreira-Muir rule into calm ones."""
-    from runners.compare import time_risk_contributions_by_strategy
     from runners.engine.fastpath import run_fast
+    from runners.experiments.compare import time_risk_contributions_by_strategy
 
     market, state = _regime_market()
     free = dict(target_vol=0.02, rebalance=1, total_cap=1.0, asset_cap=1.0)

@@ -20,9 +20,9 @@ from drb.names import did_you_mean, match_name
 from feeds.bt_feeds import add_feeds
 from feeds.market import MarketData
 from runners.config import DEFAULT_BROKER
-from strategies._validation import check_param_types
 from strategies.bt.analyzers import ALL_ANALYZERS
 from strategies.bt.strategies import STRATEGIES
+from strategies.core.validation import check_param_types
 
 __all__ = [
     "StrategyResult",

@@ -208,7 +208,7 @@ class _Records:
         if np.any(w > 0):
             cov = alloc.covariance()
             if cov is not None:
-                from strategies.risk import risk_contributions
+                from strategies.core.risk import risk_contributions
 
                 self.rc.append(risk_contributions(w, cov, relative=True))
                 self.rc_dates.append(date)

@@ -64,7 +64,7 @@ def canonical_strategies(names: list[str] | None) -> list[str] | None:
     """``--strategies`` names spelled as the strategies are (case-insensitive, "did you mean"), duplicates dropped."""
     if names is None:
         return None
-    from runners.backtest import canonical_strategy_name
+    from runners.engine.cerebro import canonical_strategy_name
 
     out = []
     for name in names:
@@ -99,8 +99,8 @@ def _apply_evidence_args(cfg: Any, args: argparse.Namespace) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
-    from runners.backtest import validate_strategy_params
     from runners.config import RunConfig, load_config
+    from runners.engine.cerebro import validate_strategy_params
 
     if args.config and args.prices:
         raise DRBError("give either CONFIG or --prices, not both")

@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from feeds.market import MarketData
-    from runners.backtest import StrategyResult
     from runners.config import RunConfig
+    from runners.engine.cerebro import StrategyResult
     from runners.parallel import ExecutionInfo, PartStore
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
     "validate_points",
 ]
 
-#: Engines: ``fast`` (runners.fastpath, default) and ``backtrader`` (runners.backtest).
+#: Engines: ``fast`` (runners.engine.fastpath, default) and ``backtrader`` (runners.engine.cerebro).
 ENGINES: tuple[str, ...] = ("fast", "backtrader")
 
 #: Sources of Monte Carlo paths (:mod:`runners.experiments.montecarlo`; ``both`` alternates).
@@ -164,8 +164,8 @@ def load_inputs(args: argparse.Namespace) -> tuple[MarketData, RunConfig, dict[s
     """
     from feeds import synthetic_market
     from feeds.market import MarketData
-    from runners.backtest import validate_strategy_params
     from runners.config import RunConfig, load_config
+    from runners.engine.cerebro import validate_strategy_params
 
     if bool(args.config) == bool(args.demo):
         raise ConfigError("give a CONFIG file or --demo (the embedded market), not both or neither")
@@ -200,7 +200,7 @@ def check_strategy(name: Any, label: str) -> str:
     ConfigError
         Prefixed with ``label`` (the option or config key that named it).
     """
-    from runners.backtest import STRATEGY_NAMES, canonical_strategy_name
+    from runners.engine.cerebro import STRATEGY_NAMES, canonical_strategy_name
 
     if not isinstance(name, str):
         raise ConfigError(f"{label}: expected a strategy name (known: {', '.join(STRATEGY_NAMES)})")
@@ -233,8 +233,8 @@ def validate_points(market: MarketData, strategy: str, params_list: Sequence[Map
     ConfigError
         Naming the strategy and (the start of) the parameters.
     """
+    from runners.engine.fastpath import make_allocator
     from runners.experiments.compare import check_floors
-    from runners.fastpath import make_allocator
 
     seen: set[str] = set()
     for p in params_list:
@@ -313,10 +313,10 @@ def run_strategy(
     """One backtest with the chosen engine (``fast``: no daily records kept)."""
     check_engine(engine)
     if engine == "fast":
-        from runners.fastpath import run_fast
+        from runners.engine.fastpath import run_fast
 
         return run_fast(market, name, params, broker, record=False)
-    from runners.backtest import run_backtest
+    from runners.engine.cerebro import run_backtest
 
     return run_backtest(market, name, params, broker)
 

@@ -3,7 +3,7 @@
 Each strategy runs in its own cerebro with its own broker, in parallel processes where cores allow,
 with a progress bar. The folder layout is documented in ``docs/outputs.md``; every file is written
 atomically (temporary file, fsync, rename), ``run.json`` last, into a temporary folder beside the
-target that is swapped in when complete (:mod:`runners.run_folder`), so ``--out`` never mixes two runs.
+target that is swapped in when complete (:mod:`runners.rundir`), so ``--out`` never mixes two runs.
 The run ends with one health summary on stderr (:mod:`runners.health`), also stored in ``run.json``.
 """
 
@@ -25,16 +25,16 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError
+from drb.io import atomic_to_csv, atomic_write_text
 from feeds.market import MarketData
-from runners.backtest import (
+from runners.config import DEFAULT_EXECUTION, RunConfig
+from runners.engine.cerebro import (
     STRATEGY_NAMES,
     StrategyResult,
     effective_params,
     run_backtest,
     validate_strategy_params,
 )
-from runners.config import DEFAULT_EXECUTION, RunConfig
-from runners.io import atomic_to_csv, atomic_write_text
 
 __all__ = [
     "ComparisonResult",
@@ -201,7 +201,7 @@ def run_comparison(
     config : RunConfig, optional
         Broker, execution, per-strategy parameters, benchmark and risk-free rate.
     strategies : sequence of str, optional
-        Names (default: ``config.strategies`` or all of :data:`runners.backtest.STRATEGY_NAMES`).
+        Names (default: ``config.strategies`` or all of :data:`runners.engine.cerebro.STRATEGY_NAMES`).
     out_dir : path, optional
         Where to write the outputs (``docs/outputs.md``); nothing written when None.
     workers : int, optional
@@ -272,7 +272,7 @@ def _check_out_dir(out_dir: str | Path | None) -> Path | None:
     """The absolute ``--out`` after checking, before any backtest, that a run may replace it."""
     if out_dir is None:
         return None
-    from runners.run_folder import check_target
+    from runners.rundir import check_target
 
     final = Path(out_dir).expanduser().resolve()
     check_target(final)
@@ -281,7 +281,7 @@ def _check_out_dir(out_dir: str | Path | None) -> Path | None:
 
 def _begin_run_folder(final: Path) -> Path:
     """Clean what killed runs left beside ``final`` and create this run's temporary folder."""
-    from runners.run_folder import clean_leftovers, make_staging
+    from runners.rundir import clean_leftovers, make_staging
 
     for name in clean_leftovers(final):
         print(f"note: cleaned up {name}, left by an interrupted run", file=sys.stderr)
@@ -290,7 +290,7 @@ def _begin_run_folder(final: Path) -> Path:
 
 def _finish_run_folder(stage: Path, final: Path) -> Path:
     """Swap the complete run folder in (the previous run's folder is removed only now)."""
-    from runners.run_folder import swap_in
+    from runners.rundir import swap_in
 
     return swap_in(stage, final)
 
@@ -350,7 +350,7 @@ def time_risk_contributions_by_strategy(
 
 def time_risk_table(contributions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Per strategy: variance shares by year and asset, and time concentration (HHI), one column each."""
-    from runners.time_risk import time_risk_summary
+    from runners.report.time_risk import time_risk_summary
 
     frames = {n: time_risk_summary(c)["value"] for n, c in contributions.items() if len(c)}
     return pd.DataFrame(frames)
@@ -399,7 +399,7 @@ def write_outputs(
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("weights", "risk_contributions", "positions", "transactions"):
         (out / sub).mkdir(exist_ok=True)
-    from runners.tables import metrics_markdown
+    from runners.report.tables import metrics_markdown
 
     atomic_to_csv(metrics, out / "metrics.csv", float_format="%.6f")
     atomic_write_text(out / "metrics.md", metrics_markdown(metrics))
@@ -417,7 +417,7 @@ def write_outputs(
     contributions = time_risk_contributions_by_strategy(results, market)
     if contributions:
         atomic_to_csv(time_risk_table(contributions), out / "time_risk.csv", float_format="%.8g")
-        from runners.time_risk import plot_time_risk
+        from runners.report.time_risk import plot_time_risk
 
         (out / "figures").mkdir(exist_ok=True)
         plot_time_risk(contributions, out / "figures" / "time_risk.png", freq="year")

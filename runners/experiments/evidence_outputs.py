@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from drb.io import atomic_to_csv
 from runners.experiments.evidence import (
     DEFAULT_REPS,
     JOINT_REPS,
@@ -23,7 +24,6 @@ from runners.experiments.evidence import (
     pairwise_significance,
     split_returns,
 )
-from runners.io import atomic_to_csv
 
 #: Column of a sweep grid point's part file holding its daily returns (not written to sweep.csv).
 RETURNS_COLUMN = "daily_returns"

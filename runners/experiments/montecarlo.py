@@ -85,9 +85,10 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DataError, DRBError, DRBWarning
+from drb.io import atomic_savefig, atomic_to_csv, atomic_write_text
 from feeds.market import MarketData
-from runners.backtest import STRATEGY_NAMES, validate_strategy_params
 from runners.config import RunConfig
+from runners.engine.cerebro import STRATEGY_NAMES, validate_strategy_params
 from runners.experiments.common import (
     DEFAULT_BLOCK,
     HIGHER_IS_BETTER,
@@ -103,7 +104,6 @@ from runners.experiments.common import (
     run_parts,
     validate_points,
 )
-from runners.io import atomic_savefig, atomic_to_csv, atomic_write_text
 from runners.metrics import METRIC_COLUMNS
 
 __all__ = [
@@ -673,7 +673,7 @@ class _MonteCarloState:
 
     def __init__(self, out: Path, settings: Mapping[str, Any], restart: bool, keys: Sequence[str], applied: Mapping[str, Any], client: Any):
         from runners.parallel import describe_client
-        from runners.run_folder import prepare_resumable
+        from runners.rundir import prepare_resumable
 
         prepare_resumable(out, ("montecarlo",), restart=restart)
         self.store = open_store(out, "montecarlo", settings, restart=restart)

@@ -13,7 +13,7 @@ The grid file (TOML)
 ::
 
     [sweep]
-    strategy = "DynamicRiskBudget"      # the strategy swept (any of runners.backtest.STRATEGY_NAMES)
+    strategy = "DynamicRiskBudget"      # the strategy swept (any of runners.engine.cerebro.STRATEGY_NAMES)
     design = "product"                  # every combination; or "one_at_a_time" (each axis moved
                                         # alone, the others at their base value)
     baselines = ["EqualWeight", "RiskParity"]   # run once on the same market, for reference
@@ -99,9 +99,10 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DRBError, DRBWarning
+from drb.io import atomic_savefig, atomic_to_csv, atomic_write_text
 from feeds.market import MarketData
-from runners.backtest import STRATEGY_NAMES, strategy_class, validate_strategy_params
 from runners.config import RunConfig
+from runners.engine.cerebro import STRATEGY_NAMES, strategy_class, validate_strategy_params
 from runners.experiments.common import (
     ENGINES,
     HIGHER_IS_BETTER,
@@ -122,7 +123,6 @@ from runners.experiments.common import (
     validate_points,
 )
 from runners.experiments.evidence_outputs import RETURNS_COLUMN
-from runners.io import atomic_savefig, atomic_to_csv, atomic_write_text
 from runners.markdown import format_value
 from runners.metrics import METRIC_COLUMNS
 
@@ -634,7 +634,7 @@ def _present_targets(market: MarketData, spec: GridSpec) -> list[str]:
 def _start_sweep(market: MarketData, config: RunConfig, spec: GridSpec, out: Path, engine: str, market_info: Mapping[str, Any] | None, **execution: Any) -> _SweepRun:
     """Check the inputs, run the benchmark once on the clean market, prepare ``out``."""
     from runners.parallel import describe_client
-    from runners.run_folder import prepare_resumable
+    from runners.rundir import prepare_resumable
 
     check_engine(engine)
     base = strategy_params(spec.strategy, config, spec.params)

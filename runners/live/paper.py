@@ -1,4 +1,4 @@
-"""Paper trading: any strategy of :mod:`strategies.bt_strategies` on a live feed, restartable.
+"""Paper trading: any strategy of :mod:`strategies.bt.strategies` on a live feed, restartable.
 
 ``drb paper CONFIG --state DIR [--live PATH] [--strategy NAME] [--reset] [--poll S] [--max-bars N]
 [--until DATE] [--max-gap-days D]`` (or ``drb paper --demo --state DIR``)
@@ -117,7 +117,7 @@ class _Start:
 
 def _check_inputs(opts: PaperOptions, folder: Path) -> PaperSetup | None:
     """A bad config, strategy name or live path fails before the state folder is created."""
-    from runners.backtest import strategy_class
+    from runners.engine.cerebro import strategy_class
 
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder}: --state must be a folder")
@@ -179,7 +179,7 @@ def _build_cerebro(setup: PaperSetup, session: PaperSession, market: Any, classe
     """Cerebro with the live feeds, the paper broker of ``[broker]`` and ``Paper<Strategy>``."""
     import backtrader as bt
 
-    from runners.backtest import strategy_class
+    from runners.engine.cerebro import strategy_class
 
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True, maxcpus=1)
     market.add_to(cerebro)

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from drb.errors import ConfigError
-from runners.io import atomic_to_csv, atomic_write_bytes, atomic_write_text
+from drb.io import atomic_to_csv, atomic_write_bytes, atomic_write_text
 
 __all__ = ["COMMAND", "register_cli", "ReplayPlan", "market_table", "prepare_replay", "ReplayWriter", "last_written_date"]
 
@@ -120,7 +120,7 @@ def prepare_replay(
     if not config.exists():
         atomic_write_text(
             config,
-            '# drb paper config written by runners.replay (paths relative to this file)\n'
+            '# drb paper config written by runners.live.replay (paths relative to this file)\n'
             '[data]\nprices = "history.csv"   # warm-up history: date, assets, vol_index\n'
             'macro = "macro.csv"\n\n[execution]\nwarmup = 252\n\n'
             '[strategy.DynamicRiskBudget]\nrisk_model = "ewma"\n',

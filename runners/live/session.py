@@ -2,7 +2,7 @@
 
 :class:`PaperSession` restores the committed state (or warms the allocator up on the history),
 journals decisions, orders (before they are sent) and fills, and commits the state after each bar;
-:func:`paper_strategy_class` mixes its hooks into any strategy of :mod:`strategies.bt_strategies`.
+:func:`paper_strategy_class` mixes its hooks into any strategy of :mod:`strategies.bt.strategies`.
 """
 
 from __future__ import annotations
@@ -383,7 +383,7 @@ def _extend_macro(alloc: Any, macro: pd.DataFrame) -> int:
 
 # ================================================================================== strategy
 class PaperStrategyMixin:
-    """Hooks a :class:`~strategies.bt_strategies.RiskBudgetStrategy` into a :class:`PaperSession`.
+    """Hooks a :class:`~strategies.bt.strategies.RiskBudgetStrategy` into a :class:`PaperSession`.
 
     ``start`` restores (or warms up), ``next`` commits the bar after the strategy's own logic,
     ``buy``/``sell`` journal each order before it is sent, ``notify_order`` journals fills.

@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from drb.errors import StateError
-from runners.io import atomic_write_bytes
+from drb.io import atomic_write_bytes
 from runners.live.state_codec import decode, encode
 
 __all__ = [

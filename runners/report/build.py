@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DRBError
-from runners.io import atomic_write_text
+from drb.io import atomic_write_text
 from runners.metrics import (
     annualized_turnover,
     compute_metrics,
@@ -446,7 +446,7 @@ def _time_risk_counts(run: RunData) -> tuple[pd.DataFrame, pd.DataFrame | None, 
     if len(bars) and not need_months:
         return bars.reindex(years), None, "time_risk.csv"
     # older runs: the contributions cover the strategy's return days but its first (the weights of
-    # a close are held over the next day), as in runners.compare.time_risk_contributions_by_strategy
+    # a close are held over the next day), as in runners.experiments.compare.time_risk_contributions_by_strategy
     per_year: dict[str, pd.Series] = {}
     per_month: dict[str, pd.Series] = {}
     for s in tr.columns:

@@ -1,7 +1,7 @@
 """The report section "Is it better?" (issue 15), from a run folder's saved files.
 
 Reads ``significance.csv``, ``metrics_spans.csv`` and ``run.json``'s ``evidence`` entry (written by
-:mod:`runners.evidence_outputs`); returns report parts ``(kind, text, table)`` that
+:mod:`runners.experiments.evidence_outputs`); returns report parts ``(kind, text, table)`` that
 :mod:`runners.report` renders like its other blocks. Nothing is recomputed.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runners.evidence import MCS_SIZE, SPANS
+from runners.experiments.evidence import MCS_SIZE, SPANS
 from runners.report.tables import FormattedTable
 
 __all__ = ["evidence_parts", "plain_words"]

@@ -45,7 +45,7 @@ from matplotlib.ticker import (
 )
 
 from drb.errors import DataError
-from runners.io import atomic_write_bytes
+from drb.io import atomic_write_bytes
 
 __all__ = [
     "DYNAMIC",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DataError
-from runners.io import atomic_to_csv, atomic_write_text
+from drb.io import atomic_to_csv, atomic_write_text
 from runners.markdown import FormattedTable, format_table, format_value, to_markdown
 from runners.metrics import METRIC_COLUMNS, monthly_returns
 

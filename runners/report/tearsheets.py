@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import DataError, DRBError
-from runners.io import atomic_write_bytes
+from drb.io import atomic_write_bytes
 from runners.rundir import RETURNS_CSV, load_strategy_inputs, read_dated_csv
 
 __all__ = [

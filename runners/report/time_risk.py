@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError, DataError
-from runners.io import atomic_savefig
+from drb.io import atomic_savefig
 from strategies.time_axis import (
     ZhouLiMarket,
     ewma_covariances,
@@ -452,7 +452,7 @@ def plot_time_risk(
     ----------
     contributions : DataFrame or dict of name -> DataFrame
         Per-bar contributions with a DatetimeIndex, one column per asset
-        (``TimeRiskContribution.get_analysis()`` or ``runners.compare.time_risk_contributions_by_strategy``).
+        (``TimeRiskContribution.get_analysis()`` or ``runners.experiments.compare.time_risk_contributions_by_strategy``).
     path : str or Path
         Output PNG.
     freq : {"year", "month"}

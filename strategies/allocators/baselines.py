@@ -1,7 +1,7 @@
 """The baseline allocators: equal weight, fixed weights and the covariance-based rules.
 
 Each is an :class:`~strategies.allocators.base.Allocator` whose :meth:`target_weights` is one
-weight rule of :mod:`strategies.weights` (or a risk-budget solve) on the trailing sample
+weight rule of :mod:`strategies.core.weights` (or a risk-budget solve) on the trailing sample
 covariance, rebalanced on the periodic trigger only.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from drb.errors import ConfigError, CovarianceRepairWarning, SolverError, SolverFallbackWarning
 from strategies.allocators.base import PERIODS_PER_YEAR, Allocator, check_max_leverage
-from strategies.budget import CLASSES, class_to_asset_budget
+from strategies.core.budget import CLASSES, class_to_asset_budget
 
 __all__ = [
     "EqualWeightAllocator",
@@ -105,7 +105,7 @@ class _CovarianceAllocator(_ShrinkageCount, Allocator):
 
     def _solve_budget(self, cov: np.ndarray, budget: np.ndarray) -> np.ndarray:
         """Risk-budget weights, warm-started from the previous solution."""
-        from strategies.solvers import risk_budget_weights
+        from strategies.core.solvers import risk_budget_weights
 
         w = risk_budget_weights(cov, budget, x0=self._prev)
         self._prev = w
@@ -149,7 +149,7 @@ class InverseVolatilityAllocator(_CovarianceAllocator):
     name = "InverseVolatility"
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.weights import inverse_volatility_weights
+        from strategies.core.weights import inverse_volatility_weights
 
         return inverse_volatility_weights(cov)
 
@@ -172,7 +172,7 @@ class MinimumVarianceAllocator(_CovarianceAllocator):
     name = "MinimumVariance"
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.weights import min_variance_weights
+        from strategies.core.weights import min_variance_weights
 
         return min_variance_weights(cov)
 
@@ -184,7 +184,7 @@ class StaticRiskBudgetAllocator(_CovarianceAllocator):
 
     def __init__(self, assets, asset_classes=None, *, budget: Mapping[str, float] | None = None, **kw) -> None:
         super().__init__(assets, asset_classes, **kw)
-        from strategies.budget import INITIAL_BUDGET
+        from strategies.core.budget import INITIAL_BUDGET
 
         spec = dict(budget) if budget else dict(INITIAL_BUDGET)
         if set(spec) <= set(CLASSES) and not (set(spec) & set(self.assets) - set(CLASSES)):
@@ -223,7 +223,7 @@ class SharpeRiskBudgetAllocator(_CovarianceAllocator):
         return {**super().report(), "floor_used": self.floor}
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.weights import sharpe_driven_budget
+        from strategies.core.weights import sharpe_driven_budget
 
         r = self.returns(self.sharpe_window)
         if r.shape[0] >= min(self.sharpe_window, 20):
@@ -253,7 +253,7 @@ class MacroRiskParityAllocator(_CovarianceAllocator):
         self.n_factors = int(k)
 
     def weights_from_cov(self, cov: np.ndarray) -> np.ndarray:
-        from strategies.weights import factor_risk_parity_weights
+        from strategies.core.weights import factor_risk_parity_weights
 
         vals, vecs = np.linalg.eigh(cov)
         order = np.argsort(vals)[::-1][: self.n_factors]
@@ -333,7 +333,7 @@ class VolatilityManagedAllocator(_ShrinkageCount, Allocator):
         cov = self.covariance()
         if cov is not None:
             self._count_shrinkage()
-            from strategies.solvers import risk_budget_weights
+            from strategies.core.solvers import risk_budget_weights
 
             self._sleeve = risk_budget_weights(cov, np.full(self.n, 1.0 / self.n), x0=self._prev)
             self._prev = self._sleeve

@@ -39,7 +39,7 @@ from drb.errors import (
     SolverFallbackWarning,
 )
 from strategies.allocators.base import Allocator, Decision, check_max_leverage
-from strategies.budget import (
+from strategies.core.budget import (
     CLASSES,
     INITIAL_BUDGET,
     REGIMES,
@@ -49,7 +49,7 @@ from strategies.budget import (
     smooth_budget,
     smoothing_lambda,
 )
-from strategies.budget import budget_matrix as make_budget_matrix
+from strategies.core.budget import budget_matrix as make_budget_matrix
 
 __all__ = ["DynamicParams", "DynamicRiskBudgetAllocator", "parameter_table"]
 
@@ -430,7 +430,7 @@ class DynamicRiskBudgetAllocator(Allocator):
             # holdings, under the covariance frozen at the decision.
             w = np.clip(np.asarray(weights, dtype=float), 0.0, None)
             if w.sum() > 0:
-                from strategies.risk import risk_contributions
+                from strategies.core.risk import risk_contributions
 
                 self.rc_ref = risk_contributions(w / w.sum(), self.cov_ref, relative=True)
                 self._rc_ref_pending = False
@@ -484,7 +484,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         self.ref_regime = self.regime
         w = np.clip(weights, 0.0, None)
         if self.cov_ref is not None and not self._rc_ref_pending and w.sum() > 0:
-            from strategies.risk import risk_contributions
+            from strategies.core.risk import risk_contributions
 
             self.rc_ref = risk_contributions(w / w.sum(), self.cov_ref, relative=True)
         cov = self.covariance()
@@ -557,7 +557,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         return smoothing_lambda(getattr(self, "_vix_now", math.nan), mean, **self.smoothing_kw)
 
     def _solve(self, cov: np.ndarray, budget: np.ndarray) -> np.ndarray:
-        from strategies.solvers import risk_budget_weights, sharpe_risk_budget_weights
+        from strategies.core.solvers import risk_budget_weights, sharpe_risk_budget_weights
 
         try:
             if self.solver == "sharpe_band":
@@ -602,7 +602,7 @@ class DynamicRiskBudgetAllocator(Allocator):
         w = self._solve(cov, self.budget_now)
         self._prev_w = w.copy()
         if self.target_vol is not None:
-            from strategies.weights import target_volatility_scale
+            from strategies.core.weights import target_volatility_scale
 
             w = w * float(target_volatility_scale(w, cov, self.target_vol, self.max_leverage))
         return w

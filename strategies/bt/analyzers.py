@@ -146,7 +146,7 @@ class RiskContributionRecorder(_Memoized, bt.Analyzer):
         if cov is None:
             return
         # The allocator's covariance is already symmetric positive definite: the Euler
-        # decomposition without strategies.risk's input checks (same formula).
+        # decomposition without strategies.core.risk's input checks (same formula).
         sw = cov @ w
         self._dates.append(_date(s))
         self._rc.append(w * sw / float(w @ sw))

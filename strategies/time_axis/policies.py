@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from drb.errors import ConfigError, DataError
+from strategies.core.weights import volatility_managed_weight
 from strategies.time_axis.simulation import Policy, PolicyState
-from strategies.weights import volatility_managed_weight
 
 ArrayLike = Any
 
@@ -55,7 +55,7 @@ def moreira_muir_weight(
 
     Its contribution per unit of time is ``c^2 / sigma_t^2``: the risk-budgeting solution of the
     budget ``b_t = c^2 / sigma_t^2`` (more risk in calm periods), not time-axis parity. The same
-    rule as :func:`strategies.weights.volatility_managed_weight` (which computes it), always as an
+    rule as :func:`strategies.core.weights.volatility_managed_weight` (which computes it), always as an
     array and uncapped by default.
 
     Parameters
