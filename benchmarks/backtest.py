@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'DynamicRiskBudget, fast path':<34} {fast:8.3f} {fast / noop:8.2f}")
     dyn = dict(rows)["DynamicRiskBudget"]
     t0 = time.perf_counter()
-    run_comparison(market, workers=args.workers, progress=False, report=False)
+    run_comparison(market, workers=args.workers, progress=False)
     comp = time.perf_counter() - t0
     ok = "ok" if comp / dyn <= 3.0 else "MISS"
     print(f"\nfull comparison ({len(STRATEGY_NAMES)} strategies, {args.workers} workers, no report): "

@@ -6,8 +6,7 @@ on first use.
 
 from __future__ import annotations
 
-from typing import Any
-
+from drb.lazy import lazy_exports
 from feeds.loaders import load_macro, load_prices, load_vol_index
 from feeds.market import ASSET_CLASSES, MarketData, align_market, load_market, resolve_asset_classes
 from feeds.synthetic import SyntheticMarket, synthetic_market
@@ -29,12 +28,7 @@ __all__ = [
     "price_frame",
 ]
 
-_LAZY = {"make_feeds", "add_feeds", "SIGNAL_FEEDS", "price_frame"}
+#: Backtrader feeds, imported on first use (importing ``feeds`` loads no backtrader).
+_LAZY = dict.fromkeys(("make_feeds", "add_feeds", "SIGNAL_FEEDS", "price_frame"), "feeds.bt_feeds")
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from feeds import bt_feeds
-
-        return getattr(bt_feeds, name)
-    raise AttributeError(f"module 'feeds' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

@@ -8,6 +8,7 @@ wrappers (:mod:`indicators.bt_indicators`) are imported lazily on first attribut
 the estimators never imports backtrader.
 """
 
+from drb.lazy import lazy_exports
 from indicators.covariance import (
     ESTIMATORS,
     METHODS,
@@ -93,9 +94,4 @@ __all__ = [
 ]  # fmt: skip
 
 
-def __getattr__(name: str):
-    if name in _BT:
-        from indicators import bt_indicators
-
-        return getattr(bt_indicators, name)
-    raise AttributeError(f"module 'indicators' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), dict.fromkeys(_BT, "indicators.bt_indicators"))

@@ -1,6 +1,7 @@
 """Tables as text: one cell formatter and one Markdown / HTML table renderer for every output.
 
-The report, the sweep and the Monte Carlo summaries all render their tables here. Number formats:
+The report, the sweep and the Monte Carlo summaries all render their tables here, and the metrics table
+has its labels and formats here (``metrics.md``). Number formats:
 percent with one or two decimals, ratios with two decimals, fixed decimals (``"4dp"``), integers;
 NaN as ``n/a``; infinities as ``inf`` / ``-inf``. CSV files keep full-precision decimals.
 """
@@ -15,7 +16,34 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["FormattedTable", "format_table", "format_value", "to_markdown", "plain_table"]
+from drb.errors import DataError
+from runners.metrics import METRIC_COLUMNS
+
+__all__ = ["FormattedTable", "format_table", "format_value", "to_markdown", "plain_table", "METRIC_LABELS",
+           "PERCENT_METRICS", "metrics_formatted", "metrics_markdown"]
+
+#: Human-readable column headers of the metrics table (units in the header).
+METRIC_LABELS: dict[str, str] = {
+    "ann_return": "Ann. return",
+    "ann_vol": "Ann. vol",
+    "sharpe": "Sharpe",
+    "sortino": "Sortino",
+    "max_drawdown": "Max DD",
+    "calmar": "Calmar",
+    "info_ratio": "Info ratio",
+    "monthly_win_rate": "Win months",
+    "monthly_pl_ratio": "Monthly P/L",
+    "turnover": "Turnover /yr",
+    "extreme_month_return": "Extreme months",
+    "worst_month": "Worst month",
+    "cvar95": "CVaR 95 (daily)",
+}
+
+#: Metrics shown in percent.
+PERCENT_METRICS = frozenset(
+    {"ann_return", "ann_vol", "max_drawdown", "monthly_win_rate", "turnover",
+     "extreme_month_return", "worst_month", "cvar95"}
+)
 
 
 def format_value(value: object, kind: str = "ratio") -> str:
@@ -171,3 +199,28 @@ def plain_table(frame: pd.DataFrame, digits: int = 4) -> str:
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     }
     return to_markdown(frame, formats, index=False)
+
+
+# ----------------------------------------------------------------------------- the metrics table
+
+
+def metrics_formatted(metrics: pd.DataFrame) -> FormattedTable:
+    """The metrics table formatted (percentages / 2-dp ratios; readable headers).
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Output of :func:`runners.metrics.compute_metrics` (index ``strategy``).
+    """
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise DataError(f"metrics table lacks column(s) {missing}")
+    table = metrics[list(METRIC_COLUMNS)]
+    formats = {c: ("pct" if c in PERCENT_METRICS else "ratio") for c in METRIC_COLUMNS}
+    formats["cvar95"] = "pct2"
+    return format_table(table, formats, index_label="Strategy", headers=METRIC_LABELS)
+
+
+def metrics_markdown(metrics: pd.DataFrame) -> str:
+    """The metrics table in Markdown (see :func:`metrics_formatted`)."""
+    return metrics_formatted(metrics).markdown()

@@ -1,7 +1,8 @@
 """The run folder's only reader and writer (docs/outputs.md), and its staging and swap.
 
-Layout: every file's name, columns and number format are the constants below, used by both
-:func:`write_run` (and the per-file writers) and :func:`load_run` / :func:`load_strategy_inputs`.
+Layout: every file's name, columns and number format are the constants below, used by both the
+per-file writers (a compare run puts them together in :func:`runners.experiments.compare.write_outputs`)
+and the readers :func:`load_run` / :func:`load_strategy_inputs`.
 
 Run folders never mix two runs: build beside the target, swap in at the end.
 
@@ -46,7 +47,8 @@ __all__ = [
     "TRANSACTION_COLUMNS", "REGIME_COLUMNS", "REGIME_SOURCE_COLUMNS", "TIME_RISK_INDEX",
     "strategy_file", "RunData", "load_run", "read_run_json", "read_dated_csv", "load_strategy_inputs",
     "write_table_csv", "write_strategy_frames", "write_metrics_csv", "write_run_json", "to_jsonable",
-    "write_run",
+    "create_run_folder", "write_strategy_results", "write_model_files", "data_info", "package_versions",
+    "returns_frame", "rebalances_frame",
 ]
 
 # ----------------------------------------------------------------------------- layout
@@ -439,7 +441,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 
 def _read_time_risk(path: Path) -> pd.DataFrame:
-    """``time_risk.csv`` (``runners.experiments.compare.time_risk_table``): index ``(section, item)`` as
+    """``time_risk.csv`` (``runners.experiments.time_risk.time_risk_table``): index ``(section, item)`` as
     strings, one float column per strategy."""
     frame: pd.DataFrame = read_dated_csv(path, index_date=False)  # type: ignore[assignment]
     if not set(TIME_RISK_INDEX) <= set(frame.columns):
@@ -679,9 +681,9 @@ def write_run_json(out: str | os.PathLike[str], info: Mapping[str, Any]) -> Path
 
 
 # ----------------------------------------------------------------------------- a compare run
-# The writer of a whole compare/demo run. The parts that compute (time-axis contributions, the
-# time-risk figure, effective parameters, the evidence files) come from the layers above and are
-# imported where used; see the lead's notes in the issue 16 report.
+# The pieces of a compare/demo run folder that need no computation from the layers above;
+# runners.experiments.compare.write_outputs puts them together with the time-risk files, the
+# effective parameters and the evidence files.
 
 _PACKAGES = (
     "dynamic-risk-budget", "backtrader", "numpy", "pandas", "scipy", "arch", "empyrical-reloaded",
@@ -716,8 +718,16 @@ def rebalances_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values(["date", "strategy"], kind="stable").reset_index(drop=True)
 
 
-def _write_strategies(out: Path, results: Mapping[str, Any]) -> None:
-    """Per-strategy files; weights and positions from the first return on (warm-up cut)."""
+def create_run_folder(out: Path) -> None:
+    """Create ``out`` and its per-strategy subfolders (:data:`PER_STRATEGY`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in PER_STRATEGY:
+        (out / sub).mkdir(exist_ok=True)
+
+
+def write_strategy_results(out: Path, results: Mapping[str, Any]) -> None:
+    """Every strategy's ``weights/``, ``risk_contributions/``, ``positions/`` and ``transactions/``
+    files from its backtest result; weights and positions from the first return on (warm-up cut)."""
     for n, r in results.items():
         start = r.returns.index[0] if len(r.returns) else None
         write_strategy_frames(
@@ -729,19 +739,7 @@ def _write_strategies(out: Path, results: Mapping[str, Any]) -> None:
         )
 
 
-def _write_time_risk(out: Path, results: Mapping[str, Any], market: Any) -> None:
-    """``time_risk.csv`` and ``figures/time_risk.png`` when some strategy has contributions."""
-    from runners.experiments.compare import time_risk_contributions_by_strategy, time_risk_table
-    from runners.report.time_risk import plot_time_risk
-
-    contributions = time_risk_contributions_by_strategy(results, market)
-    if contributions:
-        write_table_csv(out, TIME_RISK_CSV, time_risk_table(contributions))
-        (out / FIGURES).mkdir(exist_ok=True)
-        plot_time_risk(contributions, out / FIGURES / "time_risk.png", freq="year")
-
-
-def _write_dynamic(out: Path, dyn: Any) -> dict[str, Any]:
+def write_model_files(out: Path, dyn: Any) -> dict[str, Any]:
     """The dynamic model's ``budgets.csv``, ``regimes.csv``, ``transition_matrix.csv``; returns
     the signal sources it fell back to (``run.json``'s ``fallbacks``)."""
     if dyn is None or not len(dyn.budgets):
@@ -757,7 +755,7 @@ def _write_dynamic(out: Path, dyn: Any) -> dict[str, Any]:
     return {col: sorted(set(reg[col].dropna())) for col in REGIME_SOURCE_COLUMNS}
 
 
-def _data_info(results: Mapping[str, Any], market: Any) -> dict[str, Any]:
+def data_info(results: Mapping[str, Any], market: Any) -> dict[str, Any]:
     """``run.json``'s ``data``: span, assets, sources and signals of the market."""
     invested = [r.returns.index[0] for r in results.values() if len(r.returns)]
     return {
@@ -770,84 +768,3 @@ def _data_info(results: Mapping[str, Any], market: Any) -> dict[str, Any]:
         "signals": {"vol_index": market.vol_index is not None, "macro": market.macro is not None},
         "first_investment": str(min(invested).date()) if invested else None,
     }
-
-
-def _run_info(results: Mapping[str, Any], market: Any, config: Any, *, fallbacks: dict[str, Any],
-              timings: Mapping[str, Any], benchmark: str | None) -> dict[str, Any]:
-    """``run.json`` of a compare run (without ``extra_info`` and ``evidence``)."""
-    from indicators.triggers import trigger_summary
-    from runners.engine.cerebro import effective_params
-    from runners.experiments.compare import strategy_params_for
-
-    return {
-        "created": pd.Timestamp.now().isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-        "strategies": list(results),
-        "benchmark": benchmark,
-        "parameters": {n: effective_params(market, n, strategy_params_for(n, config), config.broker)
-                       for n in results},
-        "parameter_overrides": {n: strategy_params_for(n, config) for n in results},
-        "data": _data_info(results, market),
-        "fallbacks": fallbacks,
-        "strategy_info": {n: r.info for n, r in results.items()},
-        "triggers": {n: trigger_summary(r.rebalances, r.info.get("skipped")) for n, r in results.items()},
-        "order_issues": {n: len(r.order_issues) for n, r in results.items()},
-        "timings": dict(timings),
-        "versions": package_versions(),
-    }
-
-
-def write_run(
-    out: Path,
-    results: Mapping[str, Any],
-    metrics: pd.DataFrame,
-    market: Any,
-    config: Any,
-    *,
-    timings: Mapping[str, Any],
-    benchmark: str | None,
-    extra_info: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a compare/demo run folder (docs/outputs.md); ``run.json`` last.
-
-    Parameters
-    ----------
-    out : pathlib.Path
-        The (staging) folder; created.
-    results : mapping of str to runners.engine.cerebro.StrategyResult
-        Strategy name -> its backtest result.
-    metrics : pandas.DataFrame
-        ``metrics.csv`` (index ``strategy``).
-    market : feeds.MarketData
-        The market the run used.
-    config : runners.config.RunConfig
-    timings : mapping
-        Seconds per stage (``run.json``'s ``timings``).
-    benchmark : str or None
-        Benchmark strategy of the information ratio.
-    extra_info : mapping, optional
-        More top-level entries of ``run.json``.
-
-    Returns
-    -------
-    pathlib.Path
-        ``out``.
-    """
-    from runners.experiments.evidence_outputs import write_evidence_for_run  # issue 15
-    from runners.report.tables import metrics_markdown
-
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in PER_STRATEGY:
-        (out / sub).mkdir(exist_ok=True)
-    write_metrics_csv(out, metrics, metrics_markdown(metrics))
-    write_table_csv(out, RETURNS_CSV, returns_frame(results))
-    write_table_csv(out, VALUES_CSV, pd.DataFrame({n: r.values for n, r in results.items()}))
-    _write_strategies(out, results)
-    write_table_csv(out, REBALANCES_CSV, rebalances_frame(results))
-    _write_time_risk(out, results, market)
-    fallbacks = _write_dynamic(out, results.get("DynamicRiskBudget"))
-    run = _run_info(results, market, config, fallbacks=fallbacks, timings=timings, benchmark=benchmark)
-    run.update(dict(extra_info or {}))
-    run["evidence"] = write_evidence_for_run(out, results, market, config, benchmark)
-    write_run_json(out, run)
-    return out

@@ -255,7 +255,7 @@ def write_fake_run(
     trans.index.name = "from"
     rundir.write_table_csv(out, rundir.TRANSITION_CSV, trans, exact=True)
 
-    # run.json in the shape runners.rundir.write_run writes it
+    # run.json in the shape runners.experiments.compare.write_outputs writes it
     run = {
         "created": "2024-01-01T00:00:00",
         "config": {"data": {"kind": "synthetic"}, "commission": commission, "turnover_cap": 0.15},

@@ -21,7 +21,7 @@ def _cfg() -> RunConfig:
 def test_sharpe_risk_budget_runs_on_thirty_assets_with_its_default_floor(tmp_path):
     market = many_asset_market(30, bars=150)
     res = run_comparison(market, _cfg(), strategies=["SharpeRiskBudget"], out_dir=None, workers=1,
-                         progress=False, report=False)  # fmt: skip
+                         progress=False)  # fmt: skip
     info = res.results["SharpeRiskBudget"].info
     assert info["floor_used"] == pytest.approx(0.5 / 30)
     assert np.isfinite(res.metrics.loc["SharpeRiskBudget", "sharpe"])
@@ -43,8 +43,7 @@ def test_dynamic_budget_floor_refused_before_any_backtest_on_sixty_assets(monkey
     market = many_asset_market(60, bars=150)
     with pytest.raises(ConfigError, match=r"strategy\.DynamicRiskBudget\.budget_floor = 0\.02 is infeasible for 60 "
                                           r"assets.*at most 1/n = 0\.01667"):  # fmt: skip
-        run_comparison(market, _cfg(), strategies=["EqualWeight", "DynamicRiskBudget"], workers=1, progress=False,
-                       report=False)  # fmt: skip
+        run_comparison(market, _cfg(), strategies=["EqualWeight", "DynamicRiskBudget"], workers=1, progress=False)
 
 
 def test_sweep_checks_the_floor_before_running(tmp_path):

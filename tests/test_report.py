@@ -97,10 +97,10 @@ def test_other_figures_of_the_run_are_embedded_too(small):
 
 
 def _write_time_risk(run_dir, *, drop_sections=()):
-    """time_risk.csv as drb compare writes it (runners.experiments.compare.time_risk_table), from the fake run's
+    """time_risk.csv as drb compare writes it (runners.experiments.time_risk.time_risk_table), from the fake run's
     weights under a time-varying covariance: the contributions of a close's weights land on the
     next day, so they cover each strategy's return days but its first."""
-    from runners.experiments.compare import time_risk_table
+    from runners.experiments.time_risk import time_risk_table
     from strategies.time_axis import time_risk_contributions
 
     returns = pd.read_csv(run_dir / "returns.csv", index_col="date", parse_dates=True)

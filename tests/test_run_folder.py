@@ -29,12 +29,12 @@ def test_rerun_with_fewer_strategies_leaves_no_file_of_the_first(run_market, tmp
     out = tmp_path / "run"
     cfg = RunConfig(source="test")
     run_comparison(run_market, cfg, strategies=["EqualWeight", "InverseVolatility", "RiskParity"],
-                   out_dir=out, workers=1, progress=False, report=False)
+                   out_dir=out, workers=1, progress=False)
     first = _files(out)
     assert "weights/RiskParity.csv" in first
     (out / "stale-marker.txt").write_text("x")  # anything of the first run's folder
     run_comparison(run_market, cfg, strategies=["EqualWeight"], out_dir=out, workers=1,
-                   progress=False, report=False)
+                   progress=False)
     second = _files(out)
     assert not any("RiskParity" in f or "InverseVolatility" in f for f in second)
     assert "stale-marker.txt" not in second
@@ -45,7 +45,7 @@ def test_rerun_with_fewer_strategies_leaves_no_file_of_the_first(run_market, tmp
 def test_killed_run_leaves_old_folder_and_next_run_cleans_its_temp(run_market, tmp_path):
     out = tmp_path / "run"
     run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=out,
-                   workers=1, progress=False, report=False)
+                   workers=1, progress=False)
     before = (out / "run.json").read_bytes()
     # A run killed mid-write: its temporary folder beside the target, with a dead pid.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
@@ -56,7 +56,7 @@ def test_killed_run_leaves_old_folder_and_next_run_cleans_its_temp(run_market, t
     (stale / "returns.csv").write_text("half")
     assert (out / "run.json").read_bytes() == before  # the old run is intact
     run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=out,
-                   workers=1, progress=False, report=False)
+                   workers=1, progress=False)
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
@@ -86,7 +86,7 @@ def test_a_folder_that_is_not_a_run_folder_is_refused_before_any_backtest(run_ma
     (tmp_path / "thesis.tex").write_text("precious")
     with pytest.raises(ConfigError, match=r"not a drb run folder \(it holds thesis\.tex\)"):
         run_comparison(run_market, RunConfig(source="t"), strategies=["EqualWeight"], out_dir=tmp_path,
-                       workers=1, progress=False, report=False)
+                       workers=1, progress=False)
     assert (tmp_path / "thesis.tex").read_text() == "precious"
 
 

@@ -240,7 +240,7 @@ def test_run_json_counts_triggers(tmp_path):
     cfg.strategy_params = {"DynamicRiskBudget": {"risk_model": "ewma"}}
     run_comparison(
         market, cfg, strategies=["DynamicRiskBudget", "EqualWeight"], out_dir=tmp_path,
-        workers=1, progress=False, report=False,
+        workers=1, progress=False,
     )
     run = json.loads((tmp_path / "run.json").read_text())
     trig = run["triggers"]["DynamicRiskBudget"]

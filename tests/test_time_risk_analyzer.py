@@ -11,14 +11,9 @@ import pandas as pd
 import pytest
 
 from drb.errors import ConfigError, DataError
-from runners.report.time_risk import (
-    TimeRiskContribution,
-    fold_years,
-    plot_mean_variance_contributions,
-    plot_time_risk,
-    time_risk_summary,
-    year_layout,
-)
+from runners.experiments.time_risk import fold_years, plot_time_risk, time_risk_summary, year_layout
+from runners.report.time_risk import plot_mean_variance_contributions
+from strategies.bt.time_risk import TimeRiskContribution
 
 DAYS = 252
 
@@ -212,7 +207,7 @@ def test_volatility_managed_baseline_is_time_axis_parity() -> None:
     bind), every month carries the same ex-ante variance per bar: its HHI is the equal-risk HHI.
     Equal weight puts the risk into turbulent months; the Moreira-Muir rule into calm ones."""
     from runners.engine.fastpath import run_fast
-    from runners.experiments.compare import time_risk_contributions_by_strategy
+    from runners.experiments.time_risk import time_risk_contributions_by_strategy
 
     market, state = _regime_market()
     free = dict(target_vol=0.02, rebalance=1, total_cap=1.0, asset_cap=1.0)
@@ -254,9 +249,9 @@ def test_figures_are_written(tmp_path: Path) -> None:
 
 
 def test_mean_variance_figure_from_the_command_line(tmp_path: Path, capsys) -> None:
-    from runners.report.time_risk import main
+    from runners.cli import main
 
-    assert main(["--out", str(tmp_path)]) == 0
+    assert main(["time-risk", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "mean_variance_contributions.png").stat().st_size > 20_000
     assert "S*(0.5) = 0.5140" in capsys.readouterr().out
 

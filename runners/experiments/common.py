@@ -272,9 +272,9 @@ def benchmark_for(config: RunConfig) -> str:
 
 def jsonable(obj: Any) -> Any:
     """``obj`` with tuples, numpy scalars, paths and timestamps turned into JSON types (settings, manifests)."""
-    from runners.experiments.compare import _to_jsonable
+    from runners.rundir import to_jsonable
 
-    return _to_jsonable(obj)
+    return to_jsonable(obj)
 
 
 def market_fingerprint(market: MarketData) -> str:

@@ -9,24 +9,20 @@ The run ends with one health summary on stderr (:mod:`runners.health`), also sto
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from drb.errors import ConfigError
-from drb.io import atomic_to_csv, atomic_write_text
 from feeds.market import MarketData
+from runners import rundir
 from runners.config import DEFAULT_EXECUTION, RunConfig
 from runners.engine.cerebro import (
     STRATEGY_NAMES,
@@ -34,6 +30,11 @@ from runners.engine.cerebro import (
     effective_params,
     run_backtest,
     validate_strategy_params,
+)
+from runners.experiments.time_risk import (
+    plot_time_risk,
+    time_risk_contributions_by_strategy,
+    time_risk_table,
 )
 
 __all__ = [
@@ -43,32 +44,12 @@ __all__ = [
     "write_outputs",
     "strategy_params_for",
     "package_versions",
+    "time_risk_contributions_by_strategy",
+    "time_risk_table",
 ]
 
-_PACKAGES = (
-    "dynamic-risk-budget",
-    "backtrader",
-    "numpy",
-    "pandas",
-    "scipy",
-    "arch",
-    "empyrical-reloaded",
-    "pyfolio-reloaded",
-    "matplotlib",
-    "dask",
-)
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a run depends on."""
-    out = {"python": platform.python_version()}
-    for p in _PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = "not installed"
-    return out
-
+# Kept here for one release (they moved to runners.rundir and runners.experiments.time_risk).
+package_versions = rundir.package_versions
 
 @dataclass
 class ComparisonResult:
@@ -295,93 +276,49 @@ def _finish_run_folder(stage: Path, final: Path) -> Path:
     return swap_in(stage, final)
 
 
-def _returns_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:
-    return pd.DataFrame({n: r.returns for n, r in results.items()}).sort_index()
-
-
-def _rebalances_frame(results: Mapping[str, StrategyResult]) -> pd.DataFrame:
-    frames = [r.rebalances for r in results.values() if len(r.rebalances)]
-    if not frames:
-        return pd.DataFrame(columns=["date", "strategy", "trigger", "turnover", "max_asset_change", "cost"])
-    return pd.concat(frames, ignore_index=True).sort_values(["date", "strategy"], kind="stable").reset_index(drop=True)
-
-
 def compute_comparison_metrics(
     results: Mapping[str, StrategyResult], market: MarketData, *, benchmark: str | None, risk_free: float = 0.0
 ) -> pd.DataFrame:
     """The metrics table of a comparison (``runners.metrics.compute_metrics``)."""
     from runners.metrics import annualized_turnover, compute_metrics, extreme_months
 
-    returns = _returns_frame(results)
-    turnover = annualized_turnover(_rebalances_frame(results), returns)
+    returns = rundir.returns_frame(results)
+    turnover = annualized_turnover(rundir.rebalances_frame(results), returns)
     eq = [a for a, c in market.asset_classes.items() if c == "equity"]
     mask = extreme_months(market.prices[eq[0]]) if eq else None
     return compute_metrics(returns, turnover=turnover, benchmark=benchmark, extreme_mask=mask, risk_free=risk_free)
 
 
-def time_risk_contributions_by_strategy(
-    results: Mapping[str, StrategyResult], market: MarketData, *, lam: float = 0.94
-) -> dict[str, pd.DataFrame]:
-    """Time-axis risk contributions of each strategy's realized policy (seed 003, issue 9).
-
-    ``c_{i,t+1} = w_{i,t} (Sigma_t w_t)_i / 252`` with the end-of-day weights ``w_t`` (weight scale,
-    so the years are comparable as the portfolio grows) and ``Sigma_t`` the causal EWMA covariance
-    (decay ``lam``, annualized) of daily asset returns up to ``t``: the ex-ante variance each day adds
-    to the variance of the cumulative return, by asset. Contributions sum exactly to the total.
-    """
-    from strategies.time_axis import ewma_covariances, time_risk_contributions
-
-    rets = market.prices.pct_change().iloc[1:]
-    covs = ewma_covariances(rets.to_numpy(dtype=float), lam=lam) * 252.0  # row k: returns up to dates[k+1]
-    cov_dates = rets.index
-    out: dict[str, pd.DataFrame] = {}
-    for name, r in results.items():
-        if not len(r.returns):
-            continue
-        w = r.weights.reindex(cov_dates).loc[r.returns.index[0] :]
-        w = w.iloc[:-1]  # weights at close t are held over t -> t+1
-        if w.empty:
-            continue
-        pos = cov_dates.get_indexer(w.index)
-        c = time_risk_contributions(w.to_numpy(dtype=float), covs[pos], dt=1.0 / 252.0)
-        out[name] = pd.DataFrame(c, index=cov_dates[pos + 1], columns=w.columns).rename_axis("date")
-    return out
+def _write_time_risk(out: Path, results: Mapping[str, StrategyResult], market: MarketData) -> None:
+    """``time_risk.csv`` and ``figures/time_risk.png`` when some strategy has contributions."""
+    contributions = time_risk_contributions_by_strategy(results, market)
+    if contributions:
+        rundir.write_table_csv(out, rundir.TIME_RISK_CSV, time_risk_table(contributions))
+        (out / rundir.FIGURES).mkdir(exist_ok=True)
+        plot_time_risk(contributions, out / rundir.FIGURES / "time_risk.png", freq="year")
 
 
-def time_risk_table(contributions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per strategy: variance shares by year and asset, and time concentration (HHI), one column each."""
-    from runners.report.time_risk import time_risk_summary
-
-    frames = {n: time_risk_summary(c)["value"] for n, c in contributions.items() if len(c)}
-    return pd.DataFrame(frames)
-
-
-def _trigger_summary(res: StrategyResult) -> dict[str, dict]:
-    """Per trigger: executed rebalances it was part of, their one-way turnover, skipped ones."""
+def _run_info(results: Mapping[str, StrategyResult], market: MarketData, config: RunConfig, *,
+              fallbacks: dict[str, Any], timings: Mapping[str, Any], benchmark: str | None) -> dict[str, Any]:
+    """``run.json`` of a compare run (without ``extra_info`` and ``evidence``)."""
     from indicators.triggers import trigger_summary
 
-    return trigger_summary(res.rebalances, res.info.get("skipped"))
-
-
-def _to_jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if np.isfinite(f) else None
-    if isinstance(obj, (pd.Timestamp,)):
-        return str(obj.date())
-    if isinstance(obj, (pd.DataFrame, pd.Series)):
-        return f"<{type(obj).__name__} {getattr(obj, 'shape', '')}>"
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    return repr(obj)
+    return {
+        "created": pd.Timestamp.now().isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+        "strategies": list(results),
+        "benchmark": benchmark,
+        "parameters": {n: effective_params(market, n, strategy_params_for(n, config), config.broker)
+                       for n in results},
+        "parameter_overrides": {n: strategy_params_for(n, config) for n in results},
+        "data": rundir.data_info(results, market),
+        "fallbacks": fallbacks,
+        "strategy_info": {n: r.info for n, r in results.items()},
+        "triggers": {n: trigger_summary(r.rebalances, r.info.get("skipped")) for n, r in results.items()},
+        "order_issues": {n: len(r.order_issues) for n, r in results.items()},
+        "timings": dict(timings),
+        "versions": rundir.package_versions(),
+    }
 
 
 def write_outputs(
@@ -395,79 +332,45 @@ def write_outputs(
     benchmark: str | None,
     extra_info: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the run folder (``docs/outputs.md``); ``run.json`` last."""
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("weights", "risk_contributions", "positions", "transactions"):
-        (out / sub).mkdir(exist_ok=True)
-    from runners.report.tables import metrics_markdown
+    """Write a compare/demo run folder (``docs/outputs.md``) through :mod:`runners.rundir`;
+    ``run.json`` last.
 
-    atomic_to_csv(metrics, out / "metrics.csv", float_format="%.6f")
-    atomic_write_text(out / "metrics.md", metrics_markdown(metrics))
-    atomic_to_csv(_returns_frame(results), out / "returns.csv", float_format="%.10g")
-    atomic_to_csv(pd.DataFrame({n: r.values for n, r in results.items()}), out / "values.csv", float_format="%.6f")
-    for n, r in results.items():
-        start = r.returns.index[0] if len(r.returns) else None
-        w = r.weights.loc[start:] if start is not None else r.weights
-        atomic_to_csv(w, out / "weights" / f"{n}.csv", float_format="%.8f")
-        atomic_to_csv(r.risk_contributions, out / "risk_contributions" / f"{n}.csv", float_format="%.8f")
-        pos = r.positions.loc[start:] if start is not None else r.positions
-        atomic_to_csv(pos, out / "positions" / f"{n}.csv", float_format="%.6f")
-        atomic_to_csv(r.transactions, out / "transactions" / f"{n}.csv", index=False, float_format="%.10g")
-    atomic_to_csv(_rebalances_frame(results), out / "rebalances.csv", index=False, float_format="%.8g")
-    contributions = time_risk_contributions_by_strategy(results, market)
-    if contributions:
-        atomic_to_csv(time_risk_table(contributions), out / "time_risk.csv", float_format="%.8g")
-        from runners.report.time_risk import plot_time_risk
+    Parameters
+    ----------
+    out : pathlib.Path
+        The (staging) folder; created.
+    results : mapping of str to StrategyResult
+        Strategy name -> its backtest result.
+    metrics : pandas.DataFrame
+        ``metrics.csv`` (index ``strategy``).
+    market : MarketData
+        The market the run used.
+    config : RunConfig
+    timings : mapping
+        Seconds per stage (``run.json``'s ``timings``).
+    benchmark : str or None
+        Benchmark strategy of the information ratio.
+    extra_info : mapping, optional
+        More top-level entries of ``run.json``.
 
-        (out / "figures").mkdir(exist_ok=True)
-        plot_time_risk(contributions, out / "figures" / "time_risk.png", freq="year")
-    dyn = results.get("DynamicRiskBudget")
-    fallbacks: dict[str, Any] = {}
-    if dyn is not None and len(dyn.budgets):
-        b = dyn.budgets
-        atomic_to_csv(b.drop(columns=["cycle_source", "vol_source"], errors="ignore"), out / "budgets.csv", float_format="%.8f")
-        reg = b[["phase", "vol_state", "regime", "cycle_source", "vol_source"]]
-        atomic_to_csv(reg, out / "regimes.csv")
-        from indicators import REGIMES, transition_matrix
-
-        known = reg["regime"].dropna()
-        atomic_to_csv(transition_matrix(known.to_numpy(), labels=list(REGIMES)), out / "transition_matrix.csv", float_format="%.6f")
-        fallbacks = {
-            "cycle_source": sorted(set(reg["cycle_source"].dropna())),
-            "vol_source": sorted(set(reg["vol_source"].dropna())),
-        }
-    run = {
-        "created": pd.Timestamp.now().isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-        "strategies": list(results),
-        "benchmark": benchmark,
-        "parameters": {n: effective_params(market, n, strategy_params_for(n, config), config.broker) for n in results},
-        "parameter_overrides": {n: strategy_params_for(n, config) for n in results},
-        "data": {
-            "start": str(market.prices.index[0].date()),
-            "end": str(market.prices.index[-1].date()),
-            "bars": len(market.prices),
-            "assets": market.asset_classes,
-            "sources": market.sources,
-            "notes": market.notes,
-            "signals": {
-                "vol_index": market.vol_index is not None,
-                "macro": market.macro is not None,
-            },
-            "first_investment": str(min(r.returns.index[0] for r in results.values() if len(r.returns)).date())
-            if any(len(r.returns) for r in results.values())
-            else None,
-        },
-        "fallbacks": fallbacks,
-        "strategy_info": {n: r.info for n, r in results.items()},
-        "triggers": {n: _trigger_summary(r) for n, r in results.items()},
-        "order_issues": {n: len(r.order_issues) for n, r in results.items()},
-        "timings": dict(timings),
-        "versions": package_versions(),
-    }
-    run.update(dict(extra_info or {}))
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
     from runners.experiments.evidence_outputs import write_evidence_for_run  # issue 15
+    from runners.markdown import metrics_markdown
 
+    rundir.create_run_folder(out)
+    rundir.write_metrics_csv(out, metrics, metrics_markdown(metrics))
+    rundir.write_table_csv(out, rundir.RETURNS_CSV, rundir.returns_frame(results))
+    rundir.write_table_csv(out, rundir.VALUES_CSV, pd.DataFrame({n: r.values for n, r in results.items()}))
+    rundir.write_strategy_results(out, results)
+    rundir.write_table_csv(out, rundir.REBALANCES_CSV, rundir.rebalances_frame(results))
+    _write_time_risk(out, results, market)
+    fallbacks = rundir.write_model_files(out, results.get("DynamicRiskBudget"))
+    run = _run_info(results, market, config, fallbacks=fallbacks, timings=timings, benchmark=benchmark)
+    run.update(dict(extra_info or {}))
     run["evidence"] = write_evidence_for_run(out, results, market, config, benchmark)
-    atomic_write_text(out / "run.json", json.dumps(_to_jsonable(run), indent=2))
+    rundir.write_run_json(out, run)
     return out

@@ -147,21 +147,21 @@ def write_evidence_for_run(out: Path, results: Any, market: Any, config: Any, be
     """The hook of :func:`runners.experiments.compare.write_outputs`: :func:`write_evidence` from a run's results."""
     import time
 
-    from runners.experiments.compare import _rebalances_frame, _returns_frame
     from runners.metrics import extreme_months
+    from runners.rundir import rebalances_frame, returns_frame
 
     t0 = time.perf_counter()
     eq = [a for a, c in market.asset_classes.items() if c == "equity"]
     mask = extreme_months(market.prices[eq[0]]) if eq else None
     ev = write_evidence(
         out,
-        _returns_frame(results),
+        returns_frame(results),
         benchmark=benchmark,
         risk_free=float(config.risk_free),
         seed=int(config.seed),
         primary=getattr(config, "primary", None),
         holdout_start=getattr(config, "holdout_start", None),
-        rebalances=_rebalances_frame(results),
+        rebalances=rebalances_frame(results),
         extreme_mask=mask,
     )
     ev["seconds"] = round(time.perf_counter() - t0, 3)

@@ -37,6 +37,7 @@ import pandas as pd
 
 from drb.errors import ConfigError, DRBError
 from drb.io import atomic_write_text
+from runners.experiments.time_risk import fold_years, year_layout
 from runners.metrics import (
     annualized_turnover,
     compute_metrics,
@@ -48,7 +49,6 @@ from runners.report import tables as T
 from runners.report.document import Block as _Block
 from runners.report.document import html_document as _html
 from runners.report.document import markdown_document as _md
-from runners.report.time_risk import fold_years, year_layout
 from runners.rundir import RunData, load_run
 
 __all__ = [
@@ -446,7 +446,7 @@ def _time_risk_counts(run: RunData) -> tuple[pd.DataFrame, pd.DataFrame | None, 
     if len(bars) and not need_months:
         return bars.reindex(years), None, "time_risk.csv"
     # older runs: the contributions cover the strategy's return days but its first (the weights of
-    # a close are held over the next day), as in runners.experiments.compare.time_risk_contributions_by_strategy
+    # a close are held over the next day), as in runners.experiments.time_risk.time_risk_contributions_by_strategy
     per_year: dict[str, pd.Series] = {}
     per_month: dict[str, pd.Series] = {}
     for s in tr.columns:

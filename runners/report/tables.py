@@ -17,7 +17,16 @@ import pandas as pd
 
 from drb.errors import ConfigError, DataError
 from drb.io import atomic_to_csv, atomic_write_text
-from runners.markdown import FormattedTable, format_table, format_value, to_markdown
+from runners.markdown import (
+    METRIC_LABELS,
+    PERCENT_METRICS,
+    FormattedTable,
+    format_table,
+    format_value,
+    metrics_formatted,
+    metrics_markdown,
+    to_markdown,
+)
 from runners.metrics import METRIC_COLUMNS, monthly_returns
 
 __all__ = [
@@ -44,29 +53,6 @@ __all__ = [
     "write_table",
 ]
 
-#: Human-readable column headers of the metrics table (units in the header).
-METRIC_LABELS: dict[str, str] = {
-    "ann_return": "Ann. return",
-    "ann_vol": "Ann. vol",
-    "sharpe": "Sharpe",
-    "sortino": "Sortino",
-    "max_drawdown": "Max DD",
-    "calmar": "Calmar",
-    "info_ratio": "Info ratio",
-    "monthly_win_rate": "Win months",
-    "monthly_pl_ratio": "Monthly P/L",
-    "turnover": "Turnover /yr",
-    "extreme_month_return": "Extreme months",
-    "worst_month": "Worst month",
-    "cvar95": "CVaR 95 (daily)",
-}
-
-#: Metrics shown in percent.
-PERCENT_METRICS = frozenset(
-    {"ann_return", "ann_vol", "max_drawdown", "monthly_win_rate", "turnover",
-     "extreme_month_return", "worst_month", "cvar95"}
-)
-
 #: Regime label of days before the first regime is known (missing in budgets.csv).
 WARMUP = "warm-up (no regime yet)"
 
@@ -80,28 +66,6 @@ _TRIGGER_TEXT = {
 
 
 # ----------------------------------------------------------------------------- metrics
-
-
-def metrics_formatted(metrics: pd.DataFrame) -> FormattedTable:
-    """The metrics table formatted (percentages / 2-dp ratios; readable headers).
-
-    Parameters
-    ----------
-    metrics : pandas.DataFrame
-        Output of :func:`runners.metrics.compute_metrics` (index ``strategy``).
-    """
-    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
-    if missing:
-        raise DataError(f"metrics table lacks column(s) {missing}")
-    table = metrics[list(METRIC_COLUMNS)]
-    formats = {c: ("pct" if c in PERCENT_METRICS else "ratio") for c in METRIC_COLUMNS}
-    formats["cvar95"] = "pct2"
-    return format_table(table, formats, index_label="Strategy", headers=METRIC_LABELS)
-
-
-def metrics_markdown(metrics: pd.DataFrame) -> str:
-    """The metrics table in Markdown (see :func:`metrics_formatted`)."""
-    return metrics_formatted(metrics).markdown()
 
 
 def write_metrics_table(metrics: pd.DataFrame, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
