@@ -383,6 +383,7 @@ def test_sigint_stops_cleanly_in_process(market, reference, tmp_path):
         ("garbage_state", "corrupt state file"),
         ("version", "state format version 99, this drb reads version 2"),
         ("allocator_file", "does not match the sha256"),
+        ("payload_version", "allocator state of another version"),
         ("journal_cut", "journal truncated"),
         ("journal_edit", "journal altered"),
         ("no_state", "state.json is missing"),
@@ -412,6 +413,19 @@ def test_bad_state_refuses_to_trade(market, reference, tmp_path, capsys, damage,
         blob = bytearray(pkl.read_bytes())
         blob[100] ^= 0xFF
         pkl.write_bytes(bytes(blob))
+    elif damage == "payload_version":  # saved by a drb whose allocator layout was version 2
+        import hashlib
+
+        st = _state(state)
+        afile = state / st["allocator"]["file"]
+        data = json.loads(afile.read_text())
+        entries = {k: i for i, (k, _) in enumerate(data["__map__"])}
+        assert data["__map__"][entries["version"]][1] == 3
+        data["__map__"][entries["version"]][1] = 2
+        blob = json.dumps(data, separators=(",", ":")).encode()
+        afile.write_bytes(blob)
+        st["allocator"].update(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
+        st_path.write_text(json.dumps(st, indent=1))
     elif damage in ("cash", "position", "value"):  # valid JSON, hand-edited numbers
         st = _state(state)
         if damage == "cash":

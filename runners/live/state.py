@@ -65,7 +65,9 @@ __all__ = [
 
 STATE_FORMAT = "drb-paper-state"
 STATE_VERSION = 2
-PAYLOAD_VERSION = 2
+#: Version of the allocator payload's data layout: 3 since the risk model composes a covariance
+#: estimator object (indicators.covariance); an older payload is refused, never decoded into the new classes.
+PAYLOAD_VERSION = 3
 #: State versions written with a pickled allocator: refused, never loaded.
 _PICKLE_VERSIONS = (1,)
 _ALLOC_SUFFIX = ".json"
