@@ -55,7 +55,11 @@ def test_egarch_dcc_outputs():
 
 
 # Recorded from the risk model before its estimators became classes (commit 6ed6f0b, the string
-# switch in indicators/risk_model.py): forecasts (float.hex, bit for bit) and fit accounting.
+# switch in indicators/risk_model.py): forecasts (float.hex) and fit accounting. On the machine
+# that recorded them the class-based model matched bit for bit; on another CPU or another
+# numpy/scipy build, L-BFGS-B stops a few ulps elsewhere and the forecasts move by up to ~5e-7
+# relative (seen: 4.8e-7 with scipy 1.17/numpy 2.4), so the forecasts are compared at 5e-6 and
+# the fit accounting exactly.
 OLD_COV_HEX = {
     199: ["0x1.8ff8ac463bac3p-7", "-0x1.5ea43f4183fddp-10", "0x1.17be96f10cd65p-4"],
     200: ["0x1.a6535b491d823p-7", "-0x1.424bed0283a55p-10", "0x1.bfab69c859eecp-5"],
@@ -71,11 +75,12 @@ OLD_FIT_STATS = {
 }  # fmt: skip
 
 
-def test_egarch_dcc_is_bit_identical_to_the_string_switch_model():
+def test_egarch_dcc_matches_the_string_switch_model():
     vec = _vec("egarch_dcc")
     for t, (c00, c01, c11) in OLD_COV_HEX.items():
-        want = np.array([[c00, c01], [c01, c11]])
-        assert [[float.hex(float(v)) for v in row] for row in vec["cov"][t]] == want.tolist(), t
+        want = np.array([[c00, c01], [c01, c11]], dtype=object)
+        np.testing.assert_allclose(vec["cov"][t], np.vectorize(float.fromhex)(want).astype(float),
+                                   rtol=5e-6, atol=0, err_msg=str(t))
     assert vec["refit_rows"] == [199, 239, 279, 319]
     assert (vec["n_refits"], vec["n_failed_fits"], vec["n_boundary_fits"], vec["n_repairs"]) == (4, 0, 1, 0)
     assert vec["fit_stats"] == OLD_FIT_STATS

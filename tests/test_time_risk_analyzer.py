@@ -285,7 +285,7 @@ def test_year_layout_marks_partial_years_and_folds_stubs() -> None:
 def test_time_risk_figure_folds_a_stub_year_and_keeps_the_legend_off_the_lines(monkeypatch, tmp_path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    import runners.report.time_risk as tr
+    import runners.experiments.time_risk as tr
 
     figures = []
     save = tr.atomic_savefig
