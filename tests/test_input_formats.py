@@ -112,7 +112,8 @@ def test_times_and_zones_align_with_a_plain_vol_index(tmp_path):
     dates, rows = _daily_rows(30)
     prices = "date,equity,bond\n" + "".join(f"{d:%Y-%m-%d}T16:00:00-05:00,{a},{b}\n" for d, a, b in rows)
     vix = "date,vix\n" + "".join(f"{d:%Y-%m-%d},{15 + i % 3}\n" for i, d in enumerate(dates))
-    md = load_market(_write(tmp_path, prices), vol_index=_write(tmp_path, vix, "vix.csv"))
+    with pytest.warns(DataWarning, match="timestamps with a time zone reduced to their local dates"):
+        md = load_market(_write(tmp_path, prices), vol_index=_write(tmp_path, vix, "vix.csv"))
     assert md.vol_index.notna().all() and len(md.prices) == 30
     assert any("reduced to their local dates" in n for n in md.notes)
 

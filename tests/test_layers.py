@@ -140,6 +140,20 @@ def test_inside_a_package_no_import_runs_upward(package: str) -> None:
     assert not bad, f"{package}: imports running upward: " + ", ".join(sorted(bad))
 
 
+#: Sibling sublayers that never import each other (feeds and indicators are covered above).
+SIBLINGS = [("runners.experiments", "runners.live")]
+
+
+@pytest.mark.parametrize("a, b", SIBLINGS)
+def test_siblings_never_import_each_other(a: str, b: str) -> None:
+    def inside(mod: str, prefix: str) -> bool:
+        return mod == prefix or mod.startswith(prefix + ".")
+
+    bad = [f"{m} -> {d}" for m, deps in GRAPH.items() for d in deps
+           if (inside(m, a) and inside(d, b)) or (inside(m, b) and inside(d, a))]
+    assert not bad, f"{a} and {b} import each other: " + ", ".join(sorted(bad))
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     index: dict[str, int] = {}
     low: dict[str, int] = {}

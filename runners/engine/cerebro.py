@@ -19,7 +19,7 @@ from drb.errors import ConfigError
 from drb.names import did_you_mean, match_name
 from feeds.bt_feeds import add_feeds
 from feeds.market import MarketData
-from runners.config import DEFAULT_BROKER
+from runners.config import DEFAULT_BROKER, DEFAULT_EXECUTION, RunConfig
 from strategies.bt.analyzers import ALL_ANALYZERS
 from strategies.bt.strategies import STRATEGIES
 from strategies.core.validation import check_param_types
@@ -94,6 +94,19 @@ class StrategyResult:
     budgets: pd.DataFrame
     order_issues: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def strategy_params_for(name: str, config: RunConfig) -> dict[str, Any]:
+    """Parameters of one strategy: the common ``[execution]`` table, then its own table."""
+    params: dict[str, Any] = {}
+    exe = dict(DEFAULT_EXECUTION)
+    exe.update(config.execution)
+    params["total_cap"] = exe["total_cap"]
+    params["asset_cap"] = exe["asset_cap"]
+    params["warmup"] = exe["warmup"]
+    params.update(config.strategy_params.get(name, {}))
+    validate_strategy_params(name, params)
+    return params
 
 
 def allocator_info(alloc: Any, info: dict[str, Any]) -> dict[str, Any]:

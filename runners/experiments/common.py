@@ -254,8 +254,8 @@ def validate_points(market: MarketData, strategy: str, params_list: Sequence[Map
 
 
 def strategy_params(name: str, config: RunConfig, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A strategy's parameters from the config (:func:`~runners.experiments.compare.strategy_params_for`), then ``extra``."""
-    from runners.experiments.compare import strategy_params_for
+    """A strategy's parameters from the config (:func:`~runners.engine.cerebro.strategy_params_for`), then ``extra``."""
+    from runners.engine.cerebro import strategy_params_for
 
     p = strategy_params_for(name, config)
     p.update(extra or {})

@@ -29,7 +29,7 @@ from runners.engine.cerebro import (
     StrategyResult,
     effective_params,
     run_backtest,
-    validate_strategy_params,
+    strategy_params_for,
 )
 from runners.experiments.time_risk import (
     plot_time_risk,
@@ -60,19 +60,6 @@ class ComparisonResult:
     out_dir: Path | None
     timings: dict[str, float]
     health: dict[str, Any] = field(default_factory=dict)
-
-
-def strategy_params_for(name: str, config: RunConfig) -> dict[str, Any]:
-    """Parameters of one strategy: the common ``[execution]`` table, then its own table."""
-    params: dict[str, Any] = {}
-    exe = dict(DEFAULT_EXECUTION)
-    exe.update(config.execution)
-    params["total_cap"] = exe["total_cap"]
-    params["asset_cap"] = exe["asset_cap"]
-    params["warmup"] = exe["warmup"]
-    params.update(config.strategy_params.get(name, {}))
-    validate_strategy_params(name, params)
-    return params
 
 
 #: Per-asset budget floors that cannot hold when ``floor * n > 1`` (checked before any backtest;

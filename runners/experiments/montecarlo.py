@@ -494,7 +494,7 @@ def mc_runs(
     applied : dict
         The Monte Carlo defaults that were applied.
     """
-    from runners.experiments.compare import strategy_params_for
+    from runners.engine.cerebro import strategy_params_for
 
     names = list(strategies or config.strategies or DEFAULT_MC_STRATEGIES)
     for n in names:

@@ -182,7 +182,7 @@ def warm_up(risk_models: Sequence[str] = ("ewma",)) -> None:
     """
     import runners.experiments.montecarlo  # noqa: F401  (the Monte Carlo task's module and its imports)
     from feeds import synthetic_market
-    from runners.experiments.compare import strategy_params_for
+    from runners.engine.cerebro import strategy_params_for
 
     config = RunConfig(source="warm-up")
     config.execution["warmup"] = 60

@@ -78,8 +78,7 @@ def jsonable(value: Any) -> Any:
 def resolve_setup(opts: PaperOptions) -> PaperSetup:
     """Read the config (or prepare the demo folder) and pick the strategy and its parameters."""
     from runners.config import RunConfig, load_config
-    from runners.engine.cerebro import strategy_class, validate_strategy_params
-    from runners.experiments.compare import strategy_params_for
+    from runners.engine.cerebro import strategy_class, strategy_params_for, validate_strategy_params
 
     if opts.demo and opts.live is not None:
         raise ConfigError("--live and --demo exclude each other (--demo replays the embedded market into DIR/demo/)")
