@@ -34,6 +34,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -177,7 +178,7 @@ def compare_risk_models(n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paths", type=int, default=6, help="fast-path paths timed (default 6)")
     ap.add_argument("--bt-paths", type=int, default=2, help="backtrader paths timed (default 2)")
@@ -185,17 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare-paths", type=int, default=4, help="paths of the EGARCH-DCC vs EWMA comparison (default 4)")
     ap.add_argument("--quick", action="store_true", help="skip the backtrader EGARCH run and the comparison")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results_montecarlo.md"))
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the default Monte Carlo paths, the risk model ratios, the cluster and the comparison."""
     base = MarketData.from_synthetic(synthetic_market(seed=0, start=START, end=END))
     runs, _ = mc_runs(RunConfig())
     print(f"market {START}..{END}: {len(base.prices)} bars; strategies: {', '.join(runs)}", flush=True)
 
     dyn_rm = runs["DynamicRiskBudget"].get("risk_model")
     fast = time_paths(base, "fast", args.paths, runs)
-    core_h = TARGET_PATHS * fast["cpu"] / 3600
     print(f"default MC ({dyn_rm}), fast path: {fast['cpu']:.3f} CPU s/path ({1 / fast['cpu']:.2f} paths/s/core), "
-          f"wall {fast['wall']:.3f} s; 10,000 paths = {core_h:.2f} core-hours", flush=True)
+          f"wall {fast['wall']:.3f} s; 10,000 paths = {TARGET_PATHS * fast['cpu'] / 3600:.2f} core-hours", flush=True)
     bt = time_paths(base, "backtrader", args.bt_paths, runs)
     print(f"backtrader: {bt['cpu']:.3f} CPU s/path ({1 / bt['cpu']:.3f} paths/s/core), wall {bt['wall']:.3f} s", flush=True)
 
@@ -213,33 +216,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"LocalCluster(2): {cl['n']} paths in {cl['wall']:.2f} s (+{cl['startup']:.1f} s startup), efficiency {eff:.0%}", flush=True)
 
     cmp = compare_risk_models(args.compare_paths) if not args.quick and args.compare_paths > 0 else None
-
-    core_h_bt = TARGET_PATHS * bt["cpu"] / 3600
     eg = ratios[0]
     # a default path with the dynamic model on EGARCH-DCC: the dynamic model's share swapped
     # (CPU of the dynamic model's fast path with EGARCH-DCC minus with the default risk model)
     by_rm = {r["risk_model"]: r["fast_cpu"] for r in ratios}
     eg_path = fast["cpu"] + (eg["fast_cpu"] - by_rm[dyn_rm] if dyn_rm in by_rm else 0.0)
-    eg_core_h = TARGET_PATHS * eg_path / 3600
     print(f"EGARCH-DCC: dynamic model fast path {eg['fast_cpu']:.3f} CPU s (target <= 1.3), fast/bare {eg['fast_cpu'] / eg['risk_model_cpu']:.2f}x "
-          f"(target <= {TARGET_RATIO}x); default path with it {eg_path:.3f} CPU s, 10,000 paths = {eg_core_h:.2f} core-hours "
+          f"(target <= {TARGET_RATIO}x); default path with it {eg_path:.3f} CPU s, 10,000 paths = {TARGET_PATHS * eg_path / 3600:.2f} core-hours "
           f"(target <= {TARGET_CORE_HOURS:g})", flush=True)
-    wall2_ideal = TARGET_PATHS * fast["cpu"] / 2
-    wall2_meas = TARGET_PATHS * cl["wall"] / cl["n"]
-    wall64 = TARGET_PATHS * fast["cpu"] / (64 * 0.9)
+    return dict(bars=len(base.prices), runs=runs, dyn_rm=dyn_rm, fast=fast, bt=bt, ratios=ratios, cl=cl, eff=eff,
+                cmp=cmp, eg_path=eg_path)
 
-    def hms(s: float) -> str:
-        return f"{s / 3600:.2f} h" if s >= 3600 else f"{s / 60:.1f} min"
 
+def _hms(s: float) -> str:
+    return f"{s / 3600:.2f} h" if s >= 3600 else f"{s / 60:.1f} min"
+
+
+def _throughput_lines(m: dict[str, Any]) -> list[str]:
+    fast, bt, cl, dyn_rm = m["fast"], m["bt"], m["cl"], m["dyn_rm"]
+    core_h = TARGET_PATHS * fast["cpu"] / 3600
+    core_h_bt = TARGET_PATHS * bt["cpu"] / 3600
     lines = [
         "# Monte Carlo throughput (`benchmarks/montecarlo.py`)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs while measured), "
-        f"Python {platform.python_version()}. Market: embedded synthetic, {START}..{END}, {len(base.prices)} daily bars. "
+        f"Python {platform.python_version()}. Market: embedded synthetic, {START}..{END}, {m['bars']} daily bars. "
         "CPU seconds are the process's CPU time (other load on the machine does not count), one BLAS thread.",
         "",
         f"Default Monte Carlo settings: the dynamic model with `risk_model=\"{dyn_rm}\"` and the default baselines "
-        f"({', '.join(list(runs)[1:])}), metrics of every strategy, alternating synthetic / bootstrap paths.",
+        f"({', '.join(list(m['runs'])[1:])}), metrics of every strategy, alternating synthetic / bootstrap paths.",
         "",
         "## Paths per second per core",
         "",
@@ -258,13 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         f"| risk model | bare RiskModel CPU s | fast path CPU s | ratio (target <= {TARGET_RATIO} for egarch_dcc) | backtrader CPU s | refits |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in ratios:
+    for r in m["ratios"]:
         lines.append(
             f"| {r['risk_model']} | {r['risk_model_cpu']:.3f} | {r['fast_cpu']:.3f} | {r['fast_cpu'] / r['risk_model_cpu']:.2f} | "
             + (f"{r['bt_cpu']:.3f}" if "bt_cpu" in r else "n/a")
             + f" | {r['refits']} / {r['fast_refits']} |"
         )
-    lines += [
+    wall2_ideal = TARGET_PATHS * fast["cpu"] / 2
+    wall2_meas = TARGET_PATHS * cl["wall"] / cl["n"]
+    wall64 = TARGET_PATHS * fast["cpu"] / (64 * 0.9)
+    return lines + [
         "",
         "With EGARCH-DCC the risk model is the cost and the fast path adds the allocator (regimes, triggers, solver, "
         "execution) on top; backtrader's event loop is gone. With EWMA the risk model costs milliseconds, so the allocator "
@@ -273,40 +281,45 @@ def main(argv: list[str] | None = None) -> int:
         "## 10,000 paths of 2018-2025",
         "",
         f"* default settings ({dyn_rm}): **{core_h:.2f} core-hours**;",
-        f"* with the EGARCH-DCC dynamic model (refit every 21 bars): about {eg_core_h:.2f} core-hours (target <= {TARGET_CORE_HOURS:g});",
+        f"* with the EGARCH-DCC dynamic model (refit every 21 bars): about {TARGET_PATHS * m['eg_path'] / 3600:.2f} core-hours "
+        f"(target <= {TARGET_CORE_HOURS:g});",
         f"* backtrader path, default settings: {core_h_bt:.1f} core-hours.",
         "",
         "| where | projected wall time | basis |",
         "| --- | --- | --- |",
-        f"| 2 cores (LocalCluster, 2 workers) | {hms(wall2_ideal)} ideal; {hms(wall2_meas)} at the measured rate | "
-        f"measured: {cl['n']} paths in {cl['wall']:.1f} s on 2 warm workers (efficiency {eff:.0%}; load average "
+        f"| 2 cores (LocalCluster, 2 workers) | {_hms(wall2_ideal)} ideal; {_hms(wall2_meas)} at the measured rate | "
+        f"measured: {cl['n']} paths in {cl['wall']:.1f} s on 2 warm workers (efficiency {m['eff']:.0%}; load average "
         f"{cl['load']:.1f} on this shared 2-core machine), "
         f"+{cl['startup']:.0f} s cluster startup |",
-        f"| 64-core Dask cluster | {hms(wall64)} | CPU s/path x 10,000 / 64, at 90% efficiency (per-task scheduler "
+        f"| 64-core Dask cluster | {_hms(wall64)} | CPU s/path x 10,000 / 64, at 90% efficiency (per-task scheduler "
         "overhead ~1 ms against ~0.5 s tasks; paths are independent, results stream to disk) |",
         "",
     ]
-    if cmp is not None:
-        piv = cmp.groupby("risk_model")[["sharpe", "ann_return", "ann_vol", "max_drawdown", "turnover", "rebalances"]].mean()
-        lines += [
-            f"## EGARCH-DCC vs EWMA (dynamic model, {args.compare_paths} synthetic paths, means)",
-            "",
-            "| risk model | Sharpe | ann. return | ann. vol | max drawdown | turnover / yr | rebalances |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for rm, r in piv.iterrows():
-            lines.append(f"| {rm} | {r['sharpe']:.3f} | {r['ann_return']:.4f} | {r['ann_vol']:.4f} | {r['max_drawdown']:.4f} | "
-                         f"{r['turnover']:.2f} | {r['rebalances']:.1f} |")  # fmt: skip
-        lines += [
-            "",
-            "Per path:",
-            "",
-            "| path | risk model | Sharpe | turnover / yr | rebalances |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for _, r in cmp.iterrows():
-            lines.append(f"| {r['path']} | {r['risk_model']} | {r['sharpe']:.3f} | {r['turnover']:.2f} | {r['rebalances']} |")
-        lines.append("")
+
+
+def _comparison_lines(cmp: pd.DataFrame, n_paths: int) -> list[str]:
+    piv = cmp.groupby("risk_model")[["sharpe", "ann_return", "ann_vol", "max_drawdown", "turnover", "rebalances"]].mean()
+    lines = [
+        f"## EGARCH-DCC vs EWMA (dynamic model, {n_paths} synthetic paths, means)",
+        "",
+        "| risk model | Sharpe | ann. return | ann. vol | max drawdown | turnover / yr | rebalances |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for rm, r in piv.iterrows():
+        lines.append(f"| {rm} | {r['sharpe']:.3f} | {r['ann_return']:.4f} | {r['ann_vol']:.4f} | {r['max_drawdown']:.4f} | "
+                     f"{r['turnover']:.2f} | {r['rebalances']:.1f} |")  # fmt: skip
+    lines += ["", "Per path:", "", "| path | risk model | Sharpe | turnover / yr | rebalances |", "| --- | --- | --- | --- | --- |"]
+    for _, r in cmp.iterrows():
+        lines.append(f"| {r['path']} | {r['risk_model']} | {r['sharpe']:.3f} | {r['turnover']:.2f} | {r['rebalances']} |")
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    m = _measure(args)
+    lines = _throughput_lines(m)
+    if m["cmp"] is not None:
+        lines += _comparison_lines(m["cmp"], args.compare_paths)
     text = "\n".join(lines)
     from drb.io import atomic_write_text
 
