@@ -561,3 +561,18 @@ def test_report_and_time_risk_register_with_argparse(tmp_path, capsys):
     args = parser.parse_args(["time-risk", "--out", str(tmp_path)])
     assert args.handler(args) == 0 and (tmp_path / "mean_variance_contributions.png").is_file()
     assert "stock contribution < 0 below (s0 = 1): S*(0) = " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rows, folded", [(40, False), (41, True)])
+def test_budget_log_folds_past_forty_rows(rows, folded):
+    from types import SimpleNamespace
+
+    from runners.report.build import _budget_log_block
+
+    d = pd.bdate_range("2020-01-01", periods=rows)
+    log = pd.DataFrame({"date": d, "executed": d, "event": "periodic", "regime": "expansion/low",
+                        "equity": 60.0, "bond": 40.0})
+    b = SimpleNamespace(lo=None, hi=None, budget_lag=1)
+    block = _budget_log_block(b, log)
+    assert block.collapsed is folded and len(block.table.rows) == rows
+    assert block.summary == f"show the {rows} rows"
