@@ -207,6 +207,19 @@ def test_validation_kernels(n: int, seed: int) -> None:
         sym = 0.5 * (a + a.T)
         assert v._is_pd_small_py(sym) == v._is_pd_small(sym)
     assert v._is_pd_small(cov) and not v._is_pd_small(indefinite)
+    # the one hand-written Cholesky: diagonal taken from ``lo``, strict lower triangle from ``a``
+    assert v._cholesky_in_place.py_func is v._cholesky_in_place_py
+    shift = 0.3 * float(np.min(np.linalg.eigvalsh(cov)))
+    for a, ok in ((cov, True), (indefinite, False)):
+        los = []
+        for f in (v._cholesky_in_place_py, v._cholesky_in_place):
+            lo = np.full((n, n), np.nan)
+            np.fill_diagonal(lo, np.diag(a) - shift)
+            assert f(a, lo) is ok
+            los.append(np.tril(lo))
+        if ok:
+            _close(los[0], los[1])
+            np.testing.assert_allclose(los[0], np.linalg.cholesky(a - shift * np.eye(n)), rtol=1e-12, atol=1e-14)
     neg = b.copy()
     neg[-1] = -0.1
     inf = b.copy()

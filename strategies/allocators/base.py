@@ -24,6 +24,7 @@ import pandas as pd
 
 from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError, SolverError
+from strategies.core.validation import _cholesky_in_place
 
 __all__ = ["Decision", "Allocator", "check_max_leverage", "is_period_start", "PERIODS_PER_YEAR", "TRIGGER_ORDER"]
 
@@ -70,19 +71,8 @@ def _definite_with_margin(s: np.ndarray, margin: float) -> bool:  # pragma: no c
     shift = margin * tr
     lo = np.empty((n, n))
     for j in range(n):
-        d = s[j, j] - shift
-        for q in range(j):
-            d -= lo[j, q] * lo[j, q]
-        if not d > 0.0:
-            return False
-        d = math.sqrt(d)
-        lo[j, j] = d
-        for i in range(j + 1, n):
-            v = s[i, j]
-            for q in range(j):
-                v -= lo[i, q] * lo[j, q]
-            lo[i, j] = v / d
-    return True
+        lo[j, j] = s[j, j] - shift
+    return _cholesky_in_place(s, lo)
 
 
 def _well_conditioned_sample_covariance(window: np.ndarray) -> np.ndarray | None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from strategies.core.validation import (
     SYMMETRY_RTOL,
+    _cholesky_in_place,
     _is_pd_small,
     _matrix_status,
     _vector_status,
@@ -118,18 +119,8 @@ def _hessian_cholesky_py(c: np.ndarray, b: np.ndarray, x: np.ndarray, h: np.ndar
     n = c.shape[0]
     if n <= _SMALL_N:
         for j in range(n):
-            acc = c[j, j] + b[j] / (x[j] * x[j])
-            for k in range(j):
-                acc -= h[j, k] * h[j, k]
-            if not acc > 0.0:
-                return False
-            ljj = np.sqrt(acc)
-            h[j, j] = ljj
-            for i in range(j + 1, n):
-                acc2 = c[i, j]
-                for k in range(j):
-                    acc2 -= h[i, k] * h[j, k]
-                h[i, j] = acc2 / ljj
+            h[j, j] = c[j, j] + b[j] / (x[j] * x[j])
+        return _cholesky_in_place(c, h)
     else:
         for i in range(n):
             for j in range(n):

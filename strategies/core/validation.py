@@ -60,11 +60,15 @@ def _matrix_status_py(a: np.ndarray, rtol: float) -> tuple[int, float]:
 _matrix_status = numba.njit(cache=True)(_matrix_status_py)
 
 
-def _is_pd_small_py(a: np.ndarray) -> bool:
+def _cholesky_in_place_py(a: np.ndarray, lo: np.ndarray) -> bool:
+    """Cholesky factor, into the lower triangle of ``lo`` (n, n), of the symmetric matrix whose
+    strict lower triangle is ``a``'s and whose diagonal the caller has put on ``lo``'s diagonal
+    (so a shifted or augmented diagonal needs no copy of ``a``). False at the first pivot that is
+    not > 0 (not positive definite). The one hand-written Cholesky of the small compiled paths
+    (a LAPACK call from numba costs more than the factorization below about 30 assets)."""
     n = a.shape[0]
-    lo = np.empty((n, n))
     for j in range(n):
-        acc = a[j, j]
+        acc = lo[j, j]
         for k in range(j):
             acc -= lo[j, k] * lo[j, k]
         if not acc > 0.0:
@@ -77,6 +81,17 @@ def _is_pd_small_py(a: np.ndarray) -> bool:
                 acc2 -= lo[i, k] * lo[j, k]
             lo[i, j] = acc2 / ljj
     return True
+
+
+_cholesky_in_place = numba.njit(cache=True, inline="always")(_cholesky_in_place_py)
+
+
+def _is_pd_small_py(a: np.ndarray) -> bool:
+    n = a.shape[0]
+    lo = np.empty((n, n))
+    for j in range(n):
+        lo[j, j] = a[j, j]
+    return _cholesky_in_place(a, lo)
 
 
 _is_pd_small = numba.njit(cache=True)(_is_pd_small_py)
