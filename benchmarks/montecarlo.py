@@ -4,10 +4,11 @@ Measures, in this process (one core, CPU time of the process so other load on th
 count against us):
 
 1. **Paths per second per core** with the default Monte Carlo settings (the dynamic model with
-   the default risk model of :data:`runners.experiments.montecarlo.MC_DYNAMIC_DEFAULTS` and the default
+   its EGARCH-DCC risk model refitted every 21 bars, unless
+   :data:`runners.experiments.montecarlo.MC_DYNAMIC_DEFAULTS` says otherwise, and all nine
    baselines, metrics included) for the fast path and the backtrader path, on alternating synthetic
-   and bootstrap paths of 2018-01-02 .. 2025-06-30; and the same path with the dynamic model on
-   EGARCH-DCC (refit every 21 bars). Target: 10,000 EGARCH-DCC paths in at most 4 core-hours.
+   and bootstrap paths of 2018-01-02 .. 2025-06-30. Target: 10,000 EGARCH-DCC paths in at most 4
+   core-hours.
 2. **Fast path vs the risk model's own cost** on one path: the dynamic model run by the fast path
    (and by backtrader) against the bare :class:`indicators.risk_model.RiskModel` fed the same
    returns, for EGARCH-DCC (refit every 21 bars) and EWMA. Target: fast path <= 1.15x the risk
@@ -195,7 +196,9 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
     runs, _ = mc_runs(RunConfig())
     print(f"market {START}..{END}: {len(base.prices)} bars; strategies: {', '.join(runs)}", flush=True)
 
-    dyn_rm = runs["DynamicRiskBudget"].get("risk_model")
+    from strategies.allocators.dynamic import DynamicParams
+
+    dyn_rm = runs["DynamicRiskBudget"].get("risk_model", DynamicParams().risk_model)
     fast = time_paths(base, "fast", args.paths, runs)
     print(f"default MC ({dyn_rm}), fast path: {fast['cpu']:.3f} CPU s/path ({1 / fast['cpu']:.2f} paths/s/core), "
           f"wall {fast['wall']:.3f} s; 10,000 paths = {TARGET_PATHS * fast['cpu'] / 3600:.2f} core-hours", flush=True)

@@ -480,7 +480,7 @@ def _fit_fast(y, dist, start, backcast, vb, bounds, warm: bool):
     lo = np.array([b[0] for b in bounds])
     hi = np.array([b[1] for b in bounds])
     if warm:
-        x, ll, ok = _newton(start, y, dist, backcast, vb, lo, hi)
+        x, ll, ok, _ = _newton(start, y, dist, backcast, vb, lo, hi)
         if ok:
             x, ll = _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi)
             return x, True, ll, "Newton from the warm start"
@@ -502,30 +502,50 @@ def _fit_fast(y, dist, start, backcast, vb, bounds, warm: bool):
         # that the constrained refit replaces (400 cost 15% more of the 20-asset path, same fits).
         options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 200},
     )
-    x, ll, ok = _newton(res.x, y, dist, backcast, vb, lo, hi)
+    x, ll, ok, _ = _newton(res.x, y, dist, backcast, vb, lo, hi)
     ok = ok and bool(np.all(np.isfinite(x))) and np.isfinite(ll)
     if ok:
         x, ll = _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi)
     return x, ok, ll, str(res.message)
 
 
-def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool = False):
-    """Projected Newton ascent on the log-likelihood; returns (x, loglik, converged).
+def _fd_hessian(x, g, free, y, dist, backcast, vb, hi) -> np.ndarray:
+    """Negative Hessian of the log-likelihood in the free coordinates (positive definite at a
+    maximum): forward differences of the analytic gradient, one gradient per free coordinate."""
+    k = x.shape[0]
+    H = np.zeros((k, k))
+    for i in np.flatnonzero(free):  # the held coordinates' columns are not used
+        h = 1e-6 * max(1.0, abs(x[i]))
+        xp = x.copy()
+        xp[i] = xp[i] + h if xp[i] + h <= hi[i] else xp[i] - h
+        H[:, i] = (_loglik_and_grad(xp, y, backcast, vb, dist)[1] - g) / (xp[i] - x[i])
+    return -0.5 * (H + H.T)[np.ix_(free, free)]
 
-    The gradient is analytic; the Hessian is the forward difference of the analytic gradient. A
-    coordinate at a bound whose gradient points outward is held there (the others take the Newton
-    step). Converged when the Newton decrement is below ``_DECREMENT_TOL`` or the projected gradient
-    of the mean log-likelihood below ``_GTOL``; not converged when the Hessian is not negative
-    definite, a step cannot increase the likelihood, or ``max_iter`` steps do not get there (a
-    stalled step with a small decrement is the kink case of ``_KINK_DECREMENT_TOL``: converged).
-    With ``fix_mu`` the mean is held (the likelihood is smooth in the other parameters).
+
+def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool = False):
+    """Projected Newton ascent on the log-likelihood; returns (x, loglik, converged, stalled).
+
+    The gradient is analytic. The Hessian is the forward difference of the analytic gradient at the
+    start (and whenever the set of free coordinates changes), then carried along by BFGS updates
+    from the gradients the line search already computed: one gradient a step instead of one per
+    coordinate (a warm refit took 4-5 steps of 7 gradients, about 1.3 ms, before). A step that
+    fails with a carried Hessian is retried with a fresh one, so every failure verdict below is
+    made with the difference Hessian. A coordinate at a bound whose gradient points outward is
+    held there (the others take the Newton step). Converged when the Newton decrement is below
+    ``_DECREMENT_TOL`` or the projected gradient of the mean log-likelihood below ``_GTOL``; not
+    converged when the Hessian is not negative definite, a step cannot increase the likelihood,
+    or ``max_iter`` steps do not get there (a stalled step with a small decrement is the kink case
+    of ``_KINK_DECREMENT_TOL``: converged, and ``stalled`` set). With ``fix_mu`` the mean is held (the likelihood is
+    smooth in the other parameters).
     """
     x = np.clip(np.asarray(x, dtype=float), lo, hi)
     k = x.shape[0]
     n = y.shape[0]
     ll, g = _loglik_and_grad(x, y, backcast, vb, dist)
     if not np.isfinite(ll):
-        return x, ll, False
+        return x, ll, False, False
+    bf = None  # negative Hessian in the free coordinates of ``bf_free``
+    bf_free = None
     for _ in range(max_iter):
         at_lo = (x <= lo + 1e-10) & (g < 0)
         at_hi = (x >= hi - 1e-10) & (g > 0)
@@ -534,22 +554,21 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
             free[0] = False
         gf = g[free]
         if float(np.max(np.abs(gf), initial=0.0)) / n < _GTOL * 1e-3:
-            return x, ll, True
-        H = np.zeros((k, k))
-        for i in np.flatnonzero(free):  # the held coordinates' columns are not used
-            h = 1e-6 * max(1.0, abs(x[i]))
-            xp = x.copy()
-            xp[i] = xp[i] + h if xp[i] + h <= hi[i] else xp[i] - h
-            H[:, i] = (_loglik_and_grad(xp, y, backcast, vb, dist)[1] - g) / (xp[i] - x[i])
-        Hf = -0.5 * (H + H.T)[np.ix_(free, free)]
+            return x, ll, True, False
+        fresh = bf is None or not np.array_equal(free, bf_free)
+        if fresh:
+            bf, bf_free = _fd_hessian(x, g, free, y, dist, backcast, vb, hi), free
         try:
-            chol = np.linalg.cholesky(Hf)
+            chol = np.linalg.cholesky(bf)
         except np.linalg.LinAlgError:
-            return x, ll, False
+            if fresh:
+                return x, ll, False, False
+            bf = None
+            continue
         sf = np.linalg.solve(chol.T, np.linalg.solve(chol, gf))
         decrement = float(gf @ sf)
         if 0.5 * decrement < _DECREMENT_TOL:
-            return x, ll, True
+            return x, ll, True, False
         step = np.zeros(k)
         step[free] = sf
         t = 1.0
@@ -562,20 +581,34 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
                 break
             t *= 0.5
         if not accepted:
+            if not fresh:
+                bf = None  # judge the stall with the difference Hessian
+                continue
             pg = np.max(np.abs(gf)) / n
-            return x, ll, bool(pg < _GTOL or 0.5 * decrement < _KINK_DECREMENT_TOL)
+            return x, ll, bool(pg < _GTOL or 0.5 * decrement < _KINK_DECREMENT_TOL), True
+        bf = _bfgs_update(bf, (xn - x)[free], (g - gn)[free])
         x, ll, g = xn, lln, gn
-    return x, ll, False
+    return x, ll, False, False
+
+
+def _bfgs_update(b: np.ndarray, s: np.ndarray, yv: np.ndarray) -> np.ndarray:
+    """BFGS update of a positive definite curvature ``b`` (the negative Hessian) from a step ``s``
+    and the gradient change ``yv = g_old - g_new``; unchanged when ``s'yv`` is not clearly
+    positive (the update would lose definiteness)."""
+    sy = float(s @ yv)
+    if not sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(yv)):
+        return b
+    bs = b @ s
+    return b + np.outer(yv, yv) / sy - np.outer(bs, bs) / float(s @ bs)
 
 
 def _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi, rounds: int = 3):
     """Block coordinate ascent across the kinks in ``mu``.
 
     The likelihood is smooth in ``mu`` between consecutive returns and kinked at each ``mu = y_t``.
-    The best ``mu`` given the other parameters is where the ``mu``-derivative changes sign: found
-    by bisection of its sign within +-0.004 (percent units; a Newton run that stalls on a kink is
-    off by less), then snapped onto the return inside the final bracket when there is one (the
-    maximum sits on that kink) or set to the bracket's midpoint. Newton then re-optimizes the other
+    The best ``mu`` given the other parameters is where the ``mu``-derivative changes sign within
+    +-0.004 of the Newton point (percent units; a Newton run that stalls on a kink is off by less):
+    :func:`_mu_crossing` finds it on a kink or between two. Newton then re-optimizes the other
     parameters with ``mu`` held (smooth in them), until ``mu`` moves less than 1e-9.
 
     The kinks lie on hyperplanes ``mu = y_t`` only, so a point optimal in ``mu`` given the others
@@ -592,26 +625,90 @@ def _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi, rounds: int = 3):
         a, b = m0 - 0.004, m0 + 0.004
         if not (dmu(a) > 0.0 and dmu(b) < 0.0):
             break  # not bracketed: leave the Newton point as it is
-        while b - a > 1e-7:
-            m = 0.5 * (a + b)
-            if dmu(m) > 0.0:
-                a = m
-            else:
-                b = m
-        inside = y[(y >= a) & (y <= b)]
-        mu = float(inside[0]) if inside.size else 0.5 * (a + b)
+        mu = _mu_crossing(dmu, y, a, b, near=m0)
+        if abs(mu - m0) < 1e-9:
+            break  # mu is already the best given the others (a smooth Newton stop)
         z = x.copy()
         z[0] = mu
         ll_mu = _loglik_and_grad(z, y, backcast, vb, dist)[0]
         if not ll_mu >= ll:
             break
-        z, ll_new, ok = _newton(z, y, dist, backcast, vb, lo, hi, fix_mu=True)
+        z, ll_new, ok, _ = _newton(z, y, dist, backcast, vb, lo, hi, fix_mu=True)
         if not ok or not np.isfinite(ll_new) or ll_new < ll:
             break
         x, ll = z, ll_new
         if abs(mu - m0) < 1e-9:
             break
     return x, ll
+
+
+def _mu_crossing(dmu, y: np.ndarray, a: float, b: float, near: float | None = None) -> float:
+    """Where the ``mu``-derivative ``dmu`` changes sign in ``[a, b]`` (``dmu(a) > 0 > dmu(b)``).
+
+    First a bisection over the returns inside the bracket (the kinks, a handful within +-0.004)
+    narrows it to two neighbours with no kink between them; then the maximum is the left kink when
+    the derivative just right of it is not positive, the right kink when the derivative just left
+    of it is still positive, and otherwise the root of the smooth derivative between them: ``near``
+    itself when the derivative changes sign within 1e-9 of it (a smooth Newton stop), else Illinois
+    false position to 1e-10. Measured on the embedded market: 6-8 derivatives a round
+    instead of the 19 of a plain bisection to 1e-7 (same kinks, interior roots within 1e-7).
+    """
+    pts = [a, *np.unique(y[(y > a) & (y < b)]).tolist(), b]
+    i, j = 0, len(pts) - 1  # dmu(pts[i]) > 0 >= dmu(pts[j])
+    while j - i > 1:
+        k = (i + j) // 2
+        if dmu(pts[k]) > 0.0:
+            i = k
+        else:
+            j = k
+    lo_, hi_ = pts[i], pts[j]
+    eps = min(1e-9, 0.25 * (hi_ - lo_))
+    f_lo = dmu(lo_ + eps) if i > 0 else None  # derivative just right of the left kink
+    if f_lo is not None and not f_lo > 0.0:
+        return float(lo_)
+    f_hi = dmu(hi_ - eps) if j < len(pts) - 1 else None  # just left of the right kink
+    if f_hi is not None and f_hi > 0.0:
+        return float(hi_)
+    # a smooth root on (lo_, hi_): Illinois false position, bracket kept
+    xa, fa = (lo_ + eps, f_lo) if f_lo is not None else (lo_, dmu(lo_))
+    xb, fb = (hi_ - eps, f_hi) if f_hi is not None else (hi_, dmu(hi_))
+    if near is not None and xa + 1e-9 < near < xb - 1e-9:
+        f_near = dmu(near)
+        other = near - 1e-9 if f_near <= 0.0 else near + 1e-9
+        f_other = dmu(other)
+        if (f_near > 0.0) != (f_other > 0.0):
+            return float(near)
+        xa, fa, xb, fb = (other, f_other, xb, fb) if f_other > 0.0 else (xa, fa, other, f_other)
+    side = 0
+    xm = 0.5 * (xa + xb)
+    prev = math.inf
+    for _ in range(60):
+        if xb - xa < 1e-10 or fa == fb:
+            break
+        xm = (xa * fb - xb * fa) / (fb - fa)
+        if not xa < xm < xb:
+            xm = 0.5 * (xa + xb)
+        if abs(xm - prev) < 1e-10:
+            break  # the false position has settled
+        prev = xm
+        fm = dmu(xm)
+        if abs(fm) <= 1e-10 * (fa - fb) / (xb - xa):
+            break  # within 1e-10 of the root (fa > 0 >= fb: a positive slope estimate)
+        if fm > 0.0:
+            xa, fa = xm, fm
+            if side == 1:
+                fb *= 0.5
+            side = 1
+        elif fm < 0.0:
+            xb, fb = xm, fm
+            if side == -1:
+                fa *= 0.5
+            side = -1
+        else:
+            break
+        if abs(fm) == 0.0 or (xb - xa) < 1e-10:
+            break
+    return float(xm)
 
 
 def _sane(x: np.ndarray, y: np.ndarray, backcast: float, vb: np.ndarray) -> bool:

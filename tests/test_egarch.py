@@ -240,3 +240,56 @@ def test_calm_window_constrained_optimum_found_without_arch():
     ref = egarch_fit(win, "t", f0.params, engine="arch")
     assert f.engine == "fast" and f.converged and f.boundary
     assert f.loglik >= ref.loglik - 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimizer's pieces (issue 17): mu crossing, BFGS curvature
+
+
+def _bisect_crossing(dmu, y, a, b):
+    """The plain bisection the crossing search replaced (to 1e-7, snapped onto a return inside)."""
+    while b - a > 1e-7:
+        m = 0.5 * (a + b)
+        a, b = (m, b) if dmu(m) > 0.0 else (a, m)
+    inside = y[(y >= a) & (y <= b)]
+    return float(inside[0]) if inside.size else 0.5 * (a + b)
+
+
+@pytest.mark.parametrize("case", ["kink", "interior", "right_kink"])
+def test_mu_crossing_finds_the_kink_or_the_root_with_few_derivatives(case):
+    from indicators.egarch import _mu_crossing
+
+    y = np.array([-0.0031, -0.0012, 0.0004, 0.0017, 0.0029, 0.5])
+    root = {"kink": 0.0004, "interior": 0.0009, "right_kink": 0.0017}[case]
+
+    def dmu(mu):  # decreasing, smooth between the returns, a jump down at each return
+        calls.append(mu)
+        jumps = 0.3 * np.sum(mu > y) + 0.15 * np.sum(mu == y)  # sgn(0) = 0 at a kink: half a jump
+        base = 0.3 * np.sum(root > y) + (0.15 if root in y else 0.0)
+        return -(mu - root) * 50.0 - (jumps - base) + (0.1 if case != "interior" and mu < root else 0.0) \
+            - (0.1 if case != "interior" and mu > root else 0.0)
+
+    calls: list[float] = []
+    got = _mu_crossing(dmu, y, -0.004, 0.004)
+    n_new = len(calls)
+    calls.clear()
+    want = _bisect_crossing(dmu, y, -0.004, 0.004)
+    if case == "interior":
+        assert got == pytest.approx(root, abs=1e-10) and want == pytest.approx(root, abs=1e-7)
+    else:
+        assert got == root == want  # exactly the return, as the bisection snapped it
+    assert n_new <= 10 < len(calls)
+
+
+def test_bfgs_update_meets_the_secant_condition_and_stays_definite():
+    from indicators.egarch import _bfgs_update
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((5, 5))
+    b = a @ a.T + 5 * np.eye(5)
+    s = rng.standard_normal(5)
+    yv = (b + 0.3 * np.eye(5)) @ s  # s'y > 0
+    nb = _bfgs_update(b, s, yv)
+    np.testing.assert_allclose(nb @ s, yv, rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(nb) > 0)
+    np.testing.assert_array_equal(_bfgs_update(b, s, -yv), b)  # would lose definiteness: unchanged

@@ -120,10 +120,15 @@ def test_summarize_counts_direction_and_ties():
 # ----------------------------------------------------------------------------- defaults
 
 
-def test_mc_defaults_ewma_unless_configured():
+def test_mc_runs_the_backtests_model_unless_configured():
     runs, applied = mc_runs(RunConfig())
-    assert runs["DynamicRiskBudget"]["risk_model"] == "ewma" and applied == {"risk_model": "ewma"}
+    assert "risk_model" not in runs["DynamicRiskBudget"] and applied == {}  # the strategy's own default
+    from strategies.allocators.dynamic import DynamicParams
+
+    assert DynamicParams().risk_model == "egarch_dcc"
     assert list(runs)[0] == "DynamicRiskBudget" and "MacroRiskParity" in runs and len(runs) == 10
+    runs, applied = mc_runs(RunConfig(), STRATS, {"risk_model": "ewma"})
+    assert runs["DynamicRiskBudget"]["risk_model"] == "ewma"
     cfg = RunConfig(strategy_params={"DynamicRiskBudget": {"risk_model": "egarch_dcc", "refit_every": 63}})
     runs, applied = mc_runs(cfg, ["EqualWeight", "DynamicRiskBudget"])
     assert runs["DynamicRiskBudget"]["risk_model"] == "egarch_dcc" and applied == {}

@@ -28,21 +28,17 @@ mode or the order paths finish in:
 
 Default settings (10,000 paths of 2018-2025 daily data in under 4 core-hours)
 -----------------------------------------------------------------------------
-The dynamic model runs with ``risk_model="ewma"`` (RiskMetrics lambda 0.94) unless the config's
-``[strategy.DynamicRiskBudget]`` or ``--risk-model`` says otherwise. Measured on the 2018-2025
-embedded market (``benchmarks/results_montecarlo.md``): a default path (dynamic model + eight
-baselines + metrics) costs about 0.5-0.6 CPU seconds on the fast path, so 10,000 paths take about
-1.5 core-hours; the EGARCH(1,1)-t + DCC risk model refitted every 21 bars costs about 2.5 CPU s per
-path by itself, which would make it about 7-8 core-hours. What the EWMA choice changes (4 synthetic
-paths): turnover about 10% higher and a few percent more rebalances (faster, noisier covariance
-forecasts without asymmetry or volatility mean reversion fire the risk-contribution and eigenvalue
-triggers more often); per-path Sharpe ratios within about 0.1 of the EGARCH-DCC model's on most
-paths, EGARCH-DCC usually slightly ahead, with occasional paths where one differs a lot. Regimes,
-budgets, smoothing and the execution model are unchanged. Rerun a subset with ``--risk-model
-egarch_dcc`` (optionally ``--refit-every 63``) to check a conclusion on the full model. Default
-strategies: the dynamic model and all nine baselines (``MacroRiskParity``'s factor solve makes a
-path about 40% dearer: 0.74 instead of 0.53 CPU seconds for 2018-2025); ``--strategies`` or the
-config's ``run.strategies`` choose others.
+Every path runs the model of the backtests and the paper: the dynamic model with its EGARCH(1,1)-t
++ DCC(1,1) risk model refitted every 21 bars, and all nine baselines. Measured on a quiet 2-core
+machine (``benchmarks/README.md``, "Monte Carlo"): about 1.3 CPU seconds per 2018-2025 path on the
+fast path (the dynamic model about 0.96 s of it, its bare risk model 0.87 s), so 10,000 paths take
+about 3.6 core-hours. ``--risk-model ewma`` (or ``risk_model = "ewma"`` in the config's
+``[strategy.DynamicRiskBudget]``) makes a path about 3x cheaper (0.44 s, 1.2 core-hours) at the cost
+of another model: turnover about 10% higher and a few percent more rebalances, per-path Sharpe
+ratios within about 0.1 of the EGARCH-DCC model's on most paths (4 synthetic paths). Regimes,
+budgets, smoothing and the execution model are the same either way. ``--strategies`` or the
+config's ``run.strategies`` choose other strategies (``MacroRiskParity``'s factor solve is the
+dearest baseline, about 0.13 s a path).
 
 Outputs (``--out DIR``)
 -----------------------
@@ -123,12 +119,13 @@ __all__ = [
 
 DYNAMIC = "DynamicRiskBudget"
 
-#: Strategies of a Monte Carlo run by default: all ten (MacroRiskParity's factor solve adds about
-#: 40% to a path: 0.74 instead of 0.53 CPU s per 2018-2025 path, measured on a busy 2-core machine).
+#: Strategies of a Monte Carlo run by default: all ten.
 DEFAULT_MC_STRATEGIES: tuple[str, ...] = tuple(STRATEGY_NAMES)
 
-#: Dynamic-model parameters a Monte Carlo run uses unless the config or the command line sets them.
-MC_DYNAMIC_DEFAULTS: dict[str, Any] = {"risk_model": "ewma"}
+#: Dynamic-model parameters a Monte Carlo run uses unless the config or the command line sets them:
+#: none since issue 17 (the EGARCH-DCC model of the backtests fits the 4-core-hour budget; it was
+#: ``{"risk_model": "ewma"}`` before). Reported in ``manifest.json`` and ``summary.md`` when applied.
+MC_DYNAMIC_DEFAULTS: dict[str, Any] = {}
 
 #: Metrics of ``summary.csv`` and ``relative.csv``.
 SUMMARY_METRICS: tuple[str, ...] = ("sharpe", "ann_return", "ann_vol", "max_drawdown", "calmar", "sortino", "cvar95", "turnover")
