@@ -179,8 +179,10 @@ def _wait_group_gone(pgid: int, timeout: float = 120) -> None:
 def test_killed_run_resumes(tmp_path):
     out = tmp_path / "mc"
     n = 8
+    # EWMA: the resume mechanics, not the risk model, are under test (three runs of 8 paths)
     args = ["montecarlo", "--demo", "--start", "2018-01-02", "--end", "2019-06-28", "--paths", str(n),
-            "--strategies", ",".join(STRATS), "--workers", "2", "--out", str(out), "--quiet", "--no-figures"]  # fmt: skip
+            "--strategies", ",".join(STRATS), "--risk-model", "ewma", "--workers", "2", "--out", str(out),
+            "--quiet", "--no-figures"]  # fmt: skip
     parts_dir = out / "parts" / "montecarlo"
     proc = _drb(args)
     deadline = time.monotonic() + 600
