@@ -13,13 +13,14 @@ Fitting engines
 ---------------
 ``engine="fast"`` (default) maximizes exactly ``arch``'s log-likelihood (same backcast, variance bounds,
 parameter bounds and density) with an analytic gradient (numba). A warm start (the previous refit's
-parameters) goes straight to Newton's method (Hessian from differences of the analytic gradient);
+parameters) goes straight to Newton's method (Hessian from differences of the analytic gradient,
+then carried by BFGS updates);
 a cold start, or a Newton run that does not converge, goes through L-BFGS-B first (from ``arch``'s
 own starting values when cold). The likelihood is not differentiable in ``mu`` where a return equals
-``mu`` (the ``|e_{t-1}|`` term) and its maximum usually sits on such a kink, so the fit ends with a
-block coordinate ascent across the kinks (:func:`_mu_kink_polish`). Measured on the embedded market
-(``benchmarks/accuracy.py``): ``arch`` started from our optimum moves the forecast by 2e-9 (median)
-to 4e-6 (max); ``arch``'s own cold and warm fits differ by up to 8e-4 (its local optima). A warm
+``mu`` (the ``|e_{t-1}|`` term); a maximum on such a kink stalls Newton, and a better one may lie a
+few kinks away, so the fit ends with a block coordinate ascent across the kinks
+(:func:`_mu_kink_polish`). Measured on the embedded market (``benchmarks/accuracy.py``): ``arch``
+started from our optimum moves the forecast by 7e-9 (median) to 5e-6 (max); ``arch``'s own cold and warm fits differ by up to 8e-4 (its local optima). A warm
 refit costs about 2 ms, which is what makes monthly refits of many assets affordable
 (``benchmarks/risk_model.py``). A warm fast fit that does not converge is repeated by the fast
 engine from ``arch``'s own starting values; when both free optima were not invertible and both
