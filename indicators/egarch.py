@@ -63,6 +63,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from drb.errors import DataError, EstimationWarning
+from drb.search import sign_change
 
 __all__ = [
     "SCALE",
@@ -655,13 +656,7 @@ def _mu_crossing(dmu, y: np.ndarray, a: float, b: float, near: float | None = No
     instead of the 19 of a plain bisection to 1e-7 (same kinks, interior roots within 1e-7).
     """
     pts = [a, *np.unique(y[(y > a) & (y < b)]).tolist(), b]
-    i, j = 0, len(pts) - 1  # dmu(pts[i]) > 0 >= dmu(pts[j])
-    while j - i > 1:
-        k = (i + j) // 2
-        if dmu(pts[k]) > 0.0:
-            i = k
-        else:
-            j = k
+    i, j = sign_change(dmu, pts)
     lo_, hi_ = pts[i], pts[j]
     eps = min(1e-9, 0.25 * (hi_ - lo_))
     f_lo = dmu(lo_ + eps) if i > 0 else None  # derivative just right of the left kink

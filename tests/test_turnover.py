@@ -114,3 +114,18 @@ def test_projection_properties(pair, total, cap, long_only) -> None:
     # a projection is idempotent
     np.testing.assert_allclose(project_turnover(cur, w, total, cap, long_only=long_only), w,
                                atol=1e-12)
+
+
+def test_sign_change_bisects_over_the_grid():
+    from drb.search import sign_change
+
+    pts = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    calls = []
+
+    def f(x):
+        calls.append(x)
+        return 2.5 - x
+
+    assert sign_change(f, pts) == (2, 3) and len(calls) <= 3
+    assert sign_change(lambda x: 1.0 if x < 6 else 0.0, pts) == (5, 6)  # 0 counts as "not > 0"
+    assert sign_change(f, [0.0, 9.0]) == (0, 1)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from drb.errors import DataError
+from drb.search import sign_change
 from strategies.core.validation import check_vector
 
 __all__ = ["one_way_turnover", "project_turnover"]
@@ -82,12 +83,7 @@ def _solve_mu(d0: np.ndarray, lam: float, lo: np.ndarray, hi: np.ndarray) -> flo
         return float(bp[left])
     if g(bp[right]) >= 0.0:
         return float(bp[right])
-    while right - left > 1:
-        mid = (left + right) // 2
-        if g(bp[mid]) > 0.0:
-            left = mid
-        else:
-            right = mid
+    left, right = sign_change(g, bp)
     a, z = float(bp[left]), float(bp[right])
     ga, gz = g(a), g(z)
     if ga == gz:
