@@ -20,7 +20,8 @@ own starting values when cold). The likelihood is not differentiable in ``mu`` w
 ``mu`` (the ``|e_{t-1}|`` term); a maximum on such a kink stalls Newton, and a better one may lie a
 few kinks away, so the fit ends with a block coordinate ascent across the kinks
 (:func:`_mu_kink_polish`). Measured on the embedded market (``benchmarks/accuracy.py``): ``arch``
-started from our optimum moves the forecast by 7e-9 (median) to 5e-6 (max); ``arch``'s own cold and warm fits differ by up to 8e-4 (its local optima). A warm
+started from our optimum moves the forecast by 7e-9 (median) to 5e-6 (max); ``arch``'s own cold
+and warm fits differ by up to 8e-4 (its local optima). A warm
 refit costs about 2 ms, which is what makes monthly refits of many assets affordable
 (``benchmarks/risk_model.py``). A warm fast fit that does not converge is repeated by the fast
 engine from ``arch``'s own starting values; when both free optima were not invertible and both
@@ -482,7 +483,7 @@ def _fit_fast(y, dist, start, backcast, vb, bounds, warm: bool):
     lo = np.array([b[0] for b in bounds])
     hi = np.array([b[1] for b in bounds])
     if warm:
-        x, ll, ok, _ = _newton(start, y, dist, backcast, vb, lo, hi)
+        x, ll, ok = _newton(start, y, dist, backcast, vb, lo, hi)
         if ok:
             x, ll = _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi)
             return x, True, ll, "Newton from the warm start"
@@ -504,7 +505,7 @@ def _fit_fast(y, dist, start, backcast, vb, bounds, warm: bool):
         # that the constrained refit replaces (400 cost 15% more of the 20-asset path, same fits).
         options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 200},
     )
-    x, ll, ok, _ = _newton(res.x, y, dist, backcast, vb, lo, hi)
+    x, ll, ok = _newton(res.x, y, dist, backcast, vb, lo, hi)
     ok = ok and bool(np.all(np.isfinite(x))) and np.isfinite(ll)
     if ok:
         x, ll = _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi)
@@ -525,7 +526,7 @@ def _fd_hessian(x, g, free, y, dist, backcast, vb, hi) -> np.ndarray:
 
 
 def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool = False):
-    """Projected Newton ascent on the log-likelihood; returns (x, loglik, converged, stalled).
+    """Projected Newton ascent on the log-likelihood; returns (x, loglik, converged).
 
     The gradient is analytic. The Hessian is the forward difference of the analytic gradient at the
     start (and whenever the set of free coordinates changes), then carried along by BFGS updates
@@ -537,7 +538,7 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
     ``_DECREMENT_TOL`` or the projected gradient of the mean log-likelihood below ``_GTOL``; not
     converged when the Hessian is not negative definite, a step cannot increase the likelihood,
     or ``max_iter`` steps do not get there (a stalled step with a small decrement is the kink case
-    of ``_KINK_DECREMENT_TOL``: converged, and ``stalled`` set). With ``fix_mu`` the mean is held (the likelihood is
+    of ``_KINK_DECREMENT_TOL``: converged). With ``fix_mu`` the mean is held (the likelihood is
     smooth in the other parameters).
     """
     x = np.clip(np.asarray(x, dtype=float), lo, hi)
@@ -545,7 +546,7 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
     n = y.shape[0]
     ll, g = _loglik_and_grad(x, y, backcast, vb, dist)
     if not np.isfinite(ll):
-        return x, ll, False, False
+        return x, ll, False
     bf = None  # negative Hessian in the free coordinates of ``bf_free``
     bf_free = None
     for _ in range(max_iter):
@@ -556,7 +557,7 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
             free[0] = False
         gf = g[free]
         if float(np.max(np.abs(gf), initial=0.0)) / n < _GTOL * 1e-3:
-            return x, ll, True, False
+            return x, ll, True
         fresh = bf is None or not np.array_equal(free, bf_free)
         if fresh:
             bf, bf_free = _fd_hessian(x, g, free, y, dist, backcast, vb, hi), free
@@ -564,13 +565,13 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
             chol = np.linalg.cholesky(bf)
         except np.linalg.LinAlgError:
             if fresh:
-                return x, ll, False, False
+                return x, ll, False
             bf = None
             continue
         sf = np.linalg.solve(chol.T, np.linalg.solve(chol, gf))
         decrement = float(gf @ sf)
         if 0.5 * decrement < _DECREMENT_TOL:
-            return x, ll, True, False
+            return x, ll, True
         step = np.zeros(k)
         step[free] = sf
         t = 1.0
@@ -587,10 +588,10 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
                 bf = None  # judge the stall with the difference Hessian
                 continue
             pg = np.max(np.abs(gf)) / n
-            return x, ll, bool(pg < _GTOL or 0.5 * decrement < _KINK_DECREMENT_TOL), True
+            return x, ll, bool(pg < _GTOL or 0.5 * decrement < _KINK_DECREMENT_TOL)
         bf = _bfgs_update(bf, (xn - x)[free], (g - gn)[free])
         x, ll, g = xn, lln, gn
-    return x, ll, False, False
+    return x, ll, False
 
 
 def _bfgs_update(b: np.ndarray, s: np.ndarray, yv: np.ndarray) -> np.ndarray:
@@ -625,9 +626,10 @@ def _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi, rounds: int = 3):
     for _ in range(rounds):
         m0 = float(x[0])
         a, b = m0 - 0.004, m0 + 0.004
-        if not (dmu(a) > 0.0 and dmu(b) < 0.0):
+        fa, fb = dmu(a), dmu(b)
+        if not (fa > 0.0 and fb < 0.0):
             break  # not bracketed: leave the Newton point as it is
-        mu = _mu_crossing(dmu, y, a, b, near=m0)
+        mu = _mu_crossing(dmu, y, (a, fa), (b, fb), near=m0)
         if abs(mu - m0) < 1e-9:
             break  # mu is already the best given the others (a smooth Newton stop)
         z = x.copy()
@@ -635,7 +637,7 @@ def _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi, rounds: int = 3):
         ll_mu = _loglik_and_grad(z, y, backcast, vb, dist)[0]
         if not ll_mu >= ll:
             break
-        z, ll_new, ok, _ = _newton(z, y, dist, backcast, vb, lo, hi, fix_mu=True)
+        z, ll_new, ok = _newton(z, y, dist, backcast, vb, lo, hi, fix_mu=True)
         if not ok or not np.isfinite(ll_new) or ll_new < ll:
             break
         x, ll = z, ll_new
@@ -644,8 +646,10 @@ def _mu_kink_polish(x, ll, y, dist, backcast, vb, lo, hi, rounds: int = 3):
     return x, ll
 
 
-def _mu_crossing(dmu, y: np.ndarray, a: float, b: float, near: float | None = None) -> float:
-    """Where the ``mu``-derivative ``dmu`` changes sign in ``[a, b]`` (``dmu(a) > 0 > dmu(b)``).
+def _mu_crossing(dmu, y: np.ndarray, left: tuple[float, float], right: tuple[float, float],
+                 near: float | None = None) -> float:
+    """Where the ``mu``-derivative ``dmu`` changes sign in ``[a, b]``, given ``left = (a, dmu(a))``
+    and ``right = (b, dmu(b))`` with ``dmu(a) > 0 > dmu(b)``.
 
     First a bisection over the returns inside the bracket (the kinks, a handful within +-0.004)
     narrows it to two neighbours with no kink between them; then the maximum is the left kink when
@@ -655,6 +659,7 @@ def _mu_crossing(dmu, y: np.ndarray, a: float, b: float, near: float | None = No
     false position to 1e-10. Measured on the embedded market: 6-8 derivatives a round
     instead of the 19 of a plain bisection to 1e-7 (same kinks, interior roots within 1e-7).
     """
+    (a, f_a), (b, f_b) = left, right
     pts = [a, *np.unique(y[(y > a) & (y < b)]).tolist(), b]
     i, j = sign_change(dmu, pts)
     lo_, hi_ = pts[i], pts[j]
@@ -665,9 +670,10 @@ def _mu_crossing(dmu, y: np.ndarray, a: float, b: float, near: float | None = No
     f_hi = dmu(hi_ - eps) if j < len(pts) - 1 else None  # just left of the right kink
     if f_hi is not None and f_hi > 0.0:
         return float(hi_)
-    # a smooth root on (lo_, hi_): Illinois false position, bracket kept
-    xa, fa = (lo_ + eps, f_lo) if f_lo is not None else (lo_, dmu(lo_))
-    xb, fb = (hi_ - eps, f_hi) if f_hi is not None else (hi_, dmu(hi_))
+    # A smooth root on (lo_, hi_): Illinois false position from the derivatives in hand
+    # (scipy's brentq would evaluate both ends again: two more likelihood passes a round).
+    xa, fa = (lo_ + eps, f_lo) if f_lo is not None else (a, f_a)
+    xb, fb = (hi_ - eps, f_hi) if f_hi is not None else (b, f_b)
     if near is not None and xa + 1e-9 < near < xb - 1e-9:
         f_near = dmu(near)
         other = near - 1e-9 if f_near <= 0.0 else near + 1e-9
@@ -701,8 +707,6 @@ def _mu_crossing(dmu, y: np.ndarray, a: float, b: float, near: float | None = No
                 fa *= 0.5
             side = -1
         else:
-            break
-        if abs(fm) == 0.0 or (xb - xa) < 1e-10:
             break
     return float(xm)
 

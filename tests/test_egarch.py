@@ -270,7 +270,9 @@ def test_mu_crossing_finds_the_kink_or_the_root_with_few_derivatives(case):
             - (0.1 if case != "interior" and mu > root else 0.0)
 
     calls: list[float] = []
-    got = _mu_crossing(dmu, y, -0.004, 0.004)
+    left, right = (-0.004, dmu(-0.004)), (0.004, dmu(0.004))
+    calls.clear()
+    got = _mu_crossing(dmu, y, left, right)
     n_new = len(calls)
     calls.clear()
     want = _bisect_crossing(dmu, y, -0.004, 0.004)
