@@ -295,3 +295,118 @@ def test_bfgs_update_meets_the_secant_condition_and_stays_definite():
     np.testing.assert_allclose(nb @ s, yv, rtol=1e-12)
     assert np.all(np.linalg.eigvalsh(nb) > 0)
     np.testing.assert_array_equal(_bfgs_update(b, s, -yv), b)  # would lose definiteness: unchanged
+
+
+# ---------------------------------------------------------------------------------------------
+# the bound-first path and the cold start (issue 17, target 3)
+
+
+def _bond_refits():
+    """The embedded market's bond: the fit at bar 250 (cold), then warm refits every 21 bars."""
+    import feeds
+
+    mk = feeds.synthetic_market(seed=0, start="2018-01-02", end="2025-06-30")
+    r = mk.prices.pct_change().iloc[1:].to_numpy()[:, 1]
+    fits = {250: egarch_fit(r[:250], "t")}
+    for end in (271, 292):
+        fits[end] = egarch_fit(r[:end], "t", fits[end - 21].params)
+    return r, fits
+
+
+def _count_minimize(monkeypatch) -> list:
+    calls: list = []
+    real = egarch_mod.minimize
+
+    def counted(fun, x0, *a, **k):
+        calls.append(k.get("method"))
+        return real(fun, x0, *a, **k)
+
+    monkeypatch.setattr(egarch_mod, "minimize", counted)
+    return calls
+
+
+def _free_first(monkeypatch):
+    """The path before the bound-first rule: every warm start chases the free optimum first."""
+    monkeypatch.setattr(egarch_mod, "_LYAP_NEAR", math.inf)
+
+
+def test_warm_start_on_the_invertibility_bound_goes_to_the_constrained_optimum(monkeypatch):
+    """A warm start sitting on the invertibility bound of the new window: both starts go straight
+    to the constrained optimum (SLSQP only, no free L-BFGS-B chase), agree, and end where the
+    free-first path and the arch engine end."""
+    r, fits = _bond_refits()
+    win, start = r[:313 - 21], fits[271].params
+    y = 100 * win
+    bc, vb, _ = _prepare(y)
+    assert egarch_mod._lyapunov(start, y, bc, vb) > egarch_mod._LYAP_NEAR  # the path is taken
+    calls = _count_minimize(monkeypatch)
+    f = egarch_fit(win, "t", start)
+    assert calls == ["SLSQP", "SLSQP"]
+    assert f.engine == "fast" and f.converged and f.boundary and not f.relaxed
+    assert egarch_mod._lyapunov(f.params, y, bc, vb) == pytest.approx(egarch_mod._LYAP_MAX, abs=1e-6)
+    _free_first(monkeypatch)
+    old = egarch_fit(win, "t", start)
+    assert "L-BFGS-B" in calls[2:] and old.boundary
+    assert f.loglik >= old.loglik - egarch_mod._KINK_DECREMENT_TOL
+    ref = egarch_fit(win, "t", start, engine="arch")
+    assert f.loglik >= ref.loglik - 1e-6
+
+
+def test_warm_start_on_the_bound_of_a_window_with_an_invertible_optimum_is_settled_freely(monkeypatch):
+    """On the bound-first path the constraint may not bind any more. Here the warm start's
+    constrained search stays on the bound (a local optimum there), the second start's ends inside
+    the invertible region: an interior optimum, settled by the free fit's Newton steps, with the
+    better likelihood, so it is selected: the same fit as the free-first path."""
+    r, fits = _bond_refits()
+    win, start = r[:313], fits[292].params
+    y = 100 * win
+    bc, vb, _ = _prepare(y)
+    assert egarch_mod._lyapunov(start, y, bc, vb) > egarch_mod._LYAP_NEAR
+    calls = _count_minimize(monkeypatch)
+    f = egarch_fit(win, "t", start)
+    assert calls == ["SLSQP", "SLSQP"]  # then Newton from the interior point: no L-BFGS-B
+    assert f.status == "converged" and not f.boundary and not f.relaxed
+    assert egarch_mod._lyapunov(f.params, y, bc, vb) < egarch_mod._LYAP_MAX - 1e-6
+    _free_first(monkeypatch)
+    old = egarch_fit(win, "t", start)
+    assert old.status == "converged"
+    np.testing.assert_allclose(f.params, old.params, atol=1e-5)
+    assert f.loglik == pytest.approx(old.loglik, abs=1e-6)
+
+
+def test_two_starts_agree_on_the_constraint_within_the_kink_allowance():
+    tol = egarch_mod._KINK_DECREMENT_TOL
+    x = np.zeros(6)
+
+    def cand(ll, refit_ok=True):
+        return (x, False, ll, "m", "fast", True, refit_ok)
+
+    near = [cand(-100.0), cand(-100.0 - 0.5 * tol)]
+    assert egarch_mod._agree_on_constraint(near) and all(c[1] for c in near)
+    assert egarch_mod._select(near, -200.0)[0][2] == -100.0  # the better one
+    assert not egarch_mod._agree_on_constraint([cand(-100.0), cand(-100.0 - 2 * tol)])
+    assert not egarch_mod._agree_on_constraint([cand(-100.0), cand(-100.0, refit_ok=False)])
+    assert not egarch_mod._agree_on_constraint([cand(-100.0)])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cold_start_is_archs_starting_values(seed):
+    """The compiled grid search picks arch's own EGARCH starting values (the same grid point,
+    exactly) and the same kurtosis-rule ``nu`` (to rounding: our filter and arch's agree to ulps)."""
+    from arch.univariate import EGARCH, StudentsT
+
+    rng = np.random.default_rng(seed)
+    for n in (40, 250, 750):
+        y = 100 * simulate_egarch(n, int(rng.integers(1_000_000)), omega=rng.uniform(-0.05, 0.05))
+        if seed % 2:
+            y = np.round(y, 1)  # price ticks: ties and zeros
+        bc, vb, res0 = _prepare(y)
+        vol = EGARCH(1, 1, 1)
+        want = vol.starting_values(res0)
+        sigma2 = np.empty_like(res0)
+        vol.compute_variance(want, res0, sigma2, vol.backcast(res0), vol.variance_bounds(res0))
+        nu = StudentsT().starting_values(res0 / np.sqrt(sigma2))[0]
+        got = egarch_mod._cold_start(y, res0, "t", bc, vb)
+        np.testing.assert_array_equal(got[1:5], want)
+        assert got[0] == y.mean() and got[5] == pytest.approx(nu, rel=1e-12)
+        assert egarch_mod._cold_start(y, res0, "normal", bc, vb).shape == (5,)

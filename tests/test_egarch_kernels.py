@@ -101,3 +101,17 @@ def test_lyap_grad_at_zero_derivative():
     assert np.all(np.isfinite(g_p))
     assert val_c == pytest.approx(val_p, rel=1e-12)
     np.testing.assert_allclose(g_c, g_p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed,ties", [(0, False), (5, True)])
+def test_start_grid_twin(seed, ties):
+    _, backcast, vb, res0 = _window(seed, ties=ties)
+    beta = eg._START_GRID[:, 2]
+    grid = np.column_stack([(1.0 - beta) * np.log(np.mean(res0**2)), eg._START_GRID])
+    got_c = eg._start_grid_kernel(res0, backcast, vb, grid)
+    got_p = eg._start_grid_kernel_py(res0, backcast, vb, grid)
+    np.testing.assert_allclose(got_c, got_p, rtol=1e-12)
+    # each entry is the Gaussian log-likelihood of the residuals under that row's filter
+    lns, z = eg._filter_kernel(np.concatenate([[0.0], grid[7]]), res0, backcast, vb)
+    want = -0.5 * np.sum(np.log(2 * np.pi) + lns + z**2)
+    assert got_c[7] == pytest.approx(want, rel=1e-12)
