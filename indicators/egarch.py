@@ -63,6 +63,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
+from drb.cholesky import solve_pd
 from drb.errors import DataError, EstimationWarning
 from drb.search import sign_change
 
@@ -590,14 +591,12 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
         fresh = bf is None or not np.array_equal(free, bf_free)
         if fresh:
             bf, bf_free = _fd_hessian(x, g, free, y, dist, backcast, vb, hi), free
-        try:
-            chol = np.linalg.cholesky(bf)
-        except np.linalg.LinAlgError:
+        sf = _newton_direction(bf, gf)
+        if sf is None:
             if fresh:
                 return x, ll, False
             bf = None
             continue
-        sf = np.linalg.solve(chol.T, np.linalg.solve(chol, gf))
         decrement = float(gf @ sf)
         if 0.5 * decrement < _DECREMENT_TOL:
             return x, ll, True
@@ -621,6 +620,14 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
         bf = _bfgs_update(bf, (xn - x)[free], (g - gn)[free])
         x, ll, g = xn, lln, gn
     return x, ll, False
+
+
+
+
+def _newton_direction(b: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """The Newton step ``b^-1 g`` for the negative Hessian ``b`` (None: not positive definite)."""
+    out = np.empty(g.shape[0])
+    return out if solve_pd(b, g, out) else None
 
 
 def _bfgs_update(b: np.ndarray, s: np.ndarray, yv: np.ndarray) -> np.ndarray:

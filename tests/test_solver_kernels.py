@@ -208,11 +208,13 @@ def test_validation_kernels(n: int, seed: int) -> None:
         assert v._is_pd_small_py(sym) == v._is_pd_small(sym)
     assert v._is_pd_small(cov) and not v._is_pd_small(indefinite)
     # the one hand-written Cholesky: diagonal taken from ``lo``, strict lower triangle from ``a``
-    assert v._cholesky_in_place.py_func is v._cholesky_in_place_py
+    from drb import cholesky as ch
+
+    assert ch._cholesky_in_place.py_func is ch._cholesky_in_place_py
     shift = 0.3 * float(np.min(np.linalg.eigvalsh(cov)))
     for a, ok in ((cov, True), (indefinite, False)):
         los = []
-        for f in (v._cholesky_in_place_py, v._cholesky_in_place):
+        for f in (ch._cholesky_in_place_py, ch._cholesky_in_place):
             lo = np.full((n, n), np.nan)
             np.fill_diagonal(lo, np.diag(a) - shift)
             assert f(a, lo) is ok
@@ -227,3 +229,24 @@ def test_validation_kernels(n: int, seed: int) -> None:
     for vec in (b, neg, inf):
         for nonnegative in (False, True):
             _close(v._vector_status_py(vec, nonnegative), v._vector_status(vec, nonnegative))
+
+
+def test_positive_definite_solve_twin():
+    """drb.cholesky.solve_pd (the EGARCH Newton step) against its Python twin and numpy."""
+    from drb import cholesky as ch
+
+    rng = np.random.default_rng(11)
+    for k in (1, 5, 6):
+        a = rng.standard_normal((k, k))
+        b = a @ a.T + 0.1 * np.eye(k)
+        g = rng.standard_normal(k)
+        outs = []
+        for f in (ch._solve_pd_py, ch.solve_pd):
+            out = np.empty(k)
+            assert f(b, g, out) is True
+            outs.append(out)
+        _close(outs[0], outs[1])
+        np.testing.assert_allclose(outs[1], np.linalg.solve(b, g), rtol=1e-10)
+    indefinite = np.diag([1.0, -1.0, 2.0])
+    assert ch.solve_pd(indefinite, np.ones(3), np.empty(3)) is False
+    assert ch._solve_pd_py(indefinite, np.ones(3), np.empty(3)) is False

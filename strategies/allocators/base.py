@@ -22,9 +22,9 @@ import numba
 import numpy as np
 import pandas as pd
 
+from drb.cholesky import _cholesky_in_place
 from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError, SolverError
-from strategies.core.validation import _cholesky_in_place
 
 __all__ = ["Decision", "Allocator", "check_max_leverage", "is_period_start", "PERIODS_PER_YEAR", "TRIGGER_ORDER"]
 

@@ -22,9 +22,9 @@ import math
 import numba
 import numpy as np
 
+from drb.cholesky import _cholesky_in_place
 from strategies.core.validation import (
     SYMMETRY_RTOL,
-    _cholesky_in_place,
     _is_pd_small,
     _matrix_status,
     _vector_status,

@@ -12,6 +12,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from drb.cholesky import _cholesky_in_place
 from drb.errors import ConfigError, DataError
 from drb.linalg import nearest_positive_definite
 
@@ -60,30 +61,6 @@ def _matrix_status_py(a: np.ndarray, rtol: float) -> tuple[int, float]:
 _matrix_status = numba.njit(cache=True)(_matrix_status_py)
 
 
-def _cholesky_in_place_py(a: np.ndarray, lo: np.ndarray) -> bool:
-    """Cholesky factor, into the lower triangle of ``lo`` (n, n), of the symmetric matrix whose
-    strict lower triangle is ``a``'s and whose diagonal the caller has put on ``lo``'s diagonal
-    (so a shifted or augmented diagonal needs no copy of ``a``). False at the first pivot that is
-    not > 0 (not positive definite). The one hand-written Cholesky of the small compiled paths
-    (a LAPACK call from numba costs more than the factorization below about 30 assets)."""
-    n = a.shape[0]
-    for j in range(n):
-        acc = lo[j, j]
-        for k in range(j):
-            acc -= lo[j, k] * lo[j, k]
-        if not acc > 0.0:
-            return False
-        ljj = np.sqrt(acc)
-        lo[j, j] = ljj
-        for i in range(j + 1, n):
-            acc2 = a[i, j]
-            for k in range(j):
-                acc2 -= lo[i, k] * lo[j, k]
-            lo[i, j] = acc2 / ljj
-    return True
-
-
-_cholesky_in_place = numba.njit(cache=True, inline="always")(_cholesky_in_place_py)
 
 
 def _is_pd_small_py(a: np.ndarray) -> bool:
