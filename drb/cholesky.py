@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["solve_pd"]
+__all__ = ["solve_pd", "is_pd"]
 
 
 def _cholesky_in_place_py(a: np.ndarray, lo: np.ndarray) -> bool:
@@ -73,3 +73,31 @@ def _solve_pd_py(b: np.ndarray, g: np.ndarray, out: np.ndarray) -> bool:
 
 
 solve_pd = numba.njit(cache=True)(_solve_pd_py)
+
+
+def _is_pd_small_py(a: np.ndarray) -> bool:
+    """True when the symmetric (n, n) matrix ``a`` has a Cholesky factor (lower triangle read)."""
+    n = a.shape[0]
+    lo = np.empty((n, n))
+    for j in range(n):
+        lo[j, j] = a[j, j]
+    return _cholesky_in_place(a, lo)
+
+
+_is_pd_small = numba.njit(cache=True)(_is_pd_small_py)
+
+#: Largest matrix checked by the compiled Cholesky; LAPACK (numpy) above.
+PD_SMALL_MAX_N = 32
+
+
+def is_pd(a: np.ndarray) -> bool:
+    """True when the symmetric float matrix ``a`` (n, n) is strictly positive definite (it has a
+    Cholesky factor): compiled up to :data:`PD_SMALL_MAX_N`, numpy's LAPACK call above. A NaN
+    anywhere in the lower triangle makes it False."""
+    if a.shape[0] <= PD_SMALL_MAX_N:
+        return bool(_is_pd_small(np.ascontiguousarray(a, dtype=np.float64)))
+    try:
+        np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return False
+    return True

@@ -255,21 +255,31 @@ def _bisect_crossing(dmu, y, a, b):
     return float(inside[0]) if inside.size else 0.5 * (a + b)
 
 
-@pytest.mark.parametrize("case", ["kink", "interior", "right_kink"])
-def test_mu_crossing_finds_the_kink_or_the_root_with_few_derivatives(case):
-    from indicators.egarch import _mu_crossing
+_KINKS = np.array([-0.0031, -0.0012, 0.0004, 0.0017, 0.0029, 0.5])
+_ROOTS = {"kink": 0.0004, "interior": 0.0009, "right_kink": 0.0017}
 
-    y = np.array([-0.0031, -0.0012, 0.0004, 0.0017, 0.0029, 0.5])
-    root = {"kink": 0.0004, "interior": 0.0009, "right_kink": 0.0017}[case]
 
-    def dmu(mu):  # decreasing, smooth between the returns, a jump down at each return
+def _toy_dmu(case: str, calls: list):
+    """A mu-derivative: decreasing, smooth between the returns ``_KINKS``, a jump down at each."""
+    root, y = _ROOTS[case], _KINKS
+
+    def dmu(mu):
         calls.append(mu)
         jumps = 0.3 * np.sum(mu > y) + 0.15 * np.sum(mu == y)  # sgn(0) = 0 at a kink: half a jump
         base = 0.3 * np.sum(root > y) + (0.15 if root in y else 0.0)
         return -(mu - root) * 50.0 - (jumps - base) + (0.1 if case != "interior" and mu < root else 0.0) \
             - (0.1 if case != "interior" and mu > root else 0.0)
 
+    return dmu
+
+
+@pytest.mark.parametrize("case", ["kink", "interior", "right_kink"])
+def test_mu_crossing_finds_the_kink_or_the_root_with_few_derivatives(case):
+    from indicators.egarch import _mu_crossing
+
+    root, y = _ROOTS[case], _KINKS
     calls: list[float] = []
+    dmu = _toy_dmu(case, calls)
     left, right = (-0.004, dmu(-0.004)), (0.004, dmu(0.004))
     calls.clear()
     got = _mu_crossing(dmu, y, left, right)
@@ -281,6 +291,29 @@ def test_mu_crossing_finds_the_kink_or_the_root_with_few_derivatives(case):
     else:
         assert got == root == want  # exactly the return, as the bisection snapped it
     assert n_new <= 10 < len(calls)
+
+
+@pytest.mark.parametrize("case", ["kink", "interior", "right_kink"])
+@pytest.mark.parametrize("offset", [0.0, -0.0023, 0.0021])
+def test_mu_bracket_stops_at_the_best_mu_or_searches_the_side_it_points_to(case, offset):
+    """At the best mu (a smooth root or a kink) two derivatives end the polish; off it, the bracket
+    lies on the side the derivative points to and the crossing search finds the same mu as the
+    search over the whole reach."""
+    from indicators.egarch import _mu_bracket, _mu_crossing
+
+    root, y = _ROOTS[case], _KINKS
+    calls: list[float] = []
+    dmu = _toy_dmu(case, calls)
+    m0 = root + offset
+    bracket = _mu_bracket(dmu, m0)
+    if offset == 0.0:
+        assert bracket is None and len(calls) == 2
+        return
+    (a, fa), (b, fb) = bracket
+    assert fa > 0.0 > fb and (a > m0 if offset < 0 else b < m0)
+    got = _mu_crossing(dmu, y, *bracket)
+    assert got == pytest.approx(root, abs=1e-10)
+    assert len(calls) <= 12
 
 
 def test_bfgs_update_meets_the_secant_condition_and_stays_definite():

@@ -191,10 +191,11 @@ def test_checked_solve_kernel(n: int, seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("n", [1, 3, 20])
 def test_validation_kernels(n: int, seed: int) -> None:
+    from drb import cholesky as ch
     from strategies.core import validation as v
 
-    for name in ("_matrix_status", "_is_pd_small", "_vector_status"):
-        assert getattr(v, name).py_func is getattr(v, name + "_py")
+    for mod, name in ((v, "_matrix_status"), (ch, "_is_pd_small"), (v, "_vector_status")):
+        assert getattr(mod, name).py_func is getattr(mod, name + "_py")
     cov, b = _problem(n, seed, sym_noise=True)
     rng = np.random.default_rng(seed)
     nan = cov.copy()
@@ -205,11 +206,9 @@ def test_validation_kernels(n: int, seed: int) -> None:
     for a in (cov, nan, asym, indefinite, -np.eye(n)):
         _close(v._matrix_status_py(a, v.SYMMETRY_RTOL), v._matrix_status(a, v.SYMMETRY_RTOL))
         sym = 0.5 * (a + a.T)
-        assert v._is_pd_small_py(sym) == v._is_pd_small(sym)
-    assert v._is_pd_small(cov) and not v._is_pd_small(indefinite)
+        assert ch._is_pd_small_py(sym) == ch._is_pd_small(sym) == ch.is_pd(sym)
+    assert ch._is_pd_small(cov) and not ch._is_pd_small(indefinite)
     # the one hand-written Cholesky: diagonal taken from ``lo``, strict lower triangle from ``a``
-    from drb import cholesky as ch
-
     assert ch._cholesky_in_place.py_func is ch._cholesky_in_place_py
     shift = 0.3 * float(np.min(np.linalg.eigvalsh(cov)))
     for a, ok in ((cov, True), (indefinite, False)):

@@ -12,7 +12,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from drb.cholesky import _cholesky_in_place
+from drb.cholesky import _is_pd_small
 from drb.errors import ConfigError, DataError
 from drb.linalg import nearest_positive_definite
 
@@ -63,15 +63,6 @@ _matrix_status = numba.njit(cache=True)(_matrix_status_py)
 
 
 
-def _is_pd_small_py(a: np.ndarray) -> bool:
-    n = a.shape[0]
-    lo = np.empty((n, n))
-    for j in range(n):
-        lo[j, j] = a[j, j]
-    return _cholesky_in_place(a, lo)
-
-
-_is_pd_small = numba.njit(cache=True)(_is_pd_small_py)
 
 
 def _vector_status_py(v: np.ndarray, nonnegative: bool) -> tuple[int, int, float]:
