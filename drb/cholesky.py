@@ -76,8 +76,13 @@ solve_pd = numba.njit(cache=True)(_solve_pd_py)
 
 
 def _is_pd_small_py(a: np.ndarray) -> bool:
-    """True when the symmetric (n, n) matrix ``a`` has a Cholesky factor (lower triangle read)."""
+    """True when the symmetric (n, n) matrix ``a`` is finite and has a Cholesky factor (its lower
+    triangle is read)."""
     n = a.shape[0]
+    for i in range(n):
+        for j in range(i + 1):
+            if not np.isfinite(a[i, j]):
+                return False
     lo = np.empty((n, n))
     for j in range(n):
         lo[j, j] = a[j, j]
@@ -91,11 +96,13 @@ PD_SMALL_MAX_N = 32
 
 
 def is_pd(a: np.ndarray) -> bool:
-    """True when the symmetric float matrix ``a`` (n, n) is strictly positive definite (it has a
-    Cholesky factor): compiled up to :data:`PD_SMALL_MAX_N`, numpy's LAPACK call above. A NaN
-    anywhere in the lower triangle makes it False."""
+    """True when the symmetric float matrix ``a`` (n, n) is finite and strictly positive definite
+    (it has a Cholesky factor): compiled up to :data:`PD_SMALL_MAX_N`, numpy's LAPACK call above.
+    Its lower triangle is read."""
     if a.shape[0] <= PD_SMALL_MAX_N:
         return bool(_is_pd_small(np.ascontiguousarray(a, dtype=np.float64)))
+    if not np.isfinite(a).all():
+        return False
     try:
         np.linalg.cholesky(a)
     except np.linalg.LinAlgError:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from drb.errors import DataError, EstimationWarning
-from drb.linalg import nearest_positive_definite
+from drb.linalg import is_positive_definite, nearest_positive_definite, symmetrize
 from indicators.dcc import dcc_step, fit_dcc, q_to_corr
 from indicators.egarch import SCALE, RefitTally, egarch_step, param_names
 
@@ -62,10 +62,17 @@ __all__ = [
 
 
 def make_pd(cov: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Symmetrize and repair to positive definite. Returns (matrix, repaired?)."""
-    out = nearest_positive_definite(cov, warn=False)
-    repaired = not np.array_equal(out, 0.5 * (cov + cov.T))
-    return out, repaired
+    """Symmetrize and repair to positive definite. Returns (matrix, repaired?).
+
+    The check of every bar: the symmetrized matrix when it is positive definite (the compiled
+    Cholesky, no copy), else :func:`drb.linalg.nearest_positive_definite` (which also names a
+    non-finite or non-square input)."""
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        return nearest_positive_definite(cov, warn=False), True  # raises, naming the shape
+    s = symmetrize(cov)
+    if is_positive_definite(s):
+        return s, False
+    return nearest_positive_definite(s, warn=False), True
 
 
 def sample_covariance(window: np.ndarray) -> np.ndarray:

@@ -174,3 +174,20 @@ def test_whole_path_of_a_data_frame_equals_the_online_model_bit_for_bit(method):
         model.update(row)
         if model.ready:
             np.testing.assert_array_equal(path[t], model.cov)
+
+
+def test_make_pd_flags_repairs_and_names_bad_matrices():
+    """The per-bar check: a positive definite matrix comes back symmetrized and unflagged, an
+    indefinite one repaired and flagged, a non-finite or non-square one is a DataError."""
+    from drb.errors import DataError
+    from indicators.covariance import make_pd
+
+    a = np.array([[0.04, 0.01 + 1e-12], [0.01, 0.09]])
+    out, repaired = make_pd(a)
+    assert not repaired and np.array_equal(out, 0.5 * (a + a.T))
+    bad = np.array([[0.04, 0.2], [0.2, 0.09]])
+    out, repaired = make_pd(bad)
+    assert repaired and np.all(np.linalg.eigvalsh(out) > 0)
+    for m in (np.array([[np.inf, 0.0], [0.0, 0.04]]), np.array([[np.nan, 0.0], [0.0, 0.04]]), np.ones((2, 3))):
+        with pytest.raises(DataError):
+            make_pd(m)

@@ -208,6 +208,10 @@ def test_validation_kernels(n: int, seed: int) -> None:
         sym = 0.5 * (a + a.T)
         assert ch._is_pd_small_py(sym) == ch._is_pd_small(sym) == ch.is_pd(sym)
     assert ch._is_pd_small(cov) and not ch._is_pd_small(indefinite)
+    for bad in (np.inf, np.nan):  # a non-finite entry is never positive definite
+        c = cov.copy()
+        c[-1, -1] = bad
+        assert not ch.is_pd(c) and not ch._is_pd_small_py(c)
     # the one hand-written Cholesky: diagonal taken from ``lo``, strict lower triangle from ``a``
     assert ch._cholesky_in_place.py_func is ch._cholesky_in_place_py
     shift = 0.3 * float(np.min(np.linalg.eigvalsh(cov)))
