@@ -295,11 +295,10 @@ def test_mu_crossing_finds_the_kink_or_the_root_with_few_derivatives(case):
 
 @pytest.mark.parametrize("case", ["kink", "interior", "right_kink"])
 @pytest.mark.parametrize("offset", [0.0, -0.0023, 0.0021])
-def test_mu_bracket_stops_at_the_best_mu_or_searches_the_side_it_points_to(case, offset):
+def test_mu_bracket_stops_at_the_best_mu_or_brackets_the_whole_reach(case, offset):
     """At the best mu (a smooth root or a kink) two derivatives end the polish; off it, the bracket
-    lies on the side the derivative points to and the crossing search finds the same mu as the
-    search over the whole reach."""
-    from indicators.egarch import _mu_bracket, _mu_crossing
+    is the whole reach around the Newton point and the crossing search finds the best mu."""
+    from indicators.egarch import _MU_REACH, _mu_bracket, _mu_crossing
 
     root, y = _ROOTS[case], _KINKS
     calls: list[float] = []
@@ -310,10 +309,9 @@ def test_mu_bracket_stops_at_the_best_mu_or_searches_the_side_it_points_to(case,
         assert bracket is None and len(calls) == 2
         return
     (a, fa), (b, fb) = bracket
-    assert fa > 0.0 > fb and (a > m0 if offset < 0 else b < m0)
-    got = _mu_crossing(dmu, y, *bracket)
-    assert got == pytest.approx(root, abs=1e-10)
-    assert len(calls) <= 12
+    assert fa > 0.0 > fb and (a, b) == (m0 - _MU_REACH, m0 + _MU_REACH)
+    assert _mu_crossing(dmu, y, *bracket) == pytest.approx(root, abs=1e-10)
+    assert len(calls) <= 14
 
 
 def test_bfgs_update_meets_the_secant_condition_and_stays_definite():
