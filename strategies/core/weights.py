@@ -16,7 +16,8 @@ import numpy as np
 
 from drb.constants import PERIODS_PER_YEAR
 from drb.errors import ConfigError, DataError, SolverError
-from strategies.core.solvers import _slsqp_fully_invested, risk_budget_weights
+from strategies.core.frp_polish import _frp_polish, _frp_residual
+from strategies.core.solvers import risk_budget_weights
 from strategies.core.validation import check_budget, check_covariance, check_vector
 
 __all__ = [
@@ -286,6 +287,7 @@ class FactorRiskParityResult:
 
 _FRP_CLOUD = 256  # random long-only starting candidates of factor_risk_parity_weights
 _FRP_DESCENT_STEPS = 40
+_FRP_POLISH_ITER = 200  # Gauss-Newton iterations of the polish (it needs 2-10)
 
 
 _FRP_BLOCK = 16  # rows of the cloud descended together by _frp_descent
@@ -451,10 +453,10 @@ def factor_risk_parity_weights(
     Model ``S = B S_f B' + diag(specific_var)``. With exposures ``y = B'w``, the systematic
     variance ``y'S_f y`` splits into factor contributions ``y_j (S_f y)_j``; the idiosyncratic
     part ``w' diag(e) w`` is reported separately. The weights minimize the squared gap
-    ``sum_j (y_j (S_f y)_j / y'S_f y - b_j)^2`` over ``sum w = 1, w >= 0`` (SLSQP with analytic
-    gradients) from the best end point of a compiled exponentiated-gradient descent of a
-    cloud of starts (ERC, inverse volatility, equal weights, one near each vertex and 256 sparse
-    random long-only portfolios); the best end point wins).
+    ``sum_j (y_j (S_f y)_j / y'S_f y - b_j)^2`` over ``sum w = 1, w >= 0``: a compiled Gauss-Newton
+    active-set polish (:mod:`strategies.core.frp_polish`) of the best end point of a compiled
+    exponentiated-gradient descent of a cloud of starts (ERC, inverse volatility, equal weights,
+    one near each vertex and 256 sparse random long-only portfolios).
     The problem is not convex and, with fewer factors than assets, several portfolios can hit the
     budget exactly; the one reached from these starts is returned.
 
@@ -476,31 +478,21 @@ def factor_risk_parity_weights(
     ndarray, shape (n,) or FactorRiskParityResult
     """
     bmat, sf, e, fb, cov = _frp_inputs(loadings, factor_cov, specific_var, factor_budget)
-    n = bmat.shape[0]
-
-    def gap(w: np.ndarray) -> tuple[float, np.ndarray]:
-        y = bmat.T @ w
-        u = sf @ y
-        s = float(y @ u)
-        c = y * u / s
-        r = c - fb
-        gy = 2.0 * (r * u + sf @ (r * y) - 2.0 * float(r @ c) * u) / s
-        return float(r @ r), bmat @ gy
-
+    n, k = bmat.shape
+    bmat_c, sf_c, fb_c = (np.ascontiguousarray(a, dtype=float) for a in (bmat, sf, fb))
+    r, jac = np.empty(k), np.empty((k, n))
     best_w, best_f = None, np.inf
     for w0 in _frp_starts(cov, bmat, sf, fb):
         with np.errstate(all="ignore"):
-            res = _slsqp_fully_invested(
-                gap, np.asarray(w0, dtype=float), [(0.0, 1.0)] * n, ftol=1e-16, maxiter=2000
-            )
-        w = np.clip(np.asarray(res.x, dtype=float), 0.0, None)
+            w = _frp_polish(np.array(w0, dtype=float), bmat_c, sf_c, fb_c, _FRP_POLISH_ITER)
+        w = np.clip(w, 0.0, None)
         if not (np.isfinite(w).all() and w.sum() > 0):
             continue
         w = w / w.sum()
         y = bmat.T @ w
         if not float(y @ sf @ y) > 0:
             continue
-        f = gap(w)[0]
+        f = _frp_residual(w, bmat_c, sf_c, fb_c, r, jac)
         if f < best_f:
             best_w, best_f = w, f
     if best_w is None:
@@ -534,15 +526,16 @@ def _frp_inputs(
 def _frp_starts(
     cov: np.ndarray, bmat: np.ndarray, sf: np.ndarray, fb: np.ndarray
 ) -> list[np.ndarray]:
-    """The start SLSQP polishes: the best end point of a descending cloud of portfolios.
+    """The start the polish refines: the best end point of a descending cloud of portfolios.
 
-    The problem is not convex: SLSQP from the usual starts alone stalled on poor local minima
+    The problem is not convex: a local method (SLSQP) from the usual starts alone stalled on poor local minima
     (about one rebalance in ten on the embedded market; the good basin is often narrow and near a
     vertex). So a cloud of long-only portfolios (the usual starts, one near each vertex and 256
     sparse random ones, seeded by n: deterministic) first descends together for a few dozen
-    exponentiated-gradient steps (compiled, about 0.4 ms), and SLSQP polishes the best one.
-    Measured on 10 seeds of the embedded market: 1 of 910 monthly problems ends worse than the
-    best of 20 000 random portfolios (before this: about 1 in 10); about 1.4 ms a solve.
+    exponentiated-gradient steps (compiled, about 0.4 ms), and the best one is polished.
+    Measured on 10 seeds of the embedded market with the SLSQP polish of before: 1 of 910 monthly
+    problems ends worse than the best of 20 000 random portfolios (before the cloud: about 1 in 10);
+    the Gauss-Newton polish ends at least as low on every one of them. About 0.5 ms a solve.
     """
     n = cov.shape[0]
     cloud = np.vstack([
