@@ -30,15 +30,15 @@ Default settings (10,000 paths of 2018-2025 daily data in under 4 core-hours)
 -----------------------------------------------------------------------------
 Every path runs the model of the backtests and the paper: the dynamic model with its EGARCH(1,1)-t
 + DCC(1,1) risk model refitted every 21 bars, and all nine baselines. Measured on a quiet 2-core
-machine (``benchmarks/README.md``, "Monte Carlo"): about 1.35 CPU seconds per 2018-2025 path on
+machine (``benchmarks/README.md``, "Monte Carlo"): about 1.3 CPU seconds per 2018-2025 path on
 the fast path (the dynamic model about 0.95 s of it, more on paths with many boundary fits), so
-10,000 paths take about 3.7 core-hours. ``--risk-model ewma`` (or ``risk_model = "ewma"`` in the config's
+10,000 paths take about 3.6 core-hours. ``--risk-model ewma`` (or ``risk_model = "ewma"`` in the config's
 ``[strategy.DynamicRiskBudget]``) makes a path about 3x cheaper (0.44 s, 1.2 core-hours) at the cost
 of another model: turnover about 10% higher and a few percent more rebalances, per-path Sharpe
 ratios within about 0.1 of the EGARCH-DCC model's on most paths (4 synthetic paths). Regimes,
 budgets, smoothing and the execution model are the same either way. ``--strategies`` or the
 config's ``run.strategies`` choose other strategies (``MacroRiskParity``'s factor solve is the
-dearest baseline, about 0.13 s a path).
+dearest baseline, about 0.08 s a path).
 
 Outputs (``--out DIR``)
 -----------------------
