@@ -104,3 +104,34 @@ def test_polish_reaches_an_exact_budget_when_one_exists():
     w = fp._frp_polish(w0.copy(), bmat, sf, fb, 200)
     assert _gap(w, bmat, sf, fb)[0] < 1e-20
     np.testing.assert_allclose(w, risk_budget_weights(sf, fb), atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_direction_and_line_step_twins(seed):
+    """The pieces of one iteration, compiled against their Python twins, from a start with a
+    coordinate at zero (the hold / release branches)."""
+    bmat, sf, fb, full = _problem(seed, n=6)
+    n, k = bmat.shape
+    w = W._frp_starts(full, bmat, sf, fb)[0].copy()
+    w[np.argmin(w)] = 0.0
+    w /= w.sum()
+    r, jac = np.empty(k), np.empty((k, n))
+    f = fp._frp_residual(w, bmat, sf, fb, r, jac)
+    g = jac.T @ r
+    outs = []
+    for direction, step in ((fp._frp_direction_py, fp._frp_line_step_py), (fp._frp_direction, fp._frp_line_step)):
+        active = w <= 0.0
+        idx, a, rhs, jd = np.empty(n, dtype=np.int64), np.empty((n + 1, n + 1)), np.empty(n + 1), np.empty(k)
+        m = direction(w, jac, g, active, idx, a, rhs, jd)
+        assert m > 1
+        slope = float(g[idx[:m]] @ rhs[:m])
+        assert slope < 0.0  # a descent direction
+        wn, rn, jn = np.empty(n), np.empty(k), np.empty((k, n))
+        fn, t, block = step(w, rhs, idx, m, f, slope, bmat, sf, fb, wn, rn, jn)
+        assert 0.0 < t <= 1.0 and fn < f and wn.min() >= 0.0 and wn.sum() == pytest.approx(1.0)
+        outs.append((m, idx[:m].copy(), rhs[: m + 1].copy(), active.copy(), fn, t, block, wn.copy()))
+    (m1, i1, d1, a1, f1, t1, b1, w1), (m2, i2, d2, a2, f2, t2, b2, w2) = outs
+    assert m1 == m2 and np.array_equal(i1, i2) and np.array_equal(a1, a2) and (t1, b1) == (t2, b2)
+    np.testing.assert_allclose(d1, d2, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(w1, w2, rtol=1e-12, atol=1e-15)
+    assert f1 == pytest.approx(f2, rel=1e-10, abs=1e-18)

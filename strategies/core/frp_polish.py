@@ -16,7 +16,7 @@ whose bound multiplier turns negative is released; then a step to the first boun
 meets (that coordinate joins the held ones) or an Armijo backtracking step. Stops when ``F`` is
 below 1e-32, when a full step gains less than 1e-16 (SLSQP's ``ftol`` here before), or after
 ``max_iter`` iterations. Each kernel has a pure-Python twin of the same source
-(``tests/test_solver_kernels.py``).
+(``tests/test_frp_polish.py``, which also checks the end points against SLSQP's).
 """
 
 from __future__ import annotations
@@ -94,6 +94,122 @@ def _solve_small_py(a, b):
 _solve_small = numba.njit(cache=True)(_solve_small_py)
 
 
+def _frp_kkt_py(jac, g, idx, m, a, rhs):
+    """The damped Gauss-Newton step on the free coordinates ``idx[:m]`` under ``sum d = 0``: solves
+    ``[J'J + mu I, 1; 1', 0] [d; nu] = [-g; 0]`` (``a``, (n+1, n+1), scratch), ``d`` into
+    ``rhs[:m]`` and the multiplier ``nu`` into ``rhs[m]``. False when the system is singular."""
+    k = jac.shape[0]
+    tr = 0.0
+    for p in range(m + 1):
+        for q in range(m + 1):
+            a[p, q] = 0.0
+    for p in range(m):
+        for q in range(m):
+            acc = 0.0
+            for j in range(k):
+                acc += jac[j, idx[p]] * jac[j, idx[q]]
+            a[p, q] = acc
+        tr += a[p, p]
+        a[p, m] = 1.0
+        a[m, p] = 1.0
+        rhs[p] = -g[idx[p]]
+    rhs[m] = 0.0
+    mu = 1e-12 * tr / m + 1e-300
+    for p in range(m):
+        a[p, p] += mu
+    return _solve_small(a[: m + 1, : m + 1], rhs[: m + 1])
+
+
+_frp_kkt = numba.njit(cache=True)(_frp_kkt_py)
+
+
+def _frp_direction_py(w, jac, g, active, idx, a, rhs, jd):
+    """The step of one iteration and its active set (``active``, (n,), updated in place): the KKT
+    step of :func:`_frp_kkt` on the coordinates not held at zero, holding a zero coordinate the
+    step would make negative and releasing a held one whose bound multiplier is negative, until
+    neither happens. Returns the number ``m`` of free coordinates (``idx[:m]``, step in
+    ``rhs[:m]``), or 0 when there is no step (a vertex, or a singular system)."""
+    k, n = jac.shape
+    for _ in range(2 * n + 2):
+        m = 0
+        for i in range(n):
+            if not active[i]:
+                idx[m] = i
+                m += 1
+        if m <= 1 or not _frp_kkt(jac, g, idx, m, a, rhs):
+            return 0
+        nu = rhs[m]
+        hold = -1  # a coordinate at zero that the step would make negative
+        for p in range(m):
+            if w[idx[p]] <= 0.0 and rhs[p] < 0.0:
+                hold = idx[p]
+                break
+        if hold >= 0:
+            active[hold] = True
+            continue
+        for j in range(k):  # the model's gradient change J'J d, through J d
+            jd[j] = 0.0
+            for p in range(m):
+                jd[j] += jac[j, idx[p]] * rhs[p]
+        rel = -1  # a held coordinate the model would fill: its bound multiplier is negative
+        best = -1e-14 * (abs(nu) + 1e-300)
+        for i in range(n):
+            if active[i]:
+                q = g[i]
+                for j in range(k):
+                    q += jac[j, i] * jd[j]
+                if q + nu < best:
+                    best = q + nu
+                    rel = i
+        if rel < 0:
+            return m
+        active[rel] = False
+    return 0
+
+
+_frp_direction = numba.njit(cache=True)(_frp_direction_py)
+
+
+def _frp_line_step_py(w, d, idx, m, f, slope, bmat, sf, fb, wn, rn, jn):
+    """From ``w`` along ``d`` (on ``idx[:m]``): the step to the first bound the direction meets (that
+    coordinate set to 0), or the full step, halved until the squared gap falls by the Armijo
+    fraction of ``slope`` (its directional derivative). The new point goes to ``wn`` with its
+    residuals and Jacobian (``rn``, ``jn``). Returns ``(gap, t, blocking coordinate or -1)``;
+    ``t = 0`` when no step was accepted."""
+    n = w.shape[0]
+    tmax = 1.0
+    block = -1
+    for p in range(m):
+        if d[p] < 0.0 and w[idx[p]] + d[p] < 0.0:
+            t = -w[idx[p]] / d[p]
+            if t < tmax:
+                tmax = t
+                block = idx[p]
+    t = tmax
+    for _ in range(40):
+        for i in range(n):
+            wn[i] = w[i]
+        for p in range(m):
+            wn[idx[p]] = w[idx[p]] + t * d[p]
+        if block >= 0 and t == tmax:
+            wn[block] = 0.0
+        tot = 0.0
+        for i in range(n):
+            if wn[i] < 0.0:
+                wn[i] = 0.0
+            tot += wn[i]
+        for i in range(n):
+            wn[i] /= tot
+        fn = _frp_residual(wn, bmat, sf, fb, rn, jn)
+        if fn <= f + 2e-4 * t * slope:
+            return fn, t, (block if t == tmax else -1)
+        t *= 0.5
+    return f, 0.0, -1
+
+
+_frp_line_step = numba.njit(cache=True)(_frp_line_step_py)
+
+
 def _frp_polish_py(w0, bmat, sf, fb, max_iter):
     """Minimize the squared factor-budget gap over the simplex from ``w0`` (n,): see the module
     docstring. Returns the weights (n,), non-negative, summing to 1."""
@@ -120,104 +236,16 @@ def _frp_polish_py(w0, bmat, sf, fb, max_iter):
             g[i] = 0.0
             for j in range(k):
                 g[i] += jac[j, i] * r[j]
-        m = 0
-        ok = False
-        for _inner in range(2 * n + 2):
-            m = 0
-            for i in range(n):
-                if not active[i]:
-                    idx[m] = i
-                    m += 1
-            if m <= 1:
-                break
-            tr = 0.0
-            for p in range(m + 1):
-                for q in range(m + 1):
-                    a[p, q] = 0.0
-            for p in range(m):
-                for q in range(m):
-                    acc = 0.0
-                    for j in range(k):
-                        acc += jac[j, idx[p]] * jac[j, idx[q]]
-                    a[p, q] = acc
-                tr += a[p, p]
-                a[p, m] = 1.0
-                a[m, p] = 1.0
-                rhs[p] = -g[idx[p]]
-            rhs[m] = 0.0
-            mu = 1e-12 * tr / m + 1e-300
-            for p in range(m):
-                a[p, p] += mu
-            if not _solve_small(a[: m + 1, : m + 1], rhs[: m + 1]):
-                break
-            nu = rhs[m]
-            # a coordinate at zero that the step would make negative: hold it, solve again
-            hold = -1
-            for p in range(m):
-                if w[idx[p]] <= 0.0 and rhs[p] < 0.0:
-                    hold = idx[p]
-                    break
-            if hold >= 0:
-                active[hold] = True
-                continue
-            # a held coordinate the model would fill (multiplier of its bound < 0): release
-            for j in range(k):
-                jd[j] = 0.0
-                for p in range(m):
-                    jd[j] += jac[j, idx[p]] * rhs[p]
-            rel = -1
-            best = -1e-14 * (abs(nu) + 1e-300)
-            for i in range(n):
-                if active[i]:
-                    q = g[i]
-                    for j in range(k):
-                        q += jac[j, i] * jd[j]
-                    if q + nu < best:
-                        best = q + nu
-                        rel = i
-            if rel >= 0:
-                active[rel] = False
-                continue
-            ok = True
-            break
-        if not ok:
+        m = _frp_direction(w, jac, g, active, idx, a, rhs, jd)
+        if m == 0:
             break
         slope = 0.0
         for p in range(m):
             slope += g[idx[p]] * rhs[p]
         if not slope < 0.0:
             break
-        tmax = 1.0
-        block = -1
-        for p in range(m):
-            if rhs[p] < 0.0 and w[idx[p]] + rhs[p] < 0.0:
-                t = -w[idx[p]] / rhs[p]
-                if t < tmax:
-                    tmax = t
-                    block = idx[p]
-        t = tmax
-        fn = f
-        accepted = False
-        for _h in range(40):
-            for i in range(n):
-                wn[i] = w[i]
-            for p in range(m):
-                wn[idx[p]] = w[idx[p]] + t * rhs[p]
-            if block >= 0 and t == tmax:
-                wn[block] = 0.0
-            tot = 0.0
-            for i in range(n):
-                if wn[i] < 0.0:
-                    wn[i] = 0.0
-                tot += wn[i]
-            for i in range(n):
-                wn[i] /= tot
-            fn = _frp_residual(wn, bmat, sf, fb, rn, jn)
-            if fn <= f + 2e-4 * t * slope:
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:
+        fn, t, block = _frp_line_step(w, rhs, idx, m, f, slope, bmat, sf, fb, wn, rn, jn)
+        if t == 0.0:
             break
         hit = block >= 0 and wn[block] == 0.0
         if hit:
