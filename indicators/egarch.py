@@ -626,8 +626,6 @@ def _newton(x, y, dist, backcast, vb, lo, hi, max_iter: int = 20, fix_mu: bool =
     return x, ll, False
 
 
-
-
 def _newton_direction(b: np.ndarray, g: np.ndarray) -> np.ndarray | None:
     """The Newton step ``b^-1 g`` for the negative Hessian ``b`` (None: not positive definite)."""
     out = np.empty(g.shape[0])
